@@ -1,0 +1,113 @@
+/**
+ * The one table of error codes shared by cairnd, the SDK and the CLI.
+ * Services throw `CairnError(code, message)`; the HTTP layer takes the status from here.
+ */
+export const ERROR_CODES = {
+  INVALID_REQUEST: { status: 400, title: "Invalid request" },
+  INVALID_VOLUME_NAME: { status: 400, title: "Invalid volume name" },
+  INVALID_SIZE: { status: 400, title: "Invalid size" },
+  INVALID_LABEL: { status: 400, title: "Invalid label" },
+  INVALID_PATH: { status: 400, title: "Invalid path" },
+  INVALID_RANGE: { status: 416, title: "Range not satisfiable" },
+  NOT_A_FILE: { status: 400, title: "Not a regular file" },
+  VOLUME_SHRINK_NOT_ALLOWED: { status: 409, title: "Volumes cannot shrink" },
+  UNAUTHORIZED: { status: 401, title: "Unauthorized" },
+  FORBIDDEN: { status: 403, title: "Forbidden" },
+  NOT_FOUND: { status: 404, title: "Not found" },
+  PROJECT_NOT_FOUND: { status: 404, title: "Project not found" },
+  VOLUME_NOT_FOUND: { status: 404, title: "Volume not found" },
+  PATH_NOT_FOUND: { status: 404, title: "Path not found" },
+  METHOD_NOT_ALLOWED: { status: 405, title: "Method not allowed" },
+  PROJECT_ALREADY_EXISTS: { status: 409, title: "Project already exists" },
+  VOLUME_ALREADY_EXISTS: { status: 409, title: "Volume already exists" },
+  VOLUME_ALREADY_ATTACHED: { status: 409, title: "Volume already attached" },
+  VOLUME_BUSY: { status: 409, title: "Volume busy" },
+  VOLUME_NOT_READY: { status: 409, title: "Volume not ready" },
+  REGION_MISMATCH: { status: 409, title: "Wrong region" },
+  PRECONDITION_FAILED: { status: 412, title: "Precondition failed" },
+  PAYLOAD_TOO_LARGE: { status: 413, title: "Payload too large" },
+  UNSUPPORTED_MEDIA_TYPE: { status: 415, title: "Unsupported media type" },
+  QUOTA_EXCEEDED: { status: 507, title: "Volume full" },
+  POOL_FULL: { status: 507, title: "Storage pool full" },
+  INTERNAL: { status: 500, title: "Internal error" },
+  UNAVAILABLE: { status: 503, title: "Service unavailable" },
+} as const satisfies Record<string, { status: number; title: string }>;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+export function isErrorCode(value: unknown): value is ErrorCode {
+  return typeof value === "string" && Object.hasOwn(ERROR_CODES, value);
+}
+
+export function statusOf(code: ErrorCode): number {
+  return ERROR_CODES[code].status;
+}
+
+/** The body of every non-2xx response (`application/problem+json`). */
+export interface Problem {
+  type: string;
+  code: ErrorCode;
+  title: string;
+  status: number;
+  detail: string;
+  requestId?: string;
+  /** Extra machine-readable facts, e.g. `{ field: "name" }`. */
+  meta?: Record<string, unknown>;
+}
+
+export const PROBLEM_CONTENT_TYPE = "application/problem+json";
+
+/**
+ * An error with a stable code. Thrown by the server's services, and rebuilt by the SDK from a
+ * problem+json response so callers can `switch (err.code)` on either side of the wire.
+ */
+export class CairnError extends Error {
+  readonly code: ErrorCode;
+  readonly status: number;
+  readonly requestId: string | undefined;
+  readonly meta: Record<string, unknown> | undefined;
+
+  constructor(
+    code: ErrorCode,
+    message: string,
+    options: { cause?: unknown; requestId?: string; meta?: Record<string, unknown> } = {},
+  ) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = "CairnError";
+    this.code = code;
+    this.status = statusOf(code);
+    this.requestId = options.requestId;
+    this.meta = options.meta;
+  }
+
+  toProblem(requestId?: string): Problem {
+    const problem: Problem = {
+      type: `https://cairn.dev/errors/${this.code.toLowerCase().replaceAll("_", "-")}`,
+      code: this.code,
+      title: ERROR_CODES[this.code].title,
+      status: this.status,
+      detail: this.message,
+    };
+    const rid = requestId ?? this.requestId;
+    if (rid !== undefined) problem.requestId = rid;
+    if (this.meta !== undefined) problem.meta = this.meta;
+    return problem;
+  }
+
+  /** Rebuild an error from a problem body; unknown shapes become `INTERNAL` with the raw text. */
+  static fromProblem(body: unknown, status: number): CairnError {
+    if (body !== null && typeof body === "object") {
+      const b = body as Partial<Problem>;
+      if (isErrorCode(b.code)) {
+        const opts: { requestId?: string; meta?: Record<string, unknown> } = {};
+        if (typeof b.requestId === "string") opts.requestId = b.requestId;
+        if (b.meta && typeof b.meta === "object") opts.meta = b.meta;
+        return new CairnError(b.code, typeof b.detail === "string" ? b.detail : ERROR_CODES[b.code].title, opts);
+      }
+    }
+    const code: ErrorCode =
+      status === 401 ? "UNAUTHORIZED" : status === 404 ? "NOT_FOUND" : status === 503 ? "UNAVAILABLE" : "INTERNAL";
+    const text = typeof body === "string" && body.length > 0 ? body.slice(0, 500) : `HTTP ${status}`;
+    return new CairnError(code, text);
+  }
+}

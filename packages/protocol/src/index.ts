@@ -1,0 +1,5 @@
+export * from "./errors.js";
+export * from "./sizes.js";
+export * from "./volumes.js";
+export * from "./paths.js";
+export * from "./api.js";

@@ -1,0 +1,77 @@
+/** Configuration resolves once: option → environment variable → default, then frozen. */
+import { resolve } from "node:path";
+import { GiB, parseSize } from "@cairn/protocol";
+import type { DatabaseConfig } from "./storage/metadata-store.js";
+
+export interface Config {
+  /** `--data-dir` / `CAIRN_DATA_DIR`, default `/var/lib/cairn`. Holds the pool, mounts, database and keys. */
+  readonly dataDir: string;
+  /** `--listen` / `CAIRN_LISTEN`, default `127.0.0.1:7070`. */
+  readonly host: string;
+  readonly port: number;
+  /** `--region` / `CAIRN_REGION`, default `local`. */
+  readonly region: string;
+  /** `CAIRN_ADMIN_KEY`; else generated once into `<data-dir>/admin.key`. */
+  readonly adminKey: string | undefined;
+  /** `CAIRN_DATABASE_URL` (`postgres://…`), default SQLite at `<data-dir>/cairn.db`. */
+  readonly database: DatabaseConfig;
+  /** `CAIRN_POOL_SIZE`: size of the XFS pool image when the data dir cannot reflink. Default: 90% of free space, at most 1 TiB. */
+  readonly poolSizeBytes: number | undefined;
+  /** `CAIRN_IDLE_UNMOUNT_MS`, default 30000: how long a volume stays mounted after its last lease. */
+  readonly idleUnmountMs: number;
+  /** `CAIRN_MAX_VOLUME_SIZE`, default 100GiB. */
+  readonly maxVolumeBytes: number;
+  /** `CAIRN_LOG_LEVEL`, default `info`. */
+  readonly logLevel: string;
+}
+
+export interface ConfigOptions {
+  dataDir?: string | undefined;
+  listen?: string | undefined;
+  region?: string | undefined;
+  adminKey?: string | undefined;
+  databaseUrl?: string | undefined;
+  poolSize?: string | undefined;
+  idleUnmountMs?: number | undefined;
+  maxVolumeSize?: string | undefined;
+  logLevel?: string | undefined;
+}
+
+export class ConfigError extends Error {}
+
+export function resolveConfig(options: ConfigOptions = {}, env: NodeJS.ProcessEnv = process.env): Config {
+  const dataDir = resolve(options.dataDir ?? env.CAIRN_DATA_DIR ?? "/var/lib/cairn");
+  const listen = options.listen ?? env.CAIRN_LISTEN ?? "127.0.0.1:7070";
+  const m = /^(.*):(\d+)$/.exec(listen);
+  if (!m) throw new ConfigError(`--listen must be host:port, got "${listen}"`);
+  const host = m[1]!.replace(/^\[(.*)\]$/, "$1") || "0.0.0.0";
+  const port = Number(m[2]);
+  if (port > 65535) throw new ConfigError(`--listen port must be 0-65535, got ${port}`);
+  const region = options.region ?? env.CAIRN_REGION ?? "local";
+  if (!/^[a-z0-9][a-z0-9-]{0,62}$/.test(region)) throw new ConfigError(`--region must be lowercase letters, digits or hyphens, got "${region}"`);
+  const dbUrl = options.databaseUrl ?? env.CAIRN_DATABASE_URL;
+  const database: DatabaseConfig =
+    dbUrl && /^postgres(ql)?:\/\//.test(dbUrl)
+      ? { kind: "postgres", url: dbUrl }
+      : { kind: "sqlite", path: dbUrl?.replace(/^sqlite:/, "") || resolve(dataDir, "cairn.db") };
+  const sizeOf = (name: string, text: string | undefined): number | undefined => {
+    if (text === undefined || text === "") return undefined;
+    const n = parseSize(text);
+    if (n === undefined || n <= 0) throw new ConfigError(`${name} must be a size such as 100GiB, got "${text}"`);
+    return n;
+  };
+  const idle = options.idleUnmountMs ?? (env.CAIRN_IDLE_UNMOUNT_MS ? Number(env.CAIRN_IDLE_UNMOUNT_MS) : 30_000);
+  if (!Number.isFinite(idle) || idle < 0) throw new ConfigError("CAIRN_IDLE_UNMOUNT_MS must be a number of milliseconds");
+  return Object.freeze({
+    dataDir,
+    host,
+    port,
+    region,
+    adminKey: options.adminKey ?? env.CAIRN_ADMIN_KEY ?? undefined,
+    database,
+    poolSizeBytes: sizeOf("CAIRN_POOL_SIZE", options.poolSize ?? env.CAIRN_POOL_SIZE),
+    idleUnmountMs: idle,
+    maxVolumeBytes: sizeOf("CAIRN_MAX_VOLUME_SIZE", options.maxVolumeSize ?? env.CAIRN_MAX_VOLUME_SIZE) ?? 100 * GiB,
+    logLevel: options.logLevel ?? env.CAIRN_LOG_LEVEL ?? "info",
+  });
+}

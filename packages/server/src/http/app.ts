@@ -1,0 +1,105 @@
+import Fastify, { type FastifyInstance, type FastifyServerOptions } from "fastify";
+import { CairnError, PROBLEM_CONTENT_TYPE } from "@cairn/protocol";
+import type { AuthService } from "../services/auth.js";
+import type { VolumeService } from "../services/volumes.js";
+import type { MetadataStore } from "../storage/metadata-store.js";
+import { newId } from "../ids.js";
+import { adminRoutes } from "./admin-routes.js";
+import { fileRoutes } from "./file-routes.js";
+import { buildOpenApi } from "./openapi.js";
+import { defineRoute, registerRoute, type RouteSpec } from "./route.js";
+import { volumeRoutes } from "./volume-routes.js";
+import { Health } from "@cairn/protocol";
+
+export interface AppDeps {
+  store: MetadataStore;
+  auth: AuthService;
+  volumes: VolumeService;
+  region: string;
+  version: string;
+  logger: FastifyServerOptions["logger"];
+}
+
+export function allRoutes(deps: Pick<AppDeps, "store" | "auth" | "volumes" | "region" | "version">, openapi: () => unknown): RouteSpec[] {
+  return [
+    defineRoute({
+      method: "GET",
+      path: "/healthz",
+      operationId: "health",
+      summary: "Liveness",
+      tags: ["meta"],
+      auth: false,
+      responses: { 200: { description: "cairnd is up", schema: Health } },
+      handler: async () => ({ status: "ok", version: deps.version, region: deps.region, pid: process.pid }),
+    }),
+    defineRoute({
+      method: "GET",
+      path: "/openapi.json",
+      operationId: "openapi",
+      summary: "This document",
+      tags: ["meta"],
+      auth: false,
+      responses: { 200: { description: "OpenAPI 3.1" } },
+      handler: async () => openapi(),
+    }),
+    ...adminRoutes(deps.store, deps.auth),
+    ...volumeRoutes(deps.volumes),
+    ...fileRoutes(deps.volumes),
+  ];
+}
+
+export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
+  const app = Fastify({
+    logger: deps.logger,
+    genReqId: () => newId("req", 16),
+    requestIdLogLabel: "requestId",
+    return503OnClosing: true,
+    forceCloseConnections: "idle",
+    bodyLimit: 1024 * 1024,
+  });
+  let doc: unknown;
+  const routes: RouteSpec[] = allRoutes(deps, () => doc);
+  doc = buildOpenApi(routes, deps.version);
+
+  app.addHook("onSend", async (req, reply, payload) => {
+    reply.header("x-request-id", req.id);
+    return payload;
+  });
+
+  app.setErrorHandler((err, req, reply) => {
+    let ce: CairnError;
+    const e = err as Error & { code?: string; statusCode?: number };
+    if (err instanceof CairnError) ce = err;
+    else if (e.code === "FST_ERR_CTP_INVALID_MEDIA_TYPE") ce = new CairnError("UNSUPPORTED_MEDIA_TYPE", "Send JSON bodies with Content-Type: application/json");
+    else if (e.code === "FST_ERR_CTP_BODY_TOO_LARGE") ce = new CairnError("PAYLOAD_TOO_LARGE", "JSON bodies are limited to 1 MiB");
+    else if (e.statusCode === 400 || e.code === "FST_ERR_CTP_EMPTY_JSON_BODY") ce = new CairnError("INVALID_REQUEST", `The request body is not valid JSON: ${e.message}`);
+    else {
+      req.log.error({ err }, "unhandled error");
+      ce = new CairnError("INTERNAL", `Something went wrong on the server; quote request id ${req.id} when you report it`);
+    }
+    if (ce.status >= 500 && ce.code !== "INTERNAL") req.log.warn({ err: ce }, ce.message);
+    if (reply.sent || reply.raw.headersSent) {
+      reply.raw.destroy();
+      return;
+    }
+    void reply.code(ce.status).type(PROBLEM_CONTENT_TYPE).send(ce.toProblem(req.id));
+  });
+
+  app.setNotFoundHandler((req, reply) => {
+    const e = new CairnError("NOT_FOUND", `No route ${req.method} ${req.url.split("?")[0]}; see /openapi.json`);
+    void reply.code(404).type(PROBLEM_CONTENT_TYPE).send(e.toProblem(req.id));
+  });
+
+  const authenticate = (req: import("fastify").FastifyRequest) =>
+    deps.auth.authenticate(req.headers.authorization, req.headers["x-cairn-project"] as string | undefined);
+
+  // File content is streamed, never parsed: those routes live in a scope without body parsers
+  // (a JSON file must not be parsed as a request).
+  await app.register(async (raw) => {
+    raw.removeAllContentTypeParsers();
+    raw.addContentTypeParser("*", (_req, _payload, done) => done(null));
+    for (const r of routes.filter((r) => r.rawBody)) registerRoute(raw, r, authenticate);
+  });
+  for (const r of routes.filter((r) => !r.rawBody)) registerRoute(app, r, authenticate);
+  return app;
+}

@@ -1,0 +1,72 @@
+/** The OpenAPI 3.1 document, generated from the route declarations. */
+import { z } from "zod";
+import { ProblemSchema } from "@cairn/protocol";
+import type { RouteSpec } from "./route.js";
+
+const jsonSchema = (schema: z.ZodType, io: "input" | "output") =>
+  z.toJSONSchema(schema, { io, target: "draft-2020-12", unrepresentable: "any" }) as Record<string, unknown>;
+
+export function buildOpenApi(routes: RouteSpec[], version: string): Record<string, unknown> {
+  const paths: Record<string, Record<string, unknown>> = {};
+  for (const r of routes) {
+    const parameters: unknown[] = [];
+    for (const [where, schema] of [["path", r.params], ["query", r.query]] as const) {
+      if (!schema) continue;
+      const js = jsonSchema(schema, "input");
+      const props = (js.properties ?? {}) as Record<string, Record<string, unknown>>;
+      const required = new Set((js.required as string[] | undefined) ?? []);
+      for (const [name, s] of Object.entries(props)) {
+        const { description, ...rest } = s;
+        parameters.push({ name, in: where, required: where === "path" || required.has(name), description, schema: rest });
+      }
+    }
+    for (const [name, description] of Object.entries(r.headers ?? {})) {
+      parameters.push({ name, in: "header", required: false, description, schema: { type: "string" } });
+    }
+    const op: Record<string, unknown> = {
+      operationId: r.operationId,
+      summary: r.summary,
+      tags: r.tags,
+      parameters,
+      responses: Object.fromEntries([
+        ...Object.entries(r.responses).map(([status, spec]) => [
+          status,
+          {
+            description: spec.description,
+            ...(spec.schema
+              ? { content: { "application/json": { schema: jsonSchema(spec.schema, "output") } } }
+              : spec.contentType
+                ? { content: { [spec.contentType]: { schema: { type: "string", format: "binary" } } } }
+                : {}),
+          },
+        ]),
+        ["default", { description: "Error", content: { "application/problem+json": { schema: { $ref: "#/components/schemas/Problem" } } } }],
+      ]),
+    };
+    if (r.description) op.description = r.description;
+    if (r.auth === false) op.security = [];
+    if (r.body) op.requestBody = { required: true, content: { "application/json": { schema: jsonSchema(r.body, "input") } } };
+    if (r.rawBody) {
+      op.requestBody = {
+        required: true,
+        description: r.rawBody.description,
+        content: { [r.rawBody.contentType]: { schema: { type: "string", format: "binary" } } },
+      };
+    }
+    (paths[r.path] ??= {})[r.method.toLowerCase()] = op;
+  }
+  return {
+    openapi: "3.1.0",
+    info: {
+      title: "Cairn",
+      version,
+      description: "Persistent volumes for sandboxes. Every error is application/problem+json with a stable `code`.",
+    },
+    security: [{ bearer: [] }],
+    paths,
+    components: {
+      securitySchemes: { bearer: { type: "http", scheme: "bearer", description: "A project API key, or the admin key" } },
+      schemas: { Problem: jsonSchema(ProblemSchema, "output") },
+    },
+  };
+}

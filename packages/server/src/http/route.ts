@@ -1,0 +1,107 @@
+/**
+ * Routes are declared once, with zod schemas: the same declaration validates requests and
+ * produces the OpenAPI document, so the two cannot drift.
+ */
+import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import { z } from "zod";
+import { CairnError, type ErrorCode } from "@cairn/protocol";
+import type { Principal } from "../services/auth.js";
+
+export interface ResponseSpec {
+  description: string;
+  schema?: z.ZodType;
+  /** For non-JSON bodies, e.g. `application/octet-stream`. */
+  contentType?: string;
+}
+
+export interface RouteContext<P, Q, B> {
+  params: P;
+  query: Q;
+  body: B;
+  req: FastifyRequest;
+  reply: FastifyReply;
+  principal: Principal;
+}
+
+export interface RouteSpec<P = unknown, Q = unknown, B = unknown> {
+  method: "GET" | "POST" | "PUT" | "PATCH" | "DELETE";
+  /** OpenAPI-style path: `/v1/volumes/{volume}`. */
+  path: string;
+  operationId: string;
+  summary: string;
+  description?: string;
+  tags: string[];
+  /** Default true. Health, the OpenAPI document and signed URLs are the only public routes. */
+  auth?: boolean;
+  adminOnly?: boolean;
+  params?: z.ZodType<P>;
+  query?: z.ZodType<Q>;
+  body?: z.ZodType<B>;
+  /** A streamed, unparsed body (file content); the handler reads `req.raw`. */
+  rawBody?: { contentType: string; description: string };
+  /** Extra request headers worth documenting. */
+  headers?: Record<string, string>;
+  responses: Record<number, ResponseSpec>;
+  handler: (ctx: RouteContext<P, Q, B>) => Promise<unknown>;
+}
+
+export function defineRoute<P, Q, B>(spec: RouteSpec<P, Q, B>): RouteSpec {
+  return spec as unknown as RouteSpec;
+}
+
+/** Which error code a bad field gets: these fields have codes users switch on. */
+const FIELD_CODES: Record<string, ErrorCode> = {
+  name: "INVALID_VOLUME_NAME",
+  sizeGb: "INVALID_SIZE",
+  sizeBytes: "INVALID_SIZE",
+  labels: "INVALID_LABEL",
+  path: "INVALID_PATH",
+};
+
+export function parseOrThrow<T>(schema: z.ZodType<T>, value: unknown, where: string): T {
+  const r = schema.safeParse(value ?? (where === "body" ? undefined : {}));
+  if (r.success) return r.data;
+  const issue = r.error.issues[0]!;
+  const field = issue.path.map(String).join(".");
+  const top = String(issue.path[0] ?? "");
+  if (where === "body" && value === undefined) {
+    throw new CairnError("INVALID_REQUEST", "This request needs a JSON body (Content-Type: application/json)");
+  }
+  const code = FIELD_CODES[top] ?? "INVALID_REQUEST";
+  const message = code === "INVALID_REQUEST" ? `${where}${field ? `.${field}` : ""}: ${issue.message}` : issue.message;
+  throw new CairnError(code, message, { meta: { field: field || where } });
+}
+
+export const toFastifyPath = (p: string) => p.replace(/\{(\w+)\}/g, ":$1");
+
+declare module "fastify" {
+  interface FastifyRequest {
+    principal?: Principal;
+  }
+}
+
+export function registerRoute(
+  app: FastifyInstance,
+  spec: RouteSpec,
+  authenticate: (req: FastifyRequest) => Promise<Principal>,
+): void {
+  app.route({
+    method: spec.method,
+    url: toFastifyPath(spec.path),
+    handler: async (req, reply) => {
+      let principal: Principal = { kind: "project", projectId: "", projectName: "" };
+      if (spec.auth !== false) {
+        principal = await authenticate(req);
+        if (spec.adminOnly && principal.kind !== "admin") {
+          throw new CairnError("FORBIDDEN", "Only the admin key can do this");
+        }
+      }
+      const params = spec.params ? parseOrThrow(spec.params, req.params, "params") : req.params;
+      const query = spec.query ? parseOrThrow(spec.query, req.query, "query") : req.query;
+      const body = spec.body ? parseOrThrow(spec.body, req.body, "body") : undefined;
+      const result = await spec.handler({ params, query, body, req, reply, principal });
+      if (reply.sent) return reply;
+      return result === undefined ? reply.send() : reply.send(result);
+    },
+  });
+}

@@ -1,0 +1,131 @@
+#!/usr/bin/env node
+/**
+ * cairnd's entry point. It moves itself into its pinned private mount namespace first (a child
+ * process under `nsenter`), so every mount it makes stays out of the host's namespace and
+ * survives a cairnd restart.
+ */
+import { spawn } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+import { resolveConfig, ConfigError, type ConfigOptions } from "./config.js";
+import { startCairnd } from "./server.js";
+import { ensurePinnedNamespace, inNamespace, namespaceId, releasePinnedNamespace } from "./volumes/namespace.js";
+
+export const SERVER_HELP = `Usage: cairn server [options]
+
+Start cairnd with embedded defaults (SQLite, local disk).
+
+Options:
+  --data-dir <dir>   data directory (env CAIRN_DATA_DIR, default /var/lib/cairn)
+  --listen <addr>    host:port to listen on (env CAIRN_LISTEN, default 127.0.0.1:7070)
+  --region <name>    region this host serves (env CAIRN_REGION, default local)
+  --release          stop using the data dir's mount namespace: unmount everything it holds
+                     (run only while cairnd is stopped)
+  -h, --help         show this help
+
+Environment:
+  CAIRN_ADMIN_KEY        admin key (default: generated once into <data-dir>/admin.key, mode 0600)
+  CAIRN_DATABASE_URL     postgres://… to keep metadata in PostgreSQL (default SQLite in the data dir)
+  CAIRN_POOL_SIZE        size of the XFS pool image when the data dir cannot reflink (e.g. 200GiB)
+  CAIRN_IDLE_UNMOUNT_MS  how long an unused volume stays mounted (default 30000)
+  CAIRN_MAX_VOLUME_SIZE  largest volume allowed (default 100GiB)
+  CAIRN_LOG_LEVEL        trace|debug|info|warn|error (default info)
+`;
+
+export async function runServer(argv: string[]): Promise<number> {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      options: {
+        "data-dir": { type: "string" },
+        listen: { type: "string" },
+        region: { type: "string" },
+        release: { type: "boolean" },
+        help: { type: "boolean", short: "h" },
+      },
+      strict: true,
+    }));
+  } catch (err) {
+    process.stderr.write(`cairn server: ${(err as Error).message}\n\n${SERVER_HELP}`);
+    return 2;
+  }
+  if (values.help) {
+    process.stdout.write(SERVER_HELP);
+    return 0;
+  }
+  const options: ConfigOptions = { dataDir: values["data-dir"], listen: values.listen, region: values.region };
+  let config;
+  try {
+    config = resolveConfig(options);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`cairn server: ${err.message}\n`);
+      return 2;
+    }
+    throw err;
+  }
+  if (values.release) {
+    await releasePinnedNamespace(config.dataDir);
+    return 0;
+  }
+  if (process.getuid?.() !== 0) {
+    process.stderr.write("cairn server: cairnd needs root (it creates loop devices and mounts)\n");
+    return 1;
+  }
+
+  const nsId = process.env.CAIRN_NAMESPACE_ID;
+  if (!nsId || !(await inNamespace(nsId))) {
+    const { mkdir } = await import("node:fs/promises");
+    await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
+    const pin = await ensurePinnedNamespace(config.dataDir);
+    const script = fileURLToPath(new URL("./main.js", import.meta.url));
+    const child = spawn("nsenter", [`--mount=${pin}`, "--", process.execPath, ...process.execArgv, script, ...argv], {
+      stdio: "inherit",
+      env: { ...process.env, CAIRN_NAMESPACE_ID: await namespaceId(pin) },
+    });
+    for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"] as const) process.on(sig, () => child.kill(sig));
+    return new Promise((resolve) => {
+      child.on("exit", (code, signal) => resolve(code ?? (signal === "SIGKILL" ? 137 : 1)));
+    });
+  }
+
+  const cairnd = await startCairnd(config);
+  const log = cairnd.app.log;
+  log.info({ url: cairnd.url, dataDir: config.dataDir, region: config.region, database: config.database.kind }, "cairnd listening");
+  const keyNote = cairnd.adminKeySource === "env" ? "(from CAIRN_ADMIN_KEY)" : `(stored in ${config.dataDir}/admin.key)`;
+  process.stderr.write(
+    `\ncairnd is running.\n\n  export CAIRN_URL=${cairnd.url} CAIRN_API_KEY=${cairnd.adminKey}\n\n  admin key ${keyNote}\n  try: npx cairn volume create team-data\n\n`,
+  );
+  const parent = process.ppid;
+  return new Promise((resolve) => {
+    let stopping = false;
+    const stop = (why: string) => {
+      if (stopping) return;
+      stopping = true;
+      log.info({ why }, "shutting down: finishing requests, releasing leases");
+      cairnd.close().then(
+        () => resolve(0),
+        (err) => {
+          log.error({ err }, "shutdown failed");
+          resolve(1);
+        },
+      );
+    };
+    process.on("SIGINT", () => stop("SIGINT"));
+    process.on("SIGTERM", () => stop("SIGTERM"));
+    process.on("SIGHUP", () => stop("SIGHUP"));
+    // The launcher outside the namespace died without telling us: stop too.
+    setInterval(() => process.ppid !== parent && stop("parent exited"), 1000).unref();
+  });
+}
+
+if (process.argv[1] && fileURLToPath(import.meta.url) === (await import("node:fs")).realpathSync(process.argv[1])) {
+  runServer(process.argv.slice(2)).then(
+    (code) => process.exit(code),
+    (err) => {
+      process.stderr.write(`cairnd: ${(err as Error).stack ?? err}\n`);
+      process.exit(1);
+    },
+  );
+}

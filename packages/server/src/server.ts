@@ -1,0 +1,98 @@
+/** Wire the parts together: metadata, pool, engine, services, HTTP. */
+import { mkdir, readFile, writeFile, chmod } from "node:fs/promises";
+import { join } from "node:path";
+import type { FastifyInstance } from "fastify";
+import type { Config } from "./config.js";
+import { buildApp } from "./http/app.js";
+import { newId } from "./ids.js";
+import { AuthService, generateAdminKey } from "./services/auth.js";
+import { VolumeService } from "./services/volumes.js";
+import { MetadataStore } from "./storage/metadata-store.js";
+import { LoopVolumeEngine } from "./volumes/engine.js";
+import { openPool } from "./volumes/pool.js";
+
+export const VERSION = "0.1.0";
+
+export interface Cairnd {
+  app: FastifyInstance;
+  url: string;
+  adminKey: string;
+  /** Where the admin key came from: the environment, or the generated file. */
+  adminKeySource: "env" | "file";
+  store: MetadataStore;
+  engine: LoopVolumeEngine;
+  close(): Promise<void>;
+}
+
+async function loadAdminKey(config: Config): Promise<{ key: string; source: "env" | "file" }> {
+  if (config.adminKey) return { key: config.adminKey, source: "env" };
+  const file = join(config.dataDir, "admin.key");
+  try {
+    const key = (await readFile(file, "utf8")).trim();
+    if (key) return { key, source: "file" };
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
+  }
+  const key = generateAdminKey();
+  await writeFile(file, key + "\n", { mode: 0o600, flag: "wx" }).catch(async (err) => {
+    if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
+  });
+  await chmod(file, 0o600);
+  return { key: (await readFile(file, "utf8")).trim(), source: "file" };
+}
+
+export async function startCairnd(config: Config, options: { logger?: boolean | object } = {}): Promise<Cairnd> {
+  await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
+  const { key: adminKey, source: adminKeySource } = await loadAdminKey(config);
+  const store = await MetadataStore.open(config.database);
+  const logger = options.logger ?? { level: config.logLevel };
+  let app: FastifyInstance | undefined;
+  try {
+    const pool = await openPool(config.dataDir, { sizeBytes: config.poolSizeBytes });
+    const defaultProject = await store.ensureProject(newId("prj"), "default");
+    const auth = new AuthService(store, adminKey, defaultProject);
+    // The engine logs through the app's logger once it exists.
+    const log = {
+      info: (o: object, m?: string) => app?.log.info(o, m),
+      warn: (o: object, m?: string) => app?.log.warn(o, m),
+      error: (o: object, m?: string) => app?.log.error(o, m),
+      debug: (o: object, m?: string) => app?.log.debug(o, m),
+    };
+    const engine = new LoopVolumeEngine({
+      pool,
+      mountRoot: join(config.dataDir, "mounts"),
+      idleUnmountMs: config.idleUnmountMs,
+      log,
+      onUnmount: async (id, usage) => {
+        await store.updateVolume(id, { usedBytes: usage.usedBytes });
+      },
+    });
+    const volumes = new VolumeService({ store, engine, config, log });
+    app = await buildApp({ store, auth, volumes, region: config.region, version: VERSION, logger });
+    await volumes.reconcile();
+    const address = await app.listen({ host: config.host, port: config.port });
+    const url = address.replace("://[::1]", "://localhost");
+    let closing: Promise<void> | undefined;
+    const server = app;
+    return {
+      app,
+      url,
+      adminKey,
+      adminKeySource,
+      store,
+      engine,
+      close() {
+        closing ??= (async () => {
+          await server.close(); // in-flight requests finish first
+          await engine.close(); // then every lease is gone: unmount
+          await store.close();
+        })();
+        return closing;
+      },
+    };
+  } catch (err) {
+    await app?.close().catch(() => undefined);
+    await store.close().catch(() => undefined);
+    throw err;
+  }
+}

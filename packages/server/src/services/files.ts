@@ -1,0 +1,232 @@
+/**
+ * Whole-file write and read on a mounted volume. Writes stream into a temp file in the target's
+ * directory, are fsynced and renamed over the target: a reader sees the old or the new content,
+ * never a mix, and a write that does not fit leaves the old content as it was.
+ */
+import { constants as fsc, type Stats } from "node:fs";
+import { mkdir, open, rename, rm, statfs, lstat, type FileHandle } from "node:fs/promises";
+import { dirname, basename, join } from "node:path";
+import { randomBytes } from "node:crypto";
+import { CairnError, normalizeVolumePath, formatSize, type WriteFileResult } from "@cairn/protocol";
+import { resolveInVolume } from "../volumes/resolve.js";
+
+/** Writes are gathered into large `writev` calls: DESIGN.md measured piping at 0.3 GB/s, large writes at 1.7 GB/s. */
+const WRITE_BATCH_BYTES = 4 * 1024 * 1024;
+
+export function etagOf(st: Stats): string {
+  return `"${st.ino.toString(16)}-${st.size.toString(16)}-${Math.floor(st.mtimeMs * 1000).toString(16)}"`;
+}
+
+function isNoSpace(err: unknown): boolean {
+  const code = (err as NodeJS.ErrnoException)?.code;
+  return code === "ENOSPC" || code === "EDQUOT";
+}
+
+function mapFsError(err: unknown, path: string): never {
+  const code = (err as NodeJS.ErrnoException)?.code;
+  if (code === "ENOENT" || code === "ENOTDIR") throw new CairnError("PATH_NOT_FOUND", `${path} does not exist`);
+  if (code === "ELOOP") throw new CairnError("INVALID_PATH", `${path} changed while it was being resolved; retry`);
+  if (code === "EISDIR") throw new CairnError("NOT_A_FILE", `${path} is a directory`);
+  if (code === "ENAMETOOLONG") throw new CairnError("INVALID_PATH", `${path} is too long`);
+  throw err;
+}
+
+export interface WriteOptions {
+  /** Declared body length, if known: a body larger than the free space is refused before any byte lands. */
+  contentLength?: number | undefined;
+  ifMatch?: string | undefined;
+  ifNoneMatch?: string | undefined;
+  volumeName: string;
+  mode?: number;
+}
+
+export async function writeFile(
+  root: string,
+  rawPath: string,
+  body: AsyncIterable<Uint8Array>,
+  options: WriteOptions,
+): Promise<WriteFileResult> {
+  const path = normalizeVolumePath(rawPath);
+  if (path === "/") throw new CairnError("NOT_A_FILE", "Cannot write to the volume root; give a file path such as /hello.txt");
+  const target = await resolveInVolume(root, path, { followLast: true });
+  const dir = dirname(target.hostPath);
+  let existing: Stats | undefined;
+  try {
+    existing = await lstat(target.hostPath);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== "ENOENT") mapFsError(err, path);
+  }
+  if (existing && !existing.isFile()) throw new CairnError("NOT_A_FILE", `${path} exists and is not a regular file`);
+  checkPreconditions(path, existing, options);
+  if (options.contentLength !== undefined) {
+    const f = await statfs(root);
+    // The old file stays until the rename, so its space does not count as free.
+    const free = f.bavail * f.bsize;
+    if (options.contentLength > free) {
+      throw new CairnError(
+        "QUOTA_EXCEEDED",
+        `Volume "${options.volumeName}" has ${formatSize(free)} free; this write needs ${formatSize(options.contentLength)}. Grow the volume or free space.`,
+      );
+    }
+  }
+  try {
+    await mkdir(dir, { recursive: true });
+  } catch (err) {
+    if (isNoSpace(err)) throw quotaError(options.volumeName, err);
+    mapFsError(err, path);
+  }
+  const tmp = join(dir, `.cairn-tmp-${basename(target.hostPath).slice(0, 64)}-${randomBytes(6).toString("hex")}`);
+  let fh: FileHandle | undefined;
+  let size = 0;
+  try {
+    fh = await open(tmp, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | fsc.O_NOFOLLOW, options.mode ?? 0o644);
+    let batch: Uint8Array[] = [];
+    let batchBytes = 0;
+    for await (const chunk of body) {
+      batch.push(chunk);
+      batchBytes += chunk.byteLength;
+      if (batchBytes >= WRITE_BATCH_BYTES) {
+        await writeAll(fh, batch);
+        size += batchBytes;
+        batch = [];
+        batchBytes = 0;
+      }
+    }
+    if (batchBytes > 0) {
+      await writeAll(fh, batch);
+      size += batchBytes;
+    }
+    await fh.datasync();
+    await fh.close();
+    fh = undefined;
+    // Compare-and-swap: re-check right before the rename so a concurrent writer is not overwritten silently.
+    let current: Stats | undefined;
+    try {
+      current = await lstat(target.hostPath);
+    } catch {
+      current = undefined;
+    }
+    checkPreconditions(path, current, options);
+    await rename(tmp, target.hostPath);
+    await syncDir(dir);
+  } catch (err) {
+    await fh?.close().catch(() => undefined);
+    await rm(tmp, { force: true }).catch(() => undefined);
+    if (isNoSpace(err)) throw quotaError(options.volumeName, err);
+    if (err instanceof CairnError) throw err;
+    mapFsError(err, path);
+  }
+  const st = await lstat(target.hostPath);
+  return { path: target.volumePath, size, etag: etagOf(st), created: existing === undefined };
+}
+
+async function writeAll(fh: FileHandle, chunks: Uint8Array[]): Promise<void> {
+  let pending = chunks;
+  while (pending.length > 0) {
+    const { bytesWritten } = await fh.writev(pending);
+    const total = pending.reduce((n, c) => n + c.byteLength, 0);
+    if (bytesWritten >= total) return;
+    // Short write: drop what was written and continue with the rest.
+    let skip = bytesWritten;
+    const rest: Uint8Array[] = [];
+    for (const c of pending) {
+      if (skip >= c.byteLength) {
+        skip -= c.byteLength;
+        continue;
+      }
+      rest.push(skip > 0 ? c.subarray(skip) : c);
+      skip = 0;
+    }
+    pending = rest;
+  }
+}
+
+async function syncDir(dir: string): Promise<void> {
+  const d = await open(dir, fsc.O_RDONLY | fsc.O_DIRECTORY);
+  try {
+    await d.sync();
+  } finally {
+    await d.close();
+  }
+}
+
+function quotaError(volumeName: string, cause: unknown): CairnError {
+  return new CairnError(
+    "QUOTA_EXCEEDED",
+    `Volume "${volumeName}" is full; nothing was changed. Grow the volume (cairn volume resize) or free space.`,
+    { cause },
+  );
+}
+
+function checkPreconditions(path: string, st: Stats | undefined, options: Pick<WriteOptions, "ifMatch" | "ifNoneMatch">): void {
+  const etag = st ? etagOf(st) : undefined;
+  if (options.ifNoneMatch !== undefined) {
+    const tags = options.ifNoneMatch.split(",").map((t) => t.trim());
+    if (st && (tags.includes("*") || (etag && tags.includes(etag)))) {
+      throw new CairnError("PRECONDITION_FAILED", `${path} already exists (If-None-Match)`);
+    }
+  }
+  if (options.ifMatch !== undefined) {
+    const tags = options.ifMatch.split(",").map((t) => t.trim());
+    if (!st || !(tags.includes("*") || (etag && tags.includes(etag)))) {
+      throw new CairnError("PRECONDITION_FAILED", `${path} has changed since you read it (If-Match); read it again and retry`);
+    }
+  }
+}
+
+export interface OpenedFile {
+  fh: FileHandle;
+  stat: Stats;
+  path: string;
+  etag: string;
+}
+
+/** Open a regular file for reading. Special files (fifos, devices, sockets) are never opened. */
+export async function openForRead(root: string, rawPath: string): Promise<OpenedFile> {
+  const path = normalizeVolumePath(rawPath);
+  const target = await resolveInVolume(root, path, { followLast: true });
+  let st: Stats;
+  try {
+    st = await lstat(target.hostPath);
+  } catch (err) {
+    mapFsError(err, path);
+  }
+  if (st.isDirectory()) throw new CairnError("NOT_A_FILE", `${path} is a directory; list it instead`);
+  if (!st.isFile()) throw new CairnError("NOT_A_FILE", `${path} is not a regular file`);
+  let fh: FileHandle;
+  try {
+    fh = await open(target.hostPath, fsc.O_RDONLY | fsc.O_NOFOLLOW | fsc.O_NONBLOCK);
+  } catch (err) {
+    mapFsError(err, path);
+  }
+  const fst = await fh.stat();
+  if (!fst.isFile() || fst.ino !== st.ino) {
+    await fh.close();
+    throw new CairnError("INVALID_PATH", `${path} changed while it was being opened; retry`);
+  }
+  return { fh, stat: fst, path: target.volumePath, etag: etagOf(fst) };
+}
+
+/** Parse a single `Range: bytes=a-b` header against a size. Multiple ranges are not supported (the whole file is sent). */
+export function parseRange(header: string | undefined, size: number): { start: number; end: number } | undefined {
+  if (!header) return undefined;
+  const m = /^bytes=(\d*)-(\d*)$/.exec(header.trim());
+  if (!m || (m[1] === "" && m[2] === "")) {
+    if (header.includes(",")) return undefined;
+    throw new CairnError("INVALID_RANGE", `Range ${header} is not of the form bytes=start-end`, { meta: { size } });
+  }
+  let start: number;
+  let end: number;
+  if (m[1] === "") {
+    const suffix = Number(m[2]);
+    start = Math.max(0, size - suffix);
+    end = size - 1;
+  } else {
+    start = Number(m[1]);
+    end = m[2] === "" ? size - 1 : Math.min(Number(m[2]), size - 1);
+  }
+  if (start >= size || start > end) {
+    throw new CairnError("INVALID_RANGE", `Range ${header} is outside the file (size ${size})`, { meta: { size } });
+  }
+  return { start, end };
+}

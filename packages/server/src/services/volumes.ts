@@ -1,0 +1,258 @@
+/** The volume lifecycle: create, get, list, update (labels, grow), delete, and start-up reconciliation. */
+import {
+  CairnError,
+  DEFAULT_SIZE_BYTES,
+  GiB,
+  MiB,
+  VOLUME_FIELDS,
+  formatSize,
+  type CreateVolumeRequest,
+  type ResizeResult,
+  type UpdateVolumeRequest,
+  type Volume,
+  type VolumeList,
+} from "@cairn/protocol";
+import type { Config } from "../config.js";
+import { ID_PATTERN, newId } from "../ids.js";
+import type { Logger } from "../logger.js";
+import type { MetadataStore, VolumeRecord } from "../storage/metadata-store.js";
+import { MIN_FS_BYTES, type Lease, type VolumeEngine } from "../volumes/engine.js";
+
+export interface VolumeServiceDeps {
+  store: MetadataStore;
+  engine: VolumeEngine;
+  config: Pick<Config, "region" | "maxVolumeBytes">;
+  log: Logger;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export class VolumeService {
+  constructor(private readonly deps: VolumeServiceDeps) {}
+
+  /** Find a volume of the project by id or name; another project's volume is simply not found. */
+  async find(projectId: string, ref: string): Promise<VolumeRecord> {
+    const { store } = this.deps;
+    const byId = ID_PATTERN.test(ref) ? await store.getVolume(projectId, { id: ref }) : undefined;
+    const v = byId ?? (await store.getVolume(projectId, { name: ref }));
+    if (!v) throw new CairnError("VOLUME_NOT_FOUND", `Volume "${ref}" not found`);
+    return v;
+  }
+
+  async toWire(v: VolumeRecord): Promise<Volume> {
+    const usage = v.status === "ready" || v.status === "resizing" ? await this.deps.engine.usage(v.id) : undefined;
+    return { ...v, usedBytes: usage?.usedBytes ?? v.usedBytes };
+  }
+
+  resolveSize(req: { sizeGb?: number | undefined; sizeBytes?: number | undefined }, filesystem: "ext4" | "xfs"): number {
+    if (req.sizeGb !== undefined && req.sizeBytes !== undefined) {
+      throw new CairnError("INVALID_SIZE", "Give sizeGb or sizeBytes, not both");
+    }
+    const { maxVolumeBytes } = this.deps.config;
+    let size = req.sizeGb !== undefined ? req.sizeGb * GiB : req.sizeBytes ?? DEFAULT_SIZE_BYTES;
+    size = Math.ceil(size / MiB) * MiB;
+    const min = MIN_FS_BYTES[filesystem];
+    if (size < min) {
+      throw new CairnError("INVALID_SIZE", `Size must be at least ${formatSize(min)} for ${filesystem}`);
+    }
+    if (size > maxVolumeBytes) {
+      throw new CairnError("INVALID_SIZE", `Size must be at most ${formatSize(maxVolumeBytes)} (this server's limit)`);
+    }
+    return size;
+  }
+
+  async create(projectId: string, req: CreateVolumeRequest): Promise<{ volume: Volume; created: boolean }> {
+    const { store, engine, config, log } = this.deps;
+    const filesystem = req.filesystem ?? "ext4";
+    const sizeBytes = this.resolveSize(req, filesystem);
+    if (req.region !== undefined && req.region !== config.region) {
+      throw new CairnError(
+        "REGION_MISMATCH",
+        `This cairnd serves region ${config.region}; create volumes for region ${req.region} on a host of that region`,
+      );
+    }
+    const at = new Date().toISOString();
+    const record: VolumeRecord = {
+      id: newId("vol"),
+      projectId,
+      name: req.name,
+      region: config.region,
+      sizeBytes,
+      usedBytes: 0,
+      filesystem,
+      accessMode: req.accessMode ?? "ReadWriteOnce",
+      status: "creating",
+      labels: req.labels ?? {},
+      createdAt: at,
+      updatedAt: at,
+    };
+    try {
+      await store.insertVolume(record);
+    } catch (err) {
+      if (err instanceof CairnError && err.code === "VOLUME_ALREADY_EXISTS" && req.ifExists === "return") {
+        return { volume: await this.toWire(await this.waitUntilSettled(projectId, req.name)), created: false };
+      }
+      throw err;
+    }
+    const opId = newId("op");
+    await store.startOperation({ id: opId, volumeId: record.id, kind: "create", detail: { sizeBytes, filesystem } });
+    try {
+      await engine.create({ id: record.id, sizeBytes, filesystem });
+      await store.transitionVolume(record.id, ["creating"], "ready");
+      await store.finishOperation(opId, "succeeded");
+    } catch (err) {
+      log.error({ err, volumeId: record.id }, "volume create failed; rolling back");
+      await store.deleteVolume(record.id);
+      await store.finishOperation(opId, "failed", { error: String(err) });
+      throw err;
+    }
+    const created = await this.find(projectId, record.id);
+    return { volume: await this.toWire(created), created: true };
+  }
+
+  /** A create-if-missing racing a create returns the volume once it is ready. */
+  private async waitUntilSettled(projectId: string, name: string): Promise<VolumeRecord> {
+    for (let i = 0; i < 200; i++) {
+      const v = await this.find(projectId, name);
+      if (v.status !== "creating") {
+        if (v.status === "deleting") throw new CairnError("VOLUME_NOT_READY", `Volume "${name}" is being deleted; retry in a moment`);
+        return v;
+      }
+      await sleep(50);
+    }
+    throw new CairnError("VOLUME_NOT_READY", `Volume "${name}" is still being created; retry in a moment`);
+  }
+
+  async get(projectId: string, ref: string): Promise<Volume> {
+    return this.toWire(await this.find(projectId, ref));
+  }
+
+  async list(
+    projectId: string,
+    query: { labels: Record<string, string>; fields: string[] | undefined; limit: number; cursor: string | undefined },
+  ): Promise<VolumeList> {
+    let afterName: string | undefined;
+    if (query.cursor !== undefined) {
+      afterName = Buffer.from(query.cursor, "base64url").toString("utf8");
+      if (!afterName) throw new CairnError("INVALID_REQUEST", "cursor is not one this server gave out; start again without it");
+    }
+    const fields = query.fields;
+    for (const f of fields ?? []) {
+      if (!(VOLUME_FIELDS as string[]).includes(f)) {
+        throw new CairnError("INVALID_REQUEST", `Unknown field "${f}"; fields are ${VOLUME_FIELDS.join(", ")}`);
+      }
+    }
+    const rows = await this.deps.store.listVolumes(projectId, { labels: query.labels, limit: query.limit + 1, afterName });
+    const page = rows.slice(0, query.limit);
+    const items = await Promise.all(
+      page.map(async (v) => {
+        const wire = fields?.includes("usedBytes") || !fields ? await this.toWire(v) : { ...v };
+        return fields ? pick(wire, fields) : wire;
+      }),
+    );
+    const last = page.at(-1);
+    return {
+      items,
+      nextCursor: rows.length > query.limit && last ? Buffer.from(last.name, "utf8").toString("base64url") : null,
+    };
+  }
+
+  async update(projectId: string, ref: string, req: UpdateVolumeRequest): Promise<ResizeResult> {
+    const { store, engine, log } = this.deps;
+    let v = await this.find(projectId, ref);
+    if (req.labels !== undefined) v = (await store.updateVolume(v.id, { labels: req.labels }))!;
+    if (req.sizeBytes === undefined && req.sizeGb === undefined) return { volume: await this.toWire(v), resize: null };
+    const target = this.resolveSize(req, v.filesystem);
+    if (target < v.sizeBytes) {
+      throw new CairnError(
+        "VOLUME_SHRINK_NOT_ALLOWED",
+        `Volume "${v.name}" is ${formatSize(v.sizeBytes)}; volumes can grow but not shrink. Give a size of at least ${formatSize(v.sizeBytes)}.`,
+      );
+    }
+    const previousSizeBytes = v.sizeBytes;
+    if (target === v.sizeBytes) return { volume: await this.toWire(v), resize: { mode: "none", previousSizeBytes } };
+    if (!(await store.transitionVolume(v.id, ["ready"], "resizing"))) {
+      throw new CairnError("VOLUME_NOT_READY", `Volume "${v.name}" is ${v.status}; retry when it is ready`);
+    }
+    const opId = newId("op");
+    await store.startOperation({ id: opId, volumeId: v.id, kind: "grow", detail: { from: v.sizeBytes, to: target } });
+    try {
+      const mode = await engine.grow({ id: v.id, sizeBytes: target, filesystem: v.filesystem });
+      await store.updateVolume(v.id, { sizeBytes: target, status: "ready" });
+      await store.finishOperation(opId, "succeeded", { mode });
+      return { volume: await this.get(projectId, v.id), resize: { mode, previousSizeBytes } };
+    } catch (err) {
+      log.warn({ err, volumeId: v.id }, "grow failed");
+      // The image may already be larger; the filesystem is not: the old size stays the truth.
+      await store.updateVolume(v.id, { status: "ready" });
+      await store.finishOperation(opId, "failed", { error: String(err) });
+      throw err;
+    }
+  }
+
+  async delete(projectId: string, ref: string): Promise<void> {
+    const { store, engine } = this.deps;
+    const v = await this.find(projectId, ref);
+    // Two-phase: the metadata says `deleting` before the image goes, so a crash in between is
+    // finished by the reconciler instead of leaving a volume without an image.
+    if (!(await store.transitionVolume(v.id, ["ready"], "deleting"))) {
+      throw new CairnError("VOLUME_NOT_READY", `Volume "${v.name}" is ${v.status}; retry when it is ready`);
+    }
+    try {
+      await engine.destroy(v.id);
+    } catch (err) {
+      await store.transitionVolume(v.id, ["deleting"], "ready");
+      throw err;
+    }
+    await store.deleteVolume(v.id);
+  }
+
+  /** Take a lease on a volume for host-side file work; the volume is mounted while leases exist. */
+  async lease(projectId: string, ref: string): Promise<{ volume: VolumeRecord; lease: Lease }> {
+    const v = await this.find(projectId, ref);
+    if (v.status !== "ready" && v.status !== "resizing") {
+      throw new CairnError("VOLUME_NOT_READY", `Volume "${v.name}" is ${v.status}`);
+    }
+    return { volume: v, lease: await this.deps.engine.acquire(v.id) };
+  }
+
+  /** Start-up reconciliation: finish or roll back half-done work, then let the engine tidy the machine. */
+  async reconcile(): Promise<void> {
+    const { store, engine, log } = this.deps;
+    for (const op of await store.listRunningOperations()) {
+      await store.finishOperation(op.id, "failed", { ...op.detail, error: "interrupted by a restart" });
+    }
+    const known = new Set<string>();
+    for (const v of await store.listAllVolumes()) {
+      if (v.status === "creating") {
+        // Never acknowledged: roll back.
+        await store.deleteVolume(v.id);
+        log.info({ volumeId: v.id }, "reconcile: rolled back an unfinished create");
+      } else if (v.status === "deleting") {
+        await engine.destroy(v.id);
+        await store.deleteVolume(v.id);
+        log.info({ volumeId: v.id }, "reconcile: finished a delete");
+      } else {
+        known.add(v.id);
+      }
+    }
+    const report = await engine.reconcile(known);
+    for (const v of await store.listAllVolumes()) {
+      if (v.status !== "resizing") continue;
+      // Finish the grow to whatever size the image reached; the filesystem grows to fill it.
+      const size = (await engine.imageSize(v.id)) ?? v.sizeBytes;
+      await engine.grow({ id: v.id, sizeBytes: size, filesystem: v.filesystem });
+      await store.updateVolume(v.id, { sizeBytes: size, status: "ready" });
+      log.info({ volumeId: v.id, sizeBytes: size }, "reconcile: finished a grow");
+    }
+    if (report.unmounted.length + report.detachedLoops.length + report.removedImages.length > 0) {
+      log.info(report, "reconcile: released what nothing holds");
+    }
+  }
+}
+
+function pick(v: Volume, fields: string[]): Partial<Volume> {
+  const out: Record<string, unknown> = {};
+  for (const f of fields) out[f] = (v as unknown as Record<string, unknown>)[f];
+  return out as Partial<Volume>;
+}

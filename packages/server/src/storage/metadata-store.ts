@@ -1,0 +1,302 @@
+/**
+ * The metadata store: projects, API keys, volumes, operations. One implementation over Kysely
+ * that runs on SQLite (embedded default, WAL) and PostgreSQL (scale-out).
+ */
+import SqliteDatabase from "better-sqlite3";
+import { Kysely, Migrator, PostgresDialect, SqliteDialect, sql } from "kysely";
+import pg from "pg";
+import { CairnError, type AccessMode, type Filesystem, type Volume, type VolumeStatus } from "@cairn/protocol";
+import { migrationProvider } from "./migrations.js";
+import type { Database } from "./schema.js";
+
+export type DatabaseConfig = { kind: "sqlite"; path: string } | { kind: "postgres"; url: string };
+
+export interface Project {
+  id: string;
+  name: string;
+  createdAt: string;
+}
+
+export interface ApiKeyRecord {
+  id: string;
+  projectId: string;
+  name: string;
+  secretHash: string;
+}
+
+export interface VolumeRecord {
+  id: string;
+  projectId: string;
+  name: string;
+  region: string;
+  sizeBytes: number;
+  usedBytes: number;
+  filesystem: Filesystem;
+  accessMode: AccessMode;
+  status: VolumeStatus;
+  labels: Record<string, string>;
+  createdAt: string;
+  updatedAt: string;
+}
+
+export interface ListVolumesOptions {
+  labels?: Record<string, string>;
+  limit: number;
+  /** Exclusive lower bound on name (pages are ordered by name). */
+  afterName?: string | undefined;
+}
+
+export interface OperationRecord {
+  id: string;
+  volumeId: string;
+  kind: string;
+  status: "running" | "succeeded" | "failed";
+  detail: Record<string, unknown>;
+}
+
+const now = () => new Date().toISOString();
+
+function isUniqueViolation(err: unknown): boolean {
+  const e = err as { code?: string };
+  return e?.code === "SQLITE_CONSTRAINT_UNIQUE" || e?.code === "SQLITE_CONSTRAINT_PRIMARYKEY" || e?.code === "23505";
+}
+
+function toVolume(row: Database["volumes"]): VolumeRecord {
+  return {
+    id: row.id,
+    projectId: row.project_id,
+    name: row.name,
+    region: row.region,
+    sizeBytes: Number(row.size_bytes),
+    usedBytes: Number(row.used_bytes),
+    filesystem: row.filesystem as Filesystem,
+    accessMode: row.access_mode as AccessMode,
+    status: row.status as VolumeStatus,
+    labels: JSON.parse(row.labels) as Record<string, string>,
+    createdAt: row.created_at,
+    updatedAt: row.updated_at,
+  };
+}
+
+export function volumeToWire(v: VolumeRecord): Volume {
+  return { ...v };
+}
+
+export class MetadataStore {
+  private constructor(
+    readonly db: Kysely<Database>,
+    readonly kind: DatabaseConfig["kind"],
+  ) {}
+
+  static async open(config: DatabaseConfig): Promise<MetadataStore> {
+    let db: Kysely<Database>;
+    if (config.kind === "sqlite") {
+      const sqlite = new SqliteDatabase(config.path);
+      sqlite.pragma("journal_mode = WAL");
+      sqlite.pragma("synchronous = NORMAL");
+      sqlite.pragma("busy_timeout = 5000");
+      sqlite.pragma("foreign_keys = ON");
+      db = new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) });
+    } else {
+      db = new Kysely<Database>({ dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString: config.url, max: 10 }) }) });
+    }
+    const store = new MetadataStore(db, config.kind);
+    const { error, results } = await new Migrator({ db, provider: migrationProvider }).migrateToLatest();
+    const failed = results?.find((r) => r.status === "Error");
+    if (error || failed) {
+      await db.destroy();
+      throw new Error(`database migration ${failed?.migrationName ?? ""} failed`, { cause: error });
+    }
+    return store;
+  }
+
+  async close(): Promise<void> {
+    await this.db.destroy();
+  }
+
+  // Projects and keys
+
+  async ensureProject(id: string, name: string): Promise<Project> {
+    const existing = await this.getProjectByName(name);
+    if (existing) return existing;
+    try {
+      return await this.createProject(id, name);
+    } catch (err) {
+      const again = await this.getProjectByName(name);
+      if (again) return again;
+      throw err;
+    }
+  }
+
+  async createProject(id: string, name: string): Promise<Project> {
+    const row = { id, name, created_at: now() };
+    try {
+      await this.db.insertInto("projects").values(row).execute();
+    } catch (err) {
+      if (isUniqueViolation(err)) throw new CairnError("PROJECT_ALREADY_EXISTS", `Project "${name}" already exists`);
+      throw err;
+    }
+    return { id, name, createdAt: row.created_at };
+  }
+
+  async getProjectByName(name: string): Promise<Project | undefined> {
+    const row = await this.db.selectFrom("projects").selectAll().where("name", "=", name).executeTakeFirst();
+    return row && { id: row.id, name: row.name, createdAt: row.created_at };
+  }
+
+  async getProjectById(id: string): Promise<Project | undefined> {
+    const row = await this.db.selectFrom("projects").selectAll().where("id", "=", id).executeTakeFirst();
+    return row && { id: row.id, name: row.name, createdAt: row.created_at };
+  }
+
+  async listProjects(): Promise<Project[]> {
+    const rows = await this.db.selectFrom("projects").selectAll().orderBy("name").execute();
+    return rows.map((r) => ({ id: r.id, name: r.name, createdAt: r.created_at }));
+  }
+
+  async insertApiKey(key: ApiKeyRecord): Promise<void> {
+    await this.db
+      .insertInto("api_keys")
+      .values({ id: key.id, project_id: key.projectId, name: key.name, secret_hash: key.secretHash, created_at: now() })
+      .execute();
+  }
+
+  async getApiKey(id: string): Promise<ApiKeyRecord | undefined> {
+    const row = await this.db.selectFrom("api_keys").selectAll().where("id", "=", id).executeTakeFirst();
+    return row && { id: row.id, projectId: row.project_id, name: row.name, secretHash: row.secret_hash };
+  }
+
+  // Volumes
+
+  async insertVolume(v: VolumeRecord): Promise<void> {
+    try {
+      await this.db.transaction().execute(async (trx) => {
+        await trx
+          .insertInto("volumes")
+          .values({
+            id: v.id,
+            project_id: v.projectId,
+            name: v.name,
+            region: v.region,
+            size_bytes: v.sizeBytes,
+            used_bytes: v.usedBytes,
+            filesystem: v.filesystem,
+            access_mode: v.accessMode,
+            status: v.status,
+            labels: JSON.stringify(v.labels),
+            created_at: v.createdAt,
+            updated_at: v.updatedAt,
+          })
+          .execute();
+        await writeLabels(trx, v.id, v.labels);
+      });
+    } catch (err) {
+      if (isUniqueViolation(err)) throw new CairnError("VOLUME_ALREADY_EXISTS", `Volume "${v.name}" already exists`);
+      throw err;
+    }
+  }
+
+  async getVolume(projectId: string, ref: { id?: string; name?: string }): Promise<VolumeRecord | undefined> {
+    let q = this.db.selectFrom("volumes").selectAll().where("project_id", "=", projectId);
+    if (ref.id !== undefined) q = q.where("id", "=", ref.id);
+    if (ref.name !== undefined) q = q.where("name", "=", ref.name);
+    const row = await q.executeTakeFirst();
+    return row && toVolume(row);
+  }
+
+  async getVolumeById(id: string): Promise<VolumeRecord | undefined> {
+    const row = await this.db.selectFrom("volumes").selectAll().where("id", "=", id).executeTakeFirst();
+    return row && toVolume(row);
+  }
+
+  async listVolumes(projectId: string, options: ListVolumesOptions): Promise<VolumeRecord[]> {
+    let q = this.db.selectFrom("volumes").selectAll().where("project_id", "=", projectId);
+    for (const [key, value] of Object.entries(options.labels ?? {})) {
+      q = q.where(({ exists, selectFrom }) =>
+        exists(
+          selectFrom("volume_labels")
+            .select(sql`1`.as("one"))
+            .whereRef("volume_labels.volume_id", "=", "volumes.id")
+            .where("volume_labels.key", "=", key)
+            .where("volume_labels.value", "=", value),
+        ),
+      );
+    }
+    if (options.afterName !== undefined) q = q.where("name", ">", options.afterName);
+    const rows = await q.orderBy("name").limit(options.limit).execute();
+    return rows.map(toVolume);
+  }
+
+  async listAllVolumes(): Promise<VolumeRecord[]> {
+    const rows = await this.db.selectFrom("volumes").selectAll().execute();
+    return rows.map(toVolume);
+  }
+
+  async updateVolume(
+    id: string,
+    patch: Partial<Pick<VolumeRecord, "sizeBytes" | "usedBytes" | "status" | "labels">>,
+  ): Promise<VolumeRecord | undefined> {
+    await this.db.transaction().execute(async (trx) => {
+      const values: Partial<Database["volumes"]> = { updated_at: now() };
+      if (patch.sizeBytes !== undefined) values.size_bytes = patch.sizeBytes;
+      if (patch.usedBytes !== undefined) values.used_bytes = patch.usedBytes;
+      if (patch.status !== undefined) values.status = patch.status;
+      if (patch.labels !== undefined) {
+        values.labels = JSON.stringify(patch.labels);
+        await trx.deleteFrom("volume_labels").where("volume_id", "=", id).execute();
+        await writeLabels(trx, id, patch.labels);
+      }
+      await trx.updateTable("volumes").set(values).where("id", "=", id).execute();
+    });
+    return this.getVolumeById(id);
+  }
+
+  /** Set a status only if the volume is in one of `from`: the atomic gate of every state change. */
+  async transitionVolume(id: string, from: VolumeStatus[], to: VolumeStatus): Promise<boolean> {
+    const r = await this.db
+      .updateTable("volumes")
+      .set({ status: to, updated_at: now() })
+      .where("id", "=", id)
+      .where("status", "in", from)
+      .executeTakeFirst();
+    return Number(r.numUpdatedRows) === 1;
+  }
+
+  async deleteVolume(id: string): Promise<void> {
+    await this.db.transaction().execute(async (trx) => {
+      await trx.deleteFrom("volume_labels").where("volume_id", "=", id).execute();
+      await trx.deleteFrom("volumes").where("id", "=", id).execute();
+    });
+  }
+
+  // Operations: a journal of engine work, so a restart can see what was in flight.
+
+  async startOperation(op: Omit<OperationRecord, "status">): Promise<void> {
+    await this.db
+      .insertInto("operations")
+      .values({ id: op.id, volume_id: op.volumeId, kind: op.kind, status: "running", detail: JSON.stringify(op.detail), created_at: now(), finished_at: null })
+      .execute();
+  }
+
+  async finishOperation(id: string, status: "succeeded" | "failed", detail?: Record<string, unknown>): Promise<void> {
+    const values: Partial<Database["operations"]> = { status, finished_at: now() };
+    if (detail) values.detail = JSON.stringify(detail);
+    await this.db.updateTable("operations").set(values).where("id", "=", id).execute();
+  }
+
+  async listRunningOperations(): Promise<OperationRecord[]> {
+    const rows = await this.db.selectFrom("operations").selectAll().where("status", "=", "running").execute();
+    return rows.map((r) => ({
+      id: r.id,
+      volumeId: r.volume_id,
+      kind: r.kind,
+      status: r.status as OperationRecord["status"],
+      detail: JSON.parse(r.detail) as Record<string, unknown>,
+    }));
+  }
+}
+
+async function writeLabels(trx: Kysely<Database>, volumeId: string, labels: Record<string, string>): Promise<void> {
+  const rows = Object.entries(labels).map(([key, value]) => ({ volume_id: volumeId, key, value }));
+  if (rows.length > 0) await trx.insertInto("volume_labels").values(rows).execute();
+}

@@ -1,0 +1,54 @@
+/** Table types for Kysely. Timestamps are RFC 3339 text on every backend. */
+export interface ProjectsTable {
+  id: string;
+  name: string;
+  created_at: string;
+}
+
+export interface ApiKeysTable {
+  id: string;
+  project_id: string;
+  name: string;
+  /** SHA-256 of the key's secret part, hex. Keys are random 256-bit values, so no slow hash is needed. */
+  secret_hash: string;
+  created_at: string;
+}
+
+export interface VolumesTable {
+  id: string;
+  project_id: string;
+  name: string;
+  region: string;
+  size_bytes: number | string | bigint;
+  used_bytes: number | string | bigint;
+  filesystem: string;
+  access_mode: string;
+  status: string;
+  labels: string;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface VolumeLabelsTable {
+  volume_id: string;
+  key: string;
+  value: string;
+}
+
+export interface OperationsTable {
+  id: string;
+  volume_id: string;
+  kind: string;
+  status: string;
+  detail: string;
+  created_at: string;
+  finished_at: string | null;
+}
+
+export interface Database {
+  projects: ProjectsTable;
+  api_keys: ApiKeysTable;
+  volumes: VolumesTable;
+  volume_labels: VolumeLabelsTable;
+  operations: OperationsTable;
+}

@@ -1,0 +1,334 @@
+/**
+ * The volume engine: one sparse filesystem image per volume in the pool, loop-mounted on demand
+ * while something holds a lease on it, unmounted after an idle grace period.
+ */
+import { mkdir, rename, rm, readdir, stat, statfs, truncate } from "node:fs/promises";
+import { join } from "node:path";
+import { CairnError, type Filesystem } from "@cairn/protocol";
+import { ExecError, run } from "./exec.js";
+import { findMount, readMounts } from "./mountinfo.js";
+import { KeyedMutex } from "./mutex.js";
+import { enableDirectIo, type PoolInfo } from "./pool.js";
+
+export interface Lease {
+  /** Host path of the volume's root, mounted nosymfollow,nodev,nosuid,noexec. */
+  readonly path: string;
+  release(): void;
+}
+
+export interface VolumeUsage {
+  usedBytes: number;
+  totalBytes: number;
+  availableBytes: number;
+}
+
+export type GrowMode = "online" | "offline" | "none";
+
+/** The port the services use; the loop engine below is the real one. */
+export interface VolumeEngine {
+  create(options: { id: string; sizeBytes: number; filesystem: Filesystem }): Promise<void>;
+  destroy(id: string): Promise<void>;
+  acquire(id: string): Promise<Lease>;
+  grow(options: { id: string; sizeBytes: number; filesystem: Filesystem }): Promise<GrowMode>;
+  /** Usage from the filesystem if it is mounted now; undefined when it is not. */
+  usage(id: string): Promise<VolumeUsage | undefined>;
+  imageSize(id: string): Promise<number | undefined>;
+  reconcile(known: ReadonlySet<string>): Promise<ReconcileReport>;
+  close(): Promise<void>;
+}
+
+export interface ReconcileReport {
+  unmounted: string[];
+  detachedLoops: string[];
+  removedImages: string[];
+}
+
+interface VolumeState {
+  refs: number;
+  mounted: boolean;
+  idleTimer: NodeJS.Timeout | undefined;
+}
+
+export interface LoopEngineOptions {
+  pool: PoolInfo;
+  /** Where volumes are mounted for host-side (file API) access. */
+  mountRoot: string;
+  idleUnmountMs: number;
+  log?: { info(obj: object, msg?: string): void; warn(obj: object, msg?: string): void };
+  /** Called with the filesystem's usage right before a volume is unmounted, to keep a cached figure. */
+  onUnmount?: (id: string, usage: VolumeUsage) => Promise<void> | void;
+}
+
+const HOST_MOUNT_OPTIONS = "loop,nosymfollow,nodev,nosuid,noexec";
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export class LoopVolumeEngine implements VolumeEngine {
+  private readonly states = new Map<string, VolumeState>();
+  private readonly lock = new KeyedMutex();
+  private closed = false;
+
+  constructor(private readonly options: LoopEngineOptions) {}
+
+  imagePath(id: string): string {
+    return join(this.options.pool.root, "volumes", `${id}.img`);
+  }
+
+  mountPath(id: string): string {
+    return join(this.options.mountRoot, id);
+  }
+
+  private state(id: string): VolumeState {
+    let s = this.states.get(id);
+    if (!s) {
+      s = { refs: 0, mounted: false, idleTimer: undefined };
+      this.states.set(id, s);
+    }
+    return s;
+  }
+
+  async create({ id, sizeBytes, filesystem }: { id: string; sizeBytes: number; filesystem: Filesystem }): Promise<void> {
+    const tmp = join(this.options.pool.root, "tmp", `${id}.img`);
+    try {
+      await run("truncate", ["-s", String(sizeBytes), tmp]);
+      await mkfs(tmp, filesystem);
+      await rename(tmp, this.imagePath(id));
+    } catch (err) {
+      await rm(tmp, { force: true });
+      if (err instanceof ExecError && /No space left/i.test(err.stderr)) {
+        throw new CairnError("POOL_FULL", "The storage pool has no room for a new volume", { cause: err });
+      }
+      throw err;
+    }
+  }
+
+  async destroy(id: string): Promise<void> {
+    await this.lock.run(id, async () => {
+      const s = this.state(id);
+      if (s.refs > 0) throw new CairnError("VOLUME_BUSY", "The volume is in use; retry when its requests have finished");
+      clearTimeout(s.idleTimer);
+      await this.unmountLocked(id);
+      await rm(this.imagePath(id), { force: true });
+      this.states.delete(id);
+    });
+  }
+
+  async acquire(id: string): Promise<Lease> {
+    if (this.closed) throw new CairnError("UNAVAILABLE", "cairnd is shutting down");
+    await this.lock.run(id, async () => {
+      const s = this.state(id);
+      if (!s.mounted) await this.mountLocked(id);
+      s.refs++;
+      clearTimeout(s.idleTimer);
+      s.idleTimer = undefined;
+    });
+    let released = false;
+    return {
+      path: this.mountPath(id),
+      release: () => {
+        if (released) return;
+        released = true;
+        this.releaseRef(id);
+      },
+    };
+  }
+
+  private releaseRef(id: string): void {
+    const s = this.state(id);
+    s.refs--;
+    if (s.refs > 0 || this.closed) return;
+    clearTimeout(s.idleTimer);
+    s.idleTimer = setTimeout(() => {
+      void this.lock
+        .run(id, async () => {
+          if (s.refs === 0 && s.mounted) await this.unmountLocked(id);
+        })
+        .catch((err) => this.options.log?.warn({ err, volumeId: id }, "idle unmount failed; will retry on next release"));
+    }, this.options.idleUnmountMs);
+    s.idleTimer.unref();
+  }
+
+  private async mountLocked(id: string): Promise<void> {
+    const target = this.mountPath(id);
+    const s = this.state(id);
+    if (await findMount(target)) {
+      s.mounted = true; // left by an earlier cairnd in the same namespace: adopt it
+      return;
+    }
+    await mkdir(target, { recursive: true, mode: 0o700 });
+    try {
+      await run("mount", ["-o", HOST_MOUNT_OPTIONS, this.imagePath(id), target]);
+    } catch (err) {
+      throw new Error(`mounting volume ${id} failed`, { cause: err });
+    }
+    const m = await findMount(target);
+    if (m) await enableDirectIo(m.source);
+    s.mounted = true;
+  }
+
+  private async unmountLocked(id: string): Promise<void> {
+    const target = this.mountPath(id);
+    const s = this.state(id);
+    if (this.options.onUnmount && (await findMount(target))) {
+      const usage = await statUsage(target).catch(() => undefined);
+      if (usage) await Promise.resolve(this.options.onUnmount(id, usage)).catch(() => undefined);
+    }
+    for (let attempt = 0; ; attempt++) {
+      if (!(await findMount(target))) break;
+      try {
+        await run("umount", [target]);
+        break;
+      } catch (err) {
+        // EBUSY is a normal case (DESIGN.md): something still holds a file open. Retry, then report.
+        if (attempt >= 20) {
+          throw new CairnError("VOLUME_BUSY", `Volume ${id} is still busy and cannot be unmounted`, { cause: err });
+        }
+        await sleep(50 * (attempt + 1));
+      }
+    }
+    s.mounted = false;
+    await rm(target, { recursive: false, force: true }).catch(() => undefined);
+  }
+
+  async grow({ id, sizeBytes, filesystem }: { id: string; sizeBytes: number; filesystem: Filesystem }): Promise<GrowMode> {
+    return this.lock.run(id, async () => {
+      const image = this.imagePath(id);
+      const current = (await stat(image)).size;
+      if (sizeBytes < current) {
+        throw new CairnError("VOLUME_SHRINK_NOT_ALLOWED", "Volumes can grow but not shrink");
+      }
+      await truncate(image, sizeBytes);
+      const s = this.state(id);
+      if (s.mounted) {
+        const m = await findMount(this.mountPath(id));
+        if (m) {
+          await run("losetup", ["-c", m.source]);
+          try {
+            if (filesystem === "xfs") await run("xfs_growfs", [this.mountPath(id)]);
+            else await run("resize2fs", [m.source]);
+            return "online";
+          } catch (err) {
+            if (s.refs > 0) {
+              throw new CairnError(
+                "VOLUME_BUSY",
+                "This host cannot grow the filesystem while it is in use; retry when the volume is idle",
+                { cause: err },
+              );
+            }
+            this.options.log?.info({ volumeId: id, err: String(err) }, "online grow failed; growing offline");
+            await this.unmountLocked(id);
+          }
+        }
+      }
+      if (filesystem === "xfs") {
+        // XFS only grows mounted: mount briefly, grow, unmount.
+        await this.mountLocked(id);
+        try {
+          await run("xfs_growfs", [this.mountPath(id)]);
+        } finally {
+          await this.unmountLocked(id);
+        }
+      } else {
+        await run("e2fsck", ["-f", "-p", image]).catch((err: ExecError) => {
+          // exit 1 = errors corrected: fine for a resize.
+          if (err.exitCode !== 1) throw err;
+        });
+        await run("resize2fs", [image]);
+      }
+      return "offline";
+    });
+  }
+
+  async usage(id: string): Promise<VolumeUsage | undefined> {
+    const s = this.states.get(id);
+    if (!s?.mounted) return undefined;
+    return statUsage(this.mountPath(id)).catch(() => undefined);
+  }
+
+  async imageSize(id: string): Promise<number | undefined> {
+    return stat(this.imagePath(id)).then((s) => s.size, () => undefined);
+  }
+
+  /**
+   * Make the machine match what is known: unmount volume mounts nothing holds (a crashed cairnd's
+   * mounts survive in the pinned namespace), detach our loop devices no mount uses, delete images
+   * and temp files of volumes that do not exist.
+   */
+  async reconcile(known: ReadonlySet<string>): Promise<ReconcileReport> {
+    const report: ReconcileReport = { unmounted: [], detachedLoops: [], removedImages: [] };
+    const prefix = this.options.mountRoot + "/";
+    for (const m of await readMounts()) {
+      if (!m.mountPoint.startsWith(prefix)) continue;
+      const id = m.mountPoint.slice(prefix.length);
+      if (id.includes("/")) continue;
+      await this.lock.run(id, async () => {
+        const s = this.state(id);
+        if (s.refs > 0) return;
+        s.mounted = true;
+        await this.unmountLocked(id);
+        report.unmounted.push(id);
+      });
+    }
+    const volumesDir = join(this.options.pool.root, "volumes");
+    const mountedSources = new Set((await readMounts()).map((m) => m.source));
+    for (const loop of await listLoops()) {
+      if (!loop.backFile.startsWith(volumesDir + "/") || mountedSources.has(loop.name)) continue;
+      await run("losetup", ["-d", loop.name]).catch(() => undefined);
+      report.detachedLoops.push(loop.name);
+    }
+    for (const file of await readdir(volumesDir)) {
+      const id = file.replace(/\.img$/, "");
+      if (known.has(id) || (this.states.get(id)?.refs ?? 0) > 0) continue;
+      await rm(join(volumesDir, file), { force: true });
+      report.removedImages.push(id);
+    }
+    const tmpDir = join(this.options.pool.root, "tmp");
+    for (const file of await readdir(tmpDir)) await rm(join(tmpDir, file), { force: true, recursive: true });
+    return report;
+  }
+
+  /** Unmount every volume nothing holds. In-flight work must have finished (the HTTP server closes first). */
+  async close(): Promise<void> {
+    this.closed = true;
+    for (const [id, s] of this.states) {
+      clearTimeout(s.idleTimer);
+      await this.lock.run(id, async () => {
+        if (s.mounted && s.refs === 0) await this.unmountLocked(id);
+      }).catch((err) => this.options.log?.warn({ err, volumeId: id }, "unmount at shutdown failed"));
+    }
+  }
+}
+
+async function statUsage(path: string): Promise<VolumeUsage> {
+  const f = await statfs(path);
+  return { totalBytes: f.blocks * f.bsize, usedBytes: (f.blocks - f.bfree) * f.bsize, availableBytes: f.bavail * f.bsize };
+}
+
+async function mkfs(image: string, filesystem: Filesystem): Promise<void> {
+  if (filesystem === "xfs") {
+    await run("mkfs.xfs", ["-q", "-f", image]);
+  } else {
+    // -m 0: the quota is the user's, no root reserve. Lazy init: create in milliseconds.
+    await run("mkfs.ext4", ["-q", "-F", "-m", "0", "-E", "lazy_itable_init=1,lazy_journal_init=1,nodiscard", image]);
+  }
+}
+
+export interface LoopDevice {
+  name: string;
+  backFile: string;
+}
+
+export async function listLoops(): Promise<LoopDevice[]> {
+  const { stdout } = await run("losetup", ["--list", "--json", "--output", "NAME,BACK-FILE"]);
+  if (!stdout.trim()) return [];
+  const parsed = JSON.parse(stdout) as { loopdevices?: { name: string; "back-file": string | null }[] };
+  return (parsed.loopdevices ?? []).map((l) => ({
+    name: l.name,
+    backFile: (l["back-file"] ?? "").replace(/ \(deleted\)$/, ""),
+  }));
+}
+
+/** Minimum image sizes the filesystems accept (mkfs refuses smaller). */
+export const MIN_FS_BYTES: Record<Filesystem, number> = {
+  ext4: 16 * 1024 * 1024,
+  xfs: 300 * 1024 * 1024,
+};

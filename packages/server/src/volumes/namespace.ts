@@ -1,0 +1,62 @@
+/**
+ * cairnd does its mount work in one private mount namespace pinned to a file under its data dir
+ * (DESIGN.md "Mount namespace"): mounts stay out of the host's namespace, a restarted cairnd
+ * rejoins the same namespace, and two cairnd on one machine never share one.
+ */
+import { mkdir, stat, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { run } from "./exec.js";
+import { findMount } from "./mountinfo.js";
+
+export function pinPath(dataDir: string): string {
+  return join(dataDir, "run", "mnt.ns");
+}
+
+async function isPinned(pin: string): Promise<boolean> {
+  const m = await findMount(pin);
+  return m?.fsType === "nsfs";
+}
+
+/** Create the pinned namespace if it does not exist yet (first start, or after a reboot). */
+export async function ensurePinnedNamespace(dataDir: string): Promise<string> {
+  const runDir = join(dataDir, "run");
+  const pin = pinPath(dataDir);
+  await mkdir(runDir, { recursive: true, mode: 0o700 });
+  if (await isPinned(pin)) return pin;
+  // A namespace file can only be bound onto a mount that does not propagate: give run/ its own
+  // private bind mount.
+  if (!(await findMount(runDir))) {
+    await run("mount", ["--bind", runDir, runDir]);
+    await run("mount", ["--make-private", runDir]);
+  }
+  await writeFile(pin, "", { flag: "a" });
+  await run("unshare", [`--mount=${pin}`, "--propagation", "private", "true"]);
+  return pin;
+}
+
+/** The namespace's identity ("dev:ino"), read through the pin from outside the namespace. */
+export async function namespaceId(pin: string): Promise<string> {
+  const s = await stat(pin);
+  return `${s.dev}:${s.ino}`;
+}
+
+/** True when this process runs in the namespace with that identity (the pin is not visible from inside). */
+export async function inNamespace(id: string): Promise<boolean> {
+  try {
+    const self = await stat("/proc/self/ns/mnt");
+    return `${self.dev}:${self.ino}` === id;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Release the pinned namespace of a stopped cairnd: its mounts go, and with them the loop
+ * devices (they are set up with autoclear). Used by tests and `cairn server --release`.
+ */
+export async function releasePinnedNamespace(dataDir: string): Promise<void> {
+  const runDir = join(dataDir, "run");
+  const pin = pinPath(dataDir);
+  if (await findMount(pin)) await run("umount", [pin]);
+  if (await findMount(runDir)) await run("umount", [runDir]);
+}
