@@ -1,0 +1,132 @@
+import { CairnError, PROBLEM_CONTENT_TYPE } from "@cairn/protocol";
+
+export interface ClientOptions {
+  /** Base URL of cairnd. Default: `CAIRN_URL`, else `http://127.0.0.1:7070`. */
+  url?: string;
+  /** API key. Default: `CAIRN_API_KEY`. */
+  apiKey?: string;
+  /** Act on this project (admin key only). Default: `CAIRN_PROJECT`. */
+  project?: string;
+  /** Replace `fetch`, e.g. to route requests in tests. */
+  fetch?: typeof fetch;
+  /** Retries of idempotent requests on network errors and 503. Default 2. */
+  maxRetries?: number;
+}
+
+export interface RequestOptions {
+  /** Abort the request (and any body stream). */
+  signal?: AbortSignal;
+}
+
+interface ResolvedOptions {
+  url: string;
+  apiKey: string | undefined;
+  project: string | undefined;
+  fetch: typeof fetch;
+  maxRetries: number;
+}
+
+const env = (name: string): string | undefined =>
+  typeof process !== "undefined" && process.env ? process.env[name] || undefined : undefined;
+
+export function resolveClientOptions(options: ClientOptions = {}): Readonly<ResolvedOptions> {
+  return Object.freeze({
+    url: (options.url ?? env("CAIRN_URL") ?? "http://127.0.0.1:7070").replace(/\/+$/, ""),
+    apiKey: options.apiKey ?? env("CAIRN_API_KEY"),
+    project: options.project ?? env("CAIRN_PROJECT"),
+    fetch: options.fetch ?? globalThis.fetch.bind(globalThis),
+    maxRetries: options.maxRetries ?? 2,
+  });
+}
+
+export interface HttpRequest {
+  method: "GET" | "POST" | "PUT" | "PATCH" | "DELETE" | "HEAD";
+  path: string;
+  query?: Record<string, string | number | boolean | string[] | undefined>;
+  json?: unknown;
+  /** A raw body: never retried, streamed with `duplex: "half"`. */
+  body?: BodyInit;
+  headers?: Record<string, string>;
+  signal?: AbortSignal | undefined;
+}
+
+const sleep = (ms: number, signal?: AbortSignal) =>
+  new Promise<void>((resolve, reject) => {
+    const t = setTimeout(resolve, ms);
+    signal?.addEventListener("abort", () => {
+      clearTimeout(t);
+      reject(signal.reason);
+    }, { once: true });
+  });
+
+/** The one request helper: auth, problem+json errors, retries of idempotent requests only. */
+export class HttpClient {
+  constructor(readonly options: Readonly<ResolvedOptions>) {}
+
+  url(path: string, query?: HttpRequest["query"]): string {
+    const u = new URL(this.options.url + path);
+    for (const [k, v] of Object.entries(query ?? {})) {
+      if (v === undefined) continue;
+      if (Array.isArray(v)) for (const item of v) u.searchParams.append(k, item);
+      else u.searchParams.set(k, String(v));
+    }
+    return u.toString();
+  }
+
+  async request(req: HttpRequest): Promise<Response> {
+    const headers: Record<string, string> = { ...req.headers };
+    if (this.options.apiKey) headers.authorization = `Bearer ${this.options.apiKey}`;
+    if (this.options.project) headers["x-cairn-project"] = this.options.project;
+    let body: BodyInit | undefined = req.body;
+    if (req.json !== undefined) {
+      headers["content-type"] = "application/json";
+      body = JSON.stringify(req.json);
+    }
+    const idempotent = req.body === undefined && ["GET", "HEAD", "PUT", "DELETE"].includes(req.method);
+    const url = this.url(req.path, req.query);
+    for (let attempt = 0; ; attempt++) {
+      let res: Response;
+      try {
+        const init: RequestInit & { duplex?: "half" } = { method: req.method, headers };
+        if (body !== undefined) init.body = body;
+        if (req.signal) init.signal = req.signal;
+        if (req.body !== undefined) init.duplex = "half";
+        res = await this.options.fetch(url, init);
+      } catch (err) {
+        if (req.signal?.aborted) throw err;
+        if (idempotent && attempt < this.options.maxRetries) {
+          await sleep(100 * 2 ** attempt, req.signal);
+          continue;
+        }
+        throw new CairnError("UNAVAILABLE", `Cannot reach cairnd at ${this.options.url}: ${(err as Error).cause ?? (err as Error).message}`, { cause: err });
+      }
+      if (res.ok) return res;
+      if (res.status === 503 && idempotent && attempt < this.options.maxRetries) {
+        await res.body?.cancel();
+        await sleep(100 * 2 ** attempt, req.signal);
+        continue;
+      }
+      throw await errorFrom(res);
+    }
+  }
+
+  async json<T>(req: HttpRequest): Promise<T> {
+    const res = await this.request(req);
+    if (res.status === 204) return undefined as T;
+    return (await res.json()) as T;
+  }
+}
+
+async function errorFrom(res: Response): Promise<CairnError> {
+  const type = res.headers.get("content-type") ?? "";
+  const text = await res.text().catch(() => "");
+  let body: unknown = text;
+  if (type.includes(PROBLEM_CONTENT_TYPE) || type.includes("json")) {
+    try {
+      body = JSON.parse(text);
+    } catch {
+      body = text;
+    }
+  }
+  return CairnError.fromProblem(body, res.status);
+}

@@ -1,0 +1,14 @@
+/**
+ * The Cairn SDK: persistent volumes for sandboxes.
+ *
+ * @example
+ * import { Volume } from "@cairn/sdk";
+ * const volume = await Volume.fromName("team-data", { createIfMissing: true });
+ * await volume.files.write("/hello.txt", "persistent\n");
+ * console.log((await volume.files.readText("/hello.txt")).trim());
+ */
+export { Cairn } from "./client.js";
+export { Volume, Volumes, VolumeFiles } from "./volume.js";
+export type { CreateVolumeOptions, ListVolumesOptions, ResizeOptions, FileData, VolumeInfo, WriteFileResult, AccessMode, Filesystem } from "./volume.js";
+export type { ClientOptions, RequestOptions } from "./http.js";
+export { CairnError, ERROR_CODES, type ErrorCode, type Problem } from "@cairn/protocol";

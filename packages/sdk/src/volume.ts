@@ -1,0 +1,299 @@
+import {
+  normalizeVolumePath,
+  type AccessMode,
+  type CreateVolumeRequest,
+  type Filesystem,
+  type ResizeResult,
+  type Volume as VolumeInfo,
+  type VolumeList,
+  type WriteFileResult,
+} from "@cairn/protocol";
+import type { HttpClient, RequestOptions } from "./http.js";
+
+export type { VolumeInfo, WriteFileResult, AccessMode, Filesystem };
+
+/** What a file can be written from. Streams are sent as they are read, never buffered whole. */
+export type FileData = string | Uint8Array | ArrayBuffer | Blob | ReadableStream<Uint8Array> | AsyncIterable<Uint8Array>;
+
+export interface CreateVolumeOptions extends RequestOptions {
+  name: string;
+  /** Size in GiB, 1-100. Default 1. */
+  sizeGb?: number;
+  /** Exact size in bytes (rounded up to a MiB); instead of sizeGb. */
+  sizeBytes?: number;
+  /** Default `ReadWriteOnce`. */
+  accessMode?: AccessMode;
+  /** Default `ext4`. */
+  filesystem?: Filesystem;
+  labels?: Record<string, string>;
+  region?: string;
+}
+
+export interface ListVolumesOptions extends RequestOptions {
+  /** Only volumes with all these labels. */
+  labels?: Record<string, string>;
+  /** Only these fields of each volume. */
+  fields?: (keyof VolumeInfo)[];
+  /** Page size (default 100, at most 1000). */
+  limit?: number;
+  cursor?: string;
+}
+
+export interface ResizeOptions extends RequestOptions {
+  sizeBytes?: number;
+  sizeGb?: number;
+}
+
+function toStream(data: FileData): BodyInit {
+  if (typeof data === "string" || data instanceof Uint8Array || data instanceof ArrayBuffer || data instanceof Blob) {
+    return data as BodyInit;
+  }
+  if (data instanceof ReadableStream) return data as BodyInit;
+  const it = (data as AsyncIterable<Uint8Array>)[Symbol.asyncIterator]();
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      const { value, done } = await it.next();
+      if (done) controller.close();
+      else controller.enqueue(value);
+    },
+    async cancel(reason) {
+      await it.return?.(reason);
+    },
+  }) as unknown as BodyInit;
+}
+
+const enc = (s: string) => encodeURIComponent(s);
+
+/**
+ * Files of one volume, read and written directly: no sandbox needed.
+ *
+ * @example
+ * await volume.files.write("/hello.txt", "persistent\n");
+ * const text = await volume.files.readText("/hello.txt");
+ */
+export class VolumeFiles {
+  constructor(
+    private readonly http: HttpClient,
+    private readonly volumeRef: () => string,
+  ) {}
+
+  /**
+   * Write a whole file atomically (readers see the old or the new content). Missing parent
+   * directories are created. Throws `QUOTA_EXCEEDED` when it does not fit; the old content stays.
+   *
+   * @example
+   * await volume.files.write("/data/report.csv", fs.createReadStream("report.csv"));
+   */
+  async write(
+    path: string,
+    data: FileData,
+    options: RequestOptions & { ifMatch?: string; ifNoneMatch?: string } = {},
+  ): Promise<WriteFileResult> {
+    const headers: Record<string, string> = { "content-type": "application/octet-stream" };
+    if (options.ifMatch) headers["if-match"] = options.ifMatch;
+    if (options.ifNoneMatch) headers["if-none-match"] = options.ifNoneMatch;
+    const res = await this.http.request({
+      method: "PUT",
+      path: `/v1/volumes/${enc(this.volumeRef())}/files/content`,
+      query: { path: normalizeVolumePath(path) },
+      body: toStream(data),
+      headers,
+      signal: options.signal,
+    });
+    return (await res.json()) as WriteFileResult;
+  }
+
+  /**
+   * Read a file as a stream, or a byte range of it (`end` inclusive).
+   *
+   * @example
+   * const stream = await volume.files.read("/big.bin", { range: { start: 0, end: 1023 } });
+   */
+  async read(path: string, options: RequestOptions & { range?: { start: number; end?: number } } = {}): Promise<ReadableStream<Uint8Array>> {
+    const headers: Record<string, string> = {};
+    if (options.range) headers.range = `bytes=${options.range.start}-${options.range.end ?? ""}`;
+    const res = await this.http.request({
+      method: "GET",
+      path: `/v1/volumes/${enc(this.volumeRef())}/files/content`,
+      query: { path: normalizeVolumePath(path) },
+      headers,
+      signal: options.signal,
+    });
+    return res.body ?? new ReadableStream({ start: (c) => c.close() });
+  }
+
+  /** Read a whole file into memory. @example const bytes = await volume.files.readBytes("/logo.png"); */
+  async readBytes(path: string, options: RequestOptions = {}): Promise<Uint8Array> {
+    const stream = await this.read(path, options);
+    return new Uint8Array(await new Response(stream).arrayBuffer());
+  }
+
+  /** Read a whole file as UTF-8 text. @example console.log(await volume.files.readText("/hello.txt")); */
+  async readText(path: string, options: RequestOptions = {}): Promise<string> {
+    return new TextDecoder().decode(await this.readBytes(path, options));
+  }
+}
+
+/**
+ * A volume: a durable, named filesystem that outlives sandboxes.
+ *
+ * @example
+ * import { Volume } from "@cairn/sdk";
+ * const volume = await Volume.fromName("team-data", { createIfMissing: true });
+ * await volume.files.write("/hello.txt", "persistent\n");
+ */
+export class Volume {
+  /** The volume's fields as of the last fetch; `refresh()` updates them. */
+  info: VolumeInfo;
+  readonly files: VolumeFiles;
+
+  constructor(
+    private readonly volumes: Volumes,
+    info: VolumeInfo,
+    http: HttpClient,
+  ) {
+    this.info = info;
+    this.files = new VolumeFiles(http, () => this.info.id);
+  }
+
+  get id(): string {
+    return this.info.id;
+  }
+  get name(): string {
+    return this.info.name;
+  }
+  get sizeBytes(): number {
+    return this.info.sizeBytes;
+  }
+
+  /**
+   * Look a volume up by name, creating it if asked. Reads `CAIRN_URL` / `CAIRN_API_KEY` unless
+   * a client is given.
+   *
+   * @example
+   * const volume = await Volume.fromName("team-data", { createIfMissing: true, sizeGb: 2 });
+   */
+  static async fromName(
+    name: string,
+    options: Omit<CreateVolumeOptions, "name"> & { createIfMissing?: boolean; client?: { volumes: Volumes } } = {},
+  ): Promise<Volume> {
+    const { client, ...rest } = options;
+    const volumes = client?.volumes ?? (await import("./client.js")).Cairn.default().volumes;
+    return volumes.fromName(name, rest);
+  }
+
+  /** @example await volume.refresh(); console.log(volume.info.usedBytes); */
+  async refresh(options: RequestOptions = {}): Promise<this> {
+    this.info = (await this.volumes.get(this.info.id, options)).info;
+    return this;
+  }
+
+  /** Grow the volume. @example await volume.resize({ sizeGb: 2 }); */
+  async resize(options: ResizeOptions): Promise<ResizeResult["resize"]> {
+    const r = await this.volumes.resize(this.info.id, options);
+    this.info = r.volume.info;
+    return r.resize;
+  }
+
+  /** Delete the volume and all its data. @example await volume.delete(); */
+  async delete(options: RequestOptions = {}): Promise<void> {
+    await this.volumes.delete(this.info.id, options);
+  }
+}
+
+/** Volume management: `cairn.volumes`. */
+export class Volumes {
+  constructor(private readonly http: HttpClient) {}
+
+  private wrap(info: VolumeInfo): Volume {
+    return new Volume(this, info, this.http);
+  }
+
+  /**
+   * Create a volume (1 GiB ext4 by default).
+   *
+   * @example
+   * const v = await cairn.volumes.create({ name: "big_vol", sizeGb: 10, accessMode: "ReadWriteMany", labels: { team: "ml" } });
+   */
+  async create(options: CreateVolumeOptions & { ifExists?: "fail" | "return" }): Promise<Volume> {
+    const { signal, ...body } = options;
+    return this.wrap(await this.http.json<VolumeInfo>({ method: "POST", path: "/v1/volumes", json: body satisfies CreateVolumeRequest, signal }));
+  }
+
+  /**
+   * Get a volume by name, creating it when `createIfMissing` is set.
+   *
+   * @example
+   * const v = await cairn.volumes.fromName("team-data", { createIfMissing: true });
+   */
+  async fromName(name: string, options: Omit<CreateVolumeOptions, "name"> & { createIfMissing?: boolean } = {}): Promise<Volume> {
+    const { createIfMissing, ...create } = options;
+    if (createIfMissing) return this.create({ ...create, name, ifExists: "return" });
+    return this.get(name, options);
+  }
+
+  /** Get a volume by id or name. @example const v = await cairn.volumes.get("team-data"); */
+  async get(ref: string, options: RequestOptions = {}): Promise<Volume> {
+    return this.wrap(await this.http.json<VolumeInfo>({ method: "GET", path: `/v1/volumes/${enc(ref)}`, signal: options.signal }));
+  }
+
+  /**
+   * One page of volumes, ordered by name.
+   *
+   * @example
+   * const { items, nextCursor } = await cairn.volumes.list({ labels: { team: "ml" }, fields: ["name", "sizeBytes"] });
+   */
+  async list(options: ListVolumesOptions = {}): Promise<VolumeList> {
+    return this.http.json<VolumeList>({
+      method: "GET",
+      path: "/v1/volumes",
+      query: {
+        label: Object.entries(options.labels ?? {}).map(([k, v]) => `${k}=${v}`),
+        fields: options.fields?.join(","),
+        limit: options.limit,
+        cursor: options.cursor,
+      },
+      signal: options.signal,
+    });
+  }
+
+  /**
+   * Every volume, page by page.
+   *
+   * @example
+   * for await (const v of cairn.volumes.iterate()) console.log(v.name);
+   */
+  async *iterate(options: Omit<ListVolumesOptions, "cursor"> = {}): AsyncGenerator<Partial<VolumeInfo>> {
+    let cursor: string | undefined;
+    do {
+      const page = await this.list({ ...options, ...(cursor ? { cursor } : {}) });
+      yield* page.items;
+      cursor = page.nextCursor ?? undefined;
+    } while (cursor);
+  }
+
+  /**
+   * Grow a volume. `mode` says whether it grew online or while unmounted. Shrinking throws
+   * `VOLUME_SHRINK_NOT_ALLOWED`.
+   *
+   * @example
+   * const { resize } = await cairn.volumes.resize("team-data", { sizeGb: 2 });
+   */
+  async resize(ref: string, options: ResizeOptions): Promise<{ volume: Volume; resize: ResizeResult["resize"] }> {
+    const { signal, ...body } = options;
+    const r = await this.http.json<ResizeResult>({ method: "PATCH", path: `/v1/volumes/${enc(ref)}`, json: body, signal });
+    return { volume: this.wrap(r.volume), resize: r.resize };
+  }
+
+  /** Replace a volume's labels. @example await cairn.volumes.update("team-data", { labels: { team: "ml" } }); */
+  async update(ref: string, options: RequestOptions & { labels: Record<string, string> }): Promise<Volume> {
+    const { signal, ...body } = options;
+    const r = await this.http.json<ResizeResult>({ method: "PATCH", path: `/v1/volumes/${enc(ref)}`, json: body, signal });
+    return this.wrap(r.volume);
+  }
+
+  /** Delete a volume and its data. @example await cairn.volumes.delete("team-data"); */
+  async delete(ref: string, options: RequestOptions = {}): Promise<void> {
+    await this.http.json({ method: "DELETE", path: `/v1/volumes/${enc(ref)}`, signal: options.signal });
+  }
+}

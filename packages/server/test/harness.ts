@@ -1,0 +1,117 @@
+/**
+ * Test harness: a real cairnd process on a real socket, with its own data dir under /tmp whose
+ * name carries "cairn" (a leftover is easy to spot with `findmnt | grep cairn`). Everything it
+ * creates is released in `stop()`, which tests register with `t.after` so it runs on failure too.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtemp, rm, readFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { releasePinnedNamespace } from "../src/volumes/namespace.js";
+
+export const SERVER_MAIN = fileURLToPath(new URL("../src/main.js", import.meta.url));
+
+export async function makeDataDir(label = "test"): Promise<string> {
+  return mkdtemp(join(tmpdir(), `cairn-${label}-`));
+}
+
+export interface CairndProcess {
+  url: string;
+  adminKey: string;
+  dataDir: string;
+  /** pid of the server inside the namespace (not the launcher). */
+  serverPid: number;
+  launcher: ChildProcess;
+  logs(): string;
+  /** SIGTERM and wait for a graceful exit. */
+  stop(): Promise<number | null>;
+  /** SIGKILL the server and its launcher: a crash. */
+  crash(): Promise<void>;
+  /** Stop (if running), release the namespace and delete the data dir. */
+  destroy(): Promise<void>;
+}
+
+export interface StartOptions {
+  dataDir?: string;
+  env?: Record<string, string>;
+  args?: string[];
+}
+
+export async function startCairnd(options: StartOptions = {}): Promise<CairndProcess> {
+  const dataDir = options.dataDir ?? (await makeDataDir());
+  const launcher = spawn(process.execPath, [SERVER_MAIN, "--data-dir", dataDir, "--listen", "127.0.0.1:0", ...(options.args ?? [])], {
+    env: {
+      ...process.env,
+      CAIRN_LOG_LEVEL: "warn",
+      CAIRN_POOL_SIZE: "40GiB",
+      CAIRN_IDLE_UNMOUNT_MS: "200",
+      CAIRN_ADMIN_KEY: "",
+      CAIRN_NAMESPACE_ID: "",
+      ...options.env,
+    },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let out = "";
+  launcher.stdout!.on("data", (d) => (out += d));
+  const url = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`cairnd did not start in 30 s:\n${out}`)), 30_000);
+    launcher.stderr!.on("data", (d) => {
+      out += d;
+      const m = /CAIRN_URL=(\S+)/.exec(out);
+      if (m) {
+        clearTimeout(timer);
+        resolve(m[1]!);
+      }
+    });
+    launcher.on("exit", (code) => {
+      clearTimeout(timer);
+      reject(new Error(`cairnd exited with ${code} before listening:\n${out}`));
+    });
+  });
+  const adminKey = /CAIRN_API_KEY=(\S+)/.exec(out)![1]!;
+  const health = (await (await fetch(`${url}/healthz`)).json()) as { pid: number };
+  const exited = new Promise<number | null>((r) => launcher.on("exit", (code) => r(code)));
+  let running = true;
+  const proc: CairndProcess = {
+    url,
+    adminKey,
+    dataDir,
+    serverPid: health.pid,
+    launcher,
+    logs: () => out,
+    async stop() {
+      if (!running) return null;
+      launcher.kill("SIGTERM");
+      const code = await exited;
+      running = false;
+      return code;
+    },
+    async crash() {
+      if (!running) return;
+      process.kill(health.pid, "SIGKILL");
+      launcher.kill("SIGKILL");
+      await exited;
+      // Wait until the server process is really gone.
+      for (let i = 0; i < 100; i++) {
+        try {
+          process.kill(health.pid, 0);
+          await new Promise((r) => setTimeout(r, 20));
+        } catch {
+          break;
+        }
+      }
+      running = false;
+    },
+    async destroy() {
+      await proc.stop().catch(() => undefined);
+      await releasePinnedNamespace(dataDir).catch(() => undefined);
+      await rm(dataDir, { recursive: true, force: true });
+    },
+  };
+  return proc;
+}
+
+export async function readAdminKey(dataDir: string): Promise<string> {
+  return (await readFile(join(dataDir, "admin.key"), "utf8")).trim();
+}

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Install what Cairn needs, quickly when it is all there already:
+#   system tools (apt), node modules (npm ci), and the TypeScript build.
+# Usage: scripts/setup.sh [--test]   (--test adds what only the test suite needs: PostgreSQL)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# command -> Debian package
+declare -A tools=(
+  [losetup]=mount [mount]=mount [nsenter]=util-linux [unshare]=util-linux [fsfreeze]=util-linux
+  [mkfs.ext4]=e2fsprogs [resize2fs]=e2fsprogs [e2fsck]=e2fsprogs
+  [mkfs.xfs]=xfsprogs [xfs_growfs]=xfsprogs [crun]=crun
+)
+if [[ "${1:-}" == "--test" ]]; then
+  tools[/usr/lib/postgresql/15/bin/initdb]=postgresql-15
+fi
+missing=()
+for t in "${!tools[@]}"; do
+  if [[ "$t" == /* ]]; then [[ -x "$t" ]] || missing+=("${tools[$t]}")
+  else command -v "$t" >/dev/null 2>&1 || PATH="$PATH:/usr/sbin:/sbin" command -v "$t" >/dev/null 2>&1 || missing+=("${tools[$t]}")
+  fi
+done
+if (( ${#missing[@]} )); then
+  pkgs=$(printf '%s\n' "${missing[@]}" | sort -u | tr '\n' ' ')
+  echo "setup: installing $pkgs" >&2
+  if [[ $(id -u) -ne 0 ]]; then echo "setup: need root to install $pkgs" >&2; exit 1; fi
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >/dev/null
+  # shellcheck disable=SC2086
+  apt-get install -y -qq --no-install-recommends $pkgs >/dev/null
+fi
+
+# node modules: npm ci when the lock file changed since the last install
+if [[ ! -f node_modules/.package-lock.json || package-lock.json -nt node_modules/.package-lock.json ]]; then
+  echo "setup: npm ci" >&2
+  npm ci --no-audit --no-fund --loglevel=error >&2
+  touch node_modules/.package-lock.json
+fi
+
+# build (incremental: a no-op when nothing changed)
+npx --no-install tsc -b
