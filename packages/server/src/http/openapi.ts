@@ -3,10 +3,22 @@ import { z } from "zod";
 import { ProblemSchema } from "@cairn/protocol";
 import type { RouteSpec } from "./route.js";
 
-const jsonSchema = (schema: z.ZodType, io: "input" | "output") =>
-  z.toJSONSchema(schema, { io, target: "draft-2020-12", unrepresentable: "any" }) as Record<string, unknown>;
-
 export function buildOpenApi(routes: RouteSpec[], version: string): Record<string, unknown> {
+  const components: Record<string, unknown> = {};
+  /**
+   * zod puts named schemas (`.meta({ id })`) in a local `$defs`; in an OpenAPI document those
+   * belong in `components.schemas`, so move them there and point the refs at them.
+   */
+  const jsonSchema = (schema: z.ZodType, io: "input" | "output"): Record<string, unknown> => {
+    const js = z.toJSONSchema(schema, { io, target: "draft-2020-12", unrepresentable: "any" }) as Record<string, unknown>;
+    const text = JSON.stringify(js).replaceAll('"#/$defs/', '"#/components/schemas/');
+    const { $defs, $schema: _, ...rest } = JSON.parse(text) as Record<string, unknown> & { $defs?: Record<string, unknown> };
+    for (const [id, def] of Object.entries($defs ?? {})) {
+      // Input and output shapes of one schema can differ (defaults); the first seen names it.
+      components[id] ??= def;
+    }
+    return rest;
+  };
   const paths: Record<string, Record<string, unknown>> = {};
   for (const r of routes) {
     const parameters: unknown[] = [];
@@ -55,6 +67,7 @@ export function buildOpenApi(routes: RouteSpec[], version: string): Record<strin
     }
     (paths[r.path] ??= {})[r.method.toLowerCase()] = op;
   }
+  jsonSchema(ProblemSchema, "output");
   return {
     openapi: "3.1.0",
     info: {
@@ -66,7 +79,7 @@ export function buildOpenApi(routes: RouteSpec[], version: string): Record<strin
     paths,
     components: {
       securitySchemes: { bearer: { type: "http", scheme: "bearer", description: "A project API key, or the admin key" } },
-      schemas: { Problem: jsonSchema(ProblemSchema, "output") },
+      schemas: components,
     },
   };
 }
