@@ -6,6 +6,7 @@ import { Cairn, CairnError, Volume } from "@cairn/sdk";
 import { ERROR_CODES, GiB, MiB } from "@cairn/protocol";
 import { startCairnd, type CairndProcess } from "./harness.js";
 import { run } from "../src/volumes/exec.js";
+import { startPostgres, type Postgres } from "./postgres.js";
 
 async function rejectsWith(p: Promise<unknown>, code: string, message?: RegExp): Promise<CairnError> {
   try {
@@ -27,16 +28,22 @@ async function cairndMounts(c: CairndProcess): Promise<string> {
   return stdout;
 }
 
-describe("volumes API (SDK against a real cairnd)", () => {
+// One suite, every metadata backend (CAIRN_TEST_BACKENDS=sqlite to run one).
+const backends = (process.env.CAIRN_TEST_BACKENDS ?? "sqlite,postgres").split(",");
+
+for (const backend of backends) describe(`volumes API on ${backend} (SDK against a real cairnd)`, () => {
   let c: CairndProcess;
   let cairn: Cairn;
+  let pg: Postgres | undefined;
 
   before(async () => {
-    c = await startCairnd();
+    if (backend === "postgres") pg = await startPostgres();
+    c = await startCairnd({ env: pg ? { CAIRN_DATABASE_URL: pg.url } : {} });
     cairn = new Cairn({ url: c.url, apiKey: c.adminKey });
   });
   after(async () => {
     await c?.destroy();
+    await pg?.stop();
   });
 
   it("Volume.fromName creates once, then returns the same volume", async () => {
