@@ -224,6 +224,18 @@ for (const backend of backends) describe(`volumes API on ${backend} (SDK against
     assert.equal(again.resize?.mode, "none");
   });
 
+  it("grows an XFS volume online while it is mounted", async () => {
+    const v = await cairn.volumes.create({ name: "xfs-vol", filesystem: "xfs" });
+    assert.equal(v.info.filesystem, "xfs");
+    await v.files.write("/x.txt", "on xfs");
+    // The write just mounted it; grow before the idle unmount.
+    const { resize } = await cairn.volumes.resize("xfs-vol", { sizeGb: 2 });
+    assert.ok(resize && ["online", "offline"].includes(resize.mode));
+    assert.equal(await v.files.readText("/x.txt"), "on xfs");
+    const after = await cairn.volumes.get("xfs-vol");
+    assert.equal(after.info.sizeBytes, 2 * GiB);
+  });
+
   it("says QUOTA_EXCEEDED when a write does not fit, and keeps the old content", async () => {
     const v = await cairn.volumes.create({ name: "tiny", sizeBytes: 32 * MiB });
     await v.files.write("/data.bin", "old content");

@@ -1,0 +1,26 @@
+import { describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { ConfigError, resolveConfig } from "./config.js";
+
+describe("config", () => {
+  it("takes option, then environment, then default", () => {
+    const d = resolveConfig({}, {});
+    assert.equal(d.dataDir, "/var/lib/cairn");
+    assert.equal(d.host, "127.0.0.1");
+    assert.equal(d.port, 7070);
+    assert.equal(d.region, "local");
+    assert.deepEqual(d.database, { kind: "sqlite", path: "/var/lib/cairn/cairn.db" });
+    assert.ok(Object.isFrozen(d));
+    const e = resolveConfig({}, { CAIRN_LISTEN: "0.0.0.0:8080", CAIRN_REGION: "iad", CAIRN_DATABASE_URL: "postgres://u@h/db" });
+    assert.equal(e.port, 8080);
+    assert.equal(e.region, "iad");
+    assert.equal(e.database.kind, "postgres");
+    const o = resolveConfig({ listen: "127.0.0.1:9" }, { CAIRN_LISTEN: "0.0.0.0:8080" });
+    assert.equal(o.port, 9);
+  });
+  it("says what is wrong with bad values", () => {
+    assert.throws(() => resolveConfig({ listen: "nope" }, {}), ConfigError);
+    assert.throws(() => resolveConfig({ region: "Bad Region" }, {}), /--region/);
+    assert.throws(() => resolveConfig({}, { CAIRN_POOL_SIZE: "lots" }), /CAIRN_POOL_SIZE/);
+  });
+});
