@@ -24,6 +24,33 @@ async function volumeLoops(dataDir: string): Promise<string[]> {
   return stdout.split("\n").filter((l) => l.includes(join(dataDir, "pool", "volumes")));
 }
 
+describe("graceful shutdown", () => {
+  it("lets an in-flight upload finish, then unmounts everything", async () => {
+    const c = await startCairnd({ env: { CAIRN_IDLE_UNMOUNT_MS: "60000" } });
+    try {
+      const cairn = new Cairn({ url: c.url, apiKey: c.adminKey, maxRetries: 0 });
+      const v = await cairn.volumes.create({ name: "draining" });
+      const chunks = Array.from({ length: 20 }, () => randomBytes(256 * 1024));
+      let sent = 0;
+      async function* slow() {
+        for (const ch of chunks) {
+          if (sent++ === 5) stopping = c.stop(); // SIGTERM while the body is still flowing
+          await sleep(20);
+          yield ch;
+        }
+      }
+      let stopping: Promise<number | null> | undefined;
+      const result = await v.files.write("/slow.bin", slow());
+      assert.equal(result.size, 20 * 256 * 1024, "the upload that was in flight at SIGTERM completed");
+      assert.equal(await stopping, 0, "cairnd exits cleanly");
+      assert.deepEqual(await nsMounts(c.dataDir), [], "nothing is left mounted");
+      assert.deepEqual(await volumeLoops(c.dataDir), []);
+    } finally {
+      await c.destroy();
+    }
+  });
+});
+
 describe("kill -9 of cairnd", () => {
   const procs: CairndProcess[] = [];
   after(async () => {
