@@ -3,7 +3,8 @@
  * (DESIGN.md "Mount namespace"): mounts stay out of the host's namespace, a restarted cairnd
  * rejoins the same namespace, and two cairnd on one machine never share one.
  */
-import { mkdir, stat, writeFile } from "node:fs/promises";
+import { spawn } from "node:child_process";
+import { mkdir, readFile, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { run } from "./exec.js";
 import { findMount } from "./mountinfo.js";
@@ -30,7 +31,19 @@ export async function ensurePinnedNamespace(dataDir: string): Promise<string> {
     await run("mount", ["--make-private", runDir]);
   }
   await writeFile(pin, "", { flag: "a" });
-  await run("unshare", [`--mount=${pin}`, "--propagation", "private", "true"]);
+  // Not `unshare --mount=FILE`: start a process in a new namespace, wait until it has really
+  // entered it, and pin that. The kernel refuses (EINVAL) to pin a namespace whose id is not
+  // newer than the caller's, and on this kernel ids are not always handed out in order (seen
+  // about half the time when the caller itself runs in a young namespace, as tests do): retry
+  // with a fresh namespace.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await pinNewNamespace(pin);
+      break;
+    } catch (err) {
+      if (attempt >= 50) throw err;
+    }
+  }
   return pin;
 }
 
@@ -38,6 +51,23 @@ export async function ensurePinnedNamespace(dataDir: string): Promise<string> {
 export async function namespaceId(pin: string): Promise<string> {
   const s = await stat(pin);
   return `${s.dev}:${s.ino}`;
+}
+
+async function pinNewNamespace(pin: string): Promise<void> {
+  const holder = spawn("unshare", ["--mount", "--propagation", "private", "sleep", "60"], { stdio: "ignore" });
+  try {
+    const pid = holder.pid;
+    if (pid === undefined) throw new Error("could not start unshare");
+    for (let i = 0; ; i++) {
+      const comm = await readFile(`/proc/${pid}/comm`, "utf8").catch(() => "");
+      if (comm.trim() === "sleep") break; // unshare has unshared, set propagation and exec'd
+      if (i > 1000) throw new Error("the namespace holder did not start");
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    await run("mount", ["--bind", `/proc/${pid}/ns/mnt`, pin]);
+  } finally {
+    holder.kill("SIGKILL");
+  }
 }
 
 /** True when this process runs in the namespace with that identity (the pin is not visible from inside). */
