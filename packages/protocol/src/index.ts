@@ -3,3 +3,4 @@ export * from "./sizes.js";
 export * from "./volumes.js";
 export * from "./paths.js";
 export * from "./api.js";
+export * from "./checkpoints.js";

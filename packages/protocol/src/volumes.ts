@@ -13,7 +13,7 @@ export const ACCESS_MODES = ["ReadWriteOnce", "ReadWriteMany", "ReadOnlyMany"] a
 export type AccessMode = (typeof ACCESS_MODES)[number];
 export const FILESYSTEMS = ["ext4", "xfs"] as const;
 export type Filesystem = (typeof FILESYSTEMS)[number];
-export const VOLUME_STATUSES = ["creating", "ready", "resizing", "deleting"] as const;
+export const VOLUME_STATUSES = ["creating", "ready", "resizing", "restoring", "deleting"] as const;
 export type VolumeStatus = (typeof VOLUME_STATUSES)[number];
 
 /** Label keys and values follow Kubernetes' shape: short, printable, no `=` or `,`. */
@@ -77,6 +77,11 @@ export const CreateVolumeRequest = z
     filesystem: z.enum(FILESYSTEMS).optional().meta({ description: "Default ext4." }),
     labels: Labels.optional(),
     region: z.string().optional().meta({ description: "Must be the region this cairnd serves (default: that region)." }),
+    fromCheckpoint: z
+      .string()
+      .regex(/^[^:]+:[^:]+$/, { error: "fromCheckpoint is volume:checkpoint, e.g. team-data:before-migration" })
+      .optional()
+      .meta({ description: "Fork: the new volume starts as a copy-on-write copy of this checkpoint (`volume:checkpoint`, ids or names)." }),
     ifExists: z
       .enum(["fail", "return"])
       .optional()

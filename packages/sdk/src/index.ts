@@ -8,7 +8,7 @@
  * console.log((await volume.files.readText("/hello.txt")).trim());
  */
 export { Cairn } from "./client.js";
-export { Volume, Volumes, VolumeFiles } from "./volume.js";
-export type { CreateVolumeOptions, ListVolumesOptions, ResizeOptions, FileData, VolumeInfo, WriteFileResult, AccessMode, Filesystem } from "./volume.js";
+export { Volume, Volumes, VolumeFiles, Checkpoints } from "./volume.js";
+export type { CreateVolumeOptions, ListVolumesOptions, ResizeOptions, FileData, VolumeInfo, WriteFileResult, AccessMode, Filesystem, Checkpoint } from "./volume.js";
 export type { ClientOptions, RequestOptions } from "./http.js";
 export { CairnError, ERROR_CODES, type ErrorCode, type Problem } from "@cairn/protocol";

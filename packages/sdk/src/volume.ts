@@ -1,5 +1,7 @@
 import {
   normalizeVolumePath,
+  type Checkpoint,
+  type CheckpointList,
   type AccessMode,
   type CreateVolumeRequest,
   type Filesystem,
@@ -10,7 +12,7 @@ import {
 } from "@cairn/protocol";
 import type { HttpClient, RequestOptions } from "./http.js";
 
-export type { VolumeInfo, WriteFileResult, AccessMode, Filesystem };
+export type { VolumeInfo, WriteFileResult, AccessMode, Filesystem, Checkpoint };
 
 /** What a file can be written from. Streams are sent as they are read, never buffered whole. */
 export type FileData = string | Uint8Array | ArrayBuffer | Blob | ReadableStream<Uint8Array> | AsyncIterable<Uint8Array>;
@@ -27,6 +29,8 @@ export interface CreateVolumeOptions extends RequestOptions {
   filesystem?: Filesystem;
   labels?: Record<string, string>;
   region?: string;
+  /** Fork: start as a copy-on-write copy of a checkpoint, `"volume:checkpoint"` (ids or names). */
+  fromCheckpoint?: string;
 }
 
 export interface ListVolumesOptions extends RequestOptions {
@@ -135,6 +139,61 @@ export class VolumeFiles {
 }
 
 /**
+ * Checkpoints of one volume: instant copy-on-write restore points.
+ *
+ * @example
+ * const cp = await volume.checkpoints.create({ name: "before-migration" });
+ * await volume.checkpoints.restore("before-migration");
+ */
+export class Checkpoints {
+  constructor(
+    private readonly http: HttpClient,
+    private readonly volumeRef: () => string,
+  ) {}
+
+  private base(): string {
+    return `/v1/volumes/${enc(this.volumeRef())}/checkpoints`;
+  }
+
+  /**
+   * Take a checkpoint. Writers pause for milliseconds; no space is used until blocks diverge.
+   * `keep` deletes the oldest checkpoints beyond that count.
+   *
+   * @example
+   * await volume.checkpoints.create({ name: "nightly-2026-11-22", keep: 7 });
+   */
+  async create(options: RequestOptions & { name?: string; labels?: Record<string, string>; keep?: number } = {}): Promise<Checkpoint> {
+    const { signal, ...body } = options;
+    return this.http.json<Checkpoint>({ method: "POST", path: this.base(), json: body, signal });
+  }
+
+  /** Oldest first. @example for (const cp of await volume.checkpoints.list()) console.log(cp.name); */
+  async list(options: RequestOptions = {}): Promise<Checkpoint[]> {
+    return (await this.http.json<CheckpointList>({ method: "GET", path: this.base(), signal: options.signal })).items;
+  }
+
+  /** By id or name. @example const cp = await volume.checkpoints.get("before-migration"); */
+  async get(ref: string, options: RequestOptions = {}): Promise<Checkpoint> {
+    return this.http.json<Checkpoint>({ method: "GET", path: `${this.base()}/${enc(ref)}`, signal: options.signal });
+  }
+
+  /**
+   * Restore the volume in place, atomically. Throws `VOLUME_BUSY` while something uses the volume.
+   *
+   * @example
+   * await volume.checkpoints.restore("before-migration");
+   */
+  async restore(ref: string, options: RequestOptions = {}): Promise<VolumeInfo> {
+    return this.http.json<VolumeInfo>({ method: "POST", path: `${this.base()}/${enc(ref)}/restore`, signal: options.signal });
+  }
+
+  /** @example await volume.checkpoints.delete("before-migration"); */
+  async delete(ref: string, options: RequestOptions = {}): Promise<void> {
+    await this.http.json({ method: "DELETE", path: `${this.base()}/${enc(ref)}`, signal: options.signal });
+  }
+}
+
+/**
  * A volume: a durable, named filesystem that outlives sandboxes.
  *
  * @example
@@ -146,6 +205,7 @@ export class Volume {
   /** The volume's fields as of the last fetch; `refresh()` updates them. */
   info: VolumeInfo;
   readonly files: VolumeFiles;
+  readonly checkpoints: Checkpoints;
 
   constructor(
     private readonly volumes: Volumes,
@@ -154,6 +214,7 @@ export class Volume {
   ) {
     this.info = info;
     this.files = new VolumeFiles(http, () => this.info.id);
+    this.checkpoints = new Checkpoints(http, () => this.info.id);
   }
 
   get id(): string {

@@ -21,6 +21,10 @@ export interface Config {
   readonly idleUnmountMs: number;
   /** `CAIRN_MAX_VOLUME_SIZE`, default 100GiB. */
   readonly maxVolumeBytes: number;
+  /** `CAIRN_MAX_CHECKPOINTS`, default 100: checkpoints one volume may keep. */
+  readonly maxCheckpointsPerVolume: number;
+  /** `CAIRN_POOL_RESERVE`, default 0.1: share of the pool kept free; checkpoints are refused below it. */
+  readonly poolReserveRatio: number;
   /** `CAIRN_LOG_LEVEL`, default `info`. */
   readonly logLevel: string;
 }
@@ -38,6 +42,20 @@ export interface ConfigOptions {
 }
 
 export class ConfigError extends Error {}
+
+function intOf(name: string, text: string | undefined, def: number, min: number, max: number): number {
+  if (text === undefined || text === "") return def;
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < min || n > max) throw new ConfigError(`${name} must be a whole number from ${min} to ${max}, got "${text}"`);
+  return n;
+}
+
+function ratioOf(name: string, text: string | undefined, def: number): number {
+  if (text === undefined || text === "") return def;
+  const n = Number(text);
+  if (!Number.isFinite(n) || n < 0 || n >= 1) throw new ConfigError(`${name} must be a fraction from 0 to 0.99, got "${text}"`);
+  return n;
+}
 
 export function resolveConfig(options: ConfigOptions = {}, env: NodeJS.ProcessEnv = process.env): Config {
   const dataDir = resolve(options.dataDir ?? env.CAIRN_DATA_DIR ?? "/var/lib/cairn");
@@ -72,6 +90,8 @@ export function resolveConfig(options: ConfigOptions = {}, env: NodeJS.ProcessEn
     poolSizeBytes: sizeOf("CAIRN_POOL_SIZE", options.poolSize ?? env.CAIRN_POOL_SIZE),
     idleUnmountMs: idle,
     maxVolumeBytes: sizeOf("CAIRN_MAX_VOLUME_SIZE", options.maxVolumeSize ?? env.CAIRN_MAX_VOLUME_SIZE) ?? 100 * GiB,
+    maxCheckpointsPerVolume: intOf("CAIRN_MAX_CHECKPOINTS", env.CAIRN_MAX_CHECKPOINTS, 100, 1, 100_000),
+    poolReserveRatio: ratioOf("CAIRN_POOL_RESERVE", env.CAIRN_POOL_RESERVE, 0.1),
     logLevel: options.logLevel ?? env.CAIRN_LOG_LEVEL ?? "info",
   });
 }

@@ -7,6 +7,7 @@ import { buildApp } from "./http/app.js";
 import { newId } from "./ids.js";
 import { AuthService, generateAdminKey } from "./services/auth.js";
 import { VolumeService } from "./services/volumes.js";
+import { CheckpointService } from "./services/checkpoints.js";
 import { MetadataStore } from "./storage/metadata-store.js";
 import { LoopVolumeEngine } from "./volumes/engine.js";
 import { openPool } from "./volumes/pool.js";
@@ -68,7 +69,16 @@ export async function startCairnd(config: Config, options: { logger?: boolean | 
       },
     });
     const volumes = new VolumeService({ store, engine, config, log });
-    app = await buildApp({ store, auth, volumes, region: config.region, version: VERSION, logger });
+    const checkpoints = new CheckpointService({
+      store,
+      engine,
+      volumes,
+      log,
+      maxPerVolume: config.maxCheckpointsPerVolume,
+      poolReserveRatio: config.poolReserveRatio,
+      poolRoot: pool.root,
+    });
+    app = await buildApp({ store, auth, volumes, checkpoints, region: config.region, version: VERSION, logger });
     await volumes.reconcile();
     const address = await app.listen({ host: config.host, port: config.port });
     const url = address.replace("://[::1]", "://localhost");

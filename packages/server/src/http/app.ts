@@ -2,6 +2,8 @@ import Fastify, { type FastifyInstance, type FastifyServerOptions } from "fastif
 import { CairnError, PROBLEM_CONTENT_TYPE } from "@cairn/protocol";
 import type { AuthService } from "../services/auth.js";
 import type { VolumeService } from "../services/volumes.js";
+import type { CheckpointService } from "../services/checkpoints.js";
+import { checkpointRoutes } from "./checkpoint-routes.js";
 import type { MetadataStore } from "../storage/metadata-store.js";
 import { newId } from "../ids.js";
 import { adminRoutes } from "./admin-routes.js";
@@ -15,12 +17,13 @@ export interface AppDeps {
   store: MetadataStore;
   auth: AuthService;
   volumes: VolumeService;
+  checkpoints: CheckpointService;
   region: string;
   version: string;
   logger: FastifyServerOptions["logger"];
 }
 
-export function allRoutes(deps: Pick<AppDeps, "store" | "auth" | "volumes" | "region" | "version">, openapi: () => unknown): RouteSpec[] {
+export function allRoutes(deps: Pick<AppDeps, "store" | "auth" | "volumes" | "checkpoints" | "region" | "version">, openapi: () => unknown): RouteSpec[] {
   return [
     defineRoute({
       method: "GET",
@@ -45,6 +48,7 @@ export function allRoutes(deps: Pick<AppDeps, "store" | "auth" | "volumes" | "re
     ...adminRoutes(deps.store, deps.auth),
     ...volumeRoutes(deps.volumes),
     ...fileRoutes(deps.volumes),
+    ...checkpointRoutes(deps.checkpoints, deps.volumes),
   ];
 }
 

@@ -39,6 +39,8 @@ export interface RouteSpec<P = unknown, Q = unknown, B = unknown> {
   body?: z.ZodType<B>;
   /** A streamed, unparsed body (file content); the handler reads `req.raw`. */
   rawBody?: { contentType: string; description: string };
+  /** Error codes for bad fields of this route, over the defaults (e.g. `name` of a checkpoint). */
+  fieldCodes?: Record<string, ErrorCode>;
   /** Extra request headers worth documenting. */
   headers?: Record<string, string>;
   responses: Record<number, ResponseSpec>;
@@ -58,8 +60,9 @@ const FIELD_CODES: Record<string, ErrorCode> = {
   path: "INVALID_PATH",
 };
 
-export function parseOrThrow<T>(schema: z.ZodType<T>, value: unknown, where: string): T {
-  const r = schema.safeParse(value ?? (where === "body" ? undefined : {}));
+export function parseOrThrow<T>(schema: z.ZodType<T>, value: unknown, where: string, fieldCodes: Record<string, ErrorCode> = {}): T {
+  // A missing body is an empty object where the schema allows one (e.g. a checkpoint with defaults).
+  const r = schema.safeParse(value ?? {});
   if (r.success) return r.data;
   const issue = r.error.issues[0]!;
   const field = issue.path.map(String).join(".");
@@ -67,7 +70,7 @@ export function parseOrThrow<T>(schema: z.ZodType<T>, value: unknown, where: str
   if (where === "body" && value === undefined) {
     throw new CairnError("INVALID_REQUEST", "This request needs a JSON body (Content-Type: application/json)");
   }
-  const code = FIELD_CODES[top] ?? "INVALID_REQUEST";
+  const code = fieldCodes[top] ?? FIELD_CODES[top] ?? "INVALID_REQUEST";
   const message = code === "INVALID_REQUEST" ? `${where}${field ? `.${field}` : ""}: ${issue.message}` : issue.message;
   throw new CairnError(code, message, { meta: { field: field || where } });
 }
@@ -98,7 +101,7 @@ export function registerRoute(
       }
       const params = spec.params ? parseOrThrow(spec.params, req.params, "params") : req.params;
       const query = spec.query ? parseOrThrow(spec.query, req.query, "query") : req.query;
-      const body = spec.body ? parseOrThrow(spec.body, req.body, "body") : undefined;
+      const body = spec.body ? parseOrThrow(spec.body, req.body, "body", spec.fieldCodes) : undefined;
       const result = await spec.handler({ params, query, body, req, reply, principal });
       if (reply.sent) return reply;
       return result === undefined ? reply.send() : reply.send(result);

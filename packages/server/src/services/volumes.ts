@@ -63,8 +63,16 @@ export class VolumeService {
 
   async create(projectId: string, req: CreateVolumeRequest): Promise<{ volume: Volume; created: boolean }> {
     const { store, engine, config, log } = this.deps;
-    const filesystem = req.filesystem ?? "ext4";
-    const sizeBytes = this.resolveSize(req, filesystem);
+    const source = req.fromCheckpoint !== undefined ? await this.findCheckpointSource(projectId, req.fromCheckpoint) : undefined;
+    if (source && req.filesystem !== undefined && req.filesystem !== source.volume.filesystem) {
+      throw new CairnError("INVALID_REQUEST", `A fork keeps the filesystem of its source (${source.volume.filesystem})`);
+    }
+    const filesystem = source?.volume.filesystem ?? req.filesystem ?? "ext4";
+    const requested = req.sizeGb !== undefined || req.sizeBytes !== undefined ? this.resolveSize(req, filesystem) : undefined;
+    if (source && requested !== undefined && requested < source.checkpoint.sizeBytes) {
+      throw new CairnError("INVALID_SIZE", `The checkpoint is ${formatSize(source.checkpoint.sizeBytes)}; a fork of it cannot be smaller`);
+    }
+    const sizeBytes = requested ?? source?.checkpoint.sizeBytes ?? this.resolveSize(req, filesystem);
     if (req.region !== undefined && req.region !== config.region) {
       throw new CairnError(
         "REGION_MISMATCH",
@@ -95,9 +103,19 @@ export class VolumeService {
       throw err;
     }
     const opId = newId("op");
-    await store.startOperation({ id: opId, volumeId: record.id, kind: "create", detail: { sizeBytes, filesystem } });
+    await store.startOperation({
+      id: opId,
+      volumeId: record.id,
+      kind: source ? "fork" : "create",
+      detail: { sizeBytes, filesystem, ...(source ? { checkpointId: source.checkpoint.id } : {}) },
+    });
     try {
-      await engine.create({ id: record.id, sizeBytes, filesystem });
+      if (source) {
+        await engine.fork({ volumeId: source.volume.id, checkpointId: source.checkpoint.id, newVolumeId: record.id });
+        if (sizeBytes > source.checkpoint.sizeBytes) await engine.grow({ id: record.id, sizeBytes, filesystem });
+      } else {
+        await engine.create({ id: record.id, sizeBytes, filesystem });
+      }
       await store.transitionVolume(record.id, ["creating"], "ready");
       await store.finishOperation(opId, "succeeded");
     } catch (err) {
@@ -108,6 +126,19 @@ export class VolumeService {
     }
     const created = await this.find(projectId, record.id);
     return { volume: await this.toWire(created), created: true };
+  }
+
+  private async findCheckpointSource(projectId: string, ref: string) {
+    const [volRef, cpRef] = ref.split(":") as [string, string];
+    const volume = await this.find(projectId, volRef);
+    const { store } = this.deps;
+    const checkpoint =
+      (ID_PATTERN.test(cpRef) ? await store.getCheckpoint(volume.id, { id: cpRef }) : undefined) ??
+      (await store.getCheckpoint(volume.id, { name: cpRef }));
+    if (!checkpoint || checkpoint.status !== "ready") {
+      throw new CairnError("CHECKPOINT_NOT_FOUND", `Checkpoint "${cpRef}" of volume "${volume.name}" not found`);
+    }
+    return { volume, checkpoint };
   }
 
   /** A create-if-missing racing a create returns the volume once it is ready. */
@@ -204,6 +235,8 @@ export class VolumeService {
       await store.transitionVolume(v.id, ["deleting"], "ready");
       throw err;
     }
+    await engine.deleteCheckpoints(v.id);
+    await store.deleteCheckpointsOf(v.id);
     await store.deleteVolume(v.id);
   }
 
@@ -211,7 +244,7 @@ export class VolumeService {
   async lease(projectId: string, ref: string): Promise<{ volume: VolumeRecord; lease: Lease }> {
     const v = await this.find(projectId, ref);
     if (v.status !== "ready" && v.status !== "resizing") {
-      throw new CairnError("VOLUME_NOT_READY", `Volume "${v.name}" is ${v.status}`);
+      throw new CairnError("VOLUME_NOT_READY", `Volume "${v.name}" is ${v.status}; retry in a moment`);
     }
     return { volume: v, lease: await this.deps.engine.acquire(v.id) };
   }
@@ -230,13 +263,31 @@ export class VolumeService {
         log.info({ volumeId: v.id }, "reconcile: rolled back an unfinished create");
       } else if (v.status === "deleting") {
         await engine.destroy(v.id);
+        await engine.deleteCheckpoints(v.id);
+        await store.deleteCheckpointsOf(v.id);
         await store.deleteVolume(v.id);
         log.info({ volumeId: v.id }, "reconcile: finished a delete");
       } else {
+        if (v.status === "restoring") {
+          // The restore's rename is atomic: the image is the old or the new one, both whole.
+          await store.transitionVolume(v.id, ["restoring"], "ready");
+          const size = await engine.imageSize(v.id);
+          if (size !== undefined) await store.updateVolume(v.id, { sizeBytes: size });
+        }
         known.add(v.id);
       }
     }
-    const report = await engine.reconcile(known);
+    const checkpoints = new Map<string, Set<string>>();
+    for (const cp of await store.listAllCheckpoints()) {
+      if (cp.status !== "ready" || !known.has(cp.volumeId)) {
+        await store.deleteCheckpoint(cp.id);
+        continue;
+      }
+      let set = checkpoints.get(cp.volumeId);
+      if (!set) checkpoints.set(cp.volumeId, (set = new Set()));
+      set.add(cp.id);
+    }
+    const report = await engine.reconcile(known, checkpoints);
     for (const v of await store.listAllVolumes()) {
       if (v.status !== "resizing") continue;
       // Finish the grow to whatever size the image reached; the filesystem grows to fill it.

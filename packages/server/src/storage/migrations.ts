@@ -55,6 +55,22 @@ const migrations: Record<string, Migration> = {
       await db.schema.createIndex("operations_volume").on("operations").columns(["volume_id", "created_at"]).execute();
     },
   },
+  "0002_checkpoints": {
+    async up(db: Kysely<any>) {
+      await db.schema
+        .createTable("checkpoints")
+        .addColumn("id", "text", (c) => c.primaryKey())
+        .addColumn("volume_id", "text", (c) => c.notNull())
+        .addColumn("name", "text", (c) => c.notNull())
+        .addColumn("labels", "text", (c) => c.notNull().defaultTo("{}"))
+        .addColumn("size_bytes", "bigint", (c) => c.notNull())
+        .addColumn("frozen_ms", "real", (c) => c.notNull().defaultTo(0))
+        .addColumn("status", "text", (c) => c.notNull())
+        .addColumn("created_at", "text", (c) => c.notNull())
+        .addUniqueConstraint("checkpoints_volume_name_unique", ["volume_id", "name"])
+        .execute();
+    },
+  },
 };
 
 export const migrationProvider: MigrationProvider = {

@@ -45,7 +45,19 @@ export interface OperationsTable {
   finished_at: string | null;
 }
 
+export interface CheckpointsTable {
+  id: string;
+  volume_id: string;
+  name: string;
+  labels: string;
+  size_bytes: number | string | bigint;
+  frozen_ms: number;
+  status: string;
+  created_at: string;
+}
+
 export interface Database {
+  checkpoints: CheckpointsTable;
   projects: ProjectsTable;
   api_keys: ApiKeysTable;
   volumes: VolumesTable;

@@ -2,7 +2,8 @@
  * The volume engine: one sparse filesystem image per volume in the pool, loop-mounted on demand
  * while something holds a lease on it, unmounted after an idle grace period.
  */
-import { mkdir, rename, rm, readdir, stat, statfs, truncate } from "node:fs/promises";
+import { constants as fsc } from "node:fs";
+import { copyFile, mkdir, rename, rm, readdir, stat, statfs, truncate } from "node:fs/promises";
 import { join } from "node:path";
 import { CairnError, type Filesystem } from "@cairn/protocol";
 import { ExecError, run } from "./exec.js";
@@ -33,8 +34,25 @@ export interface VolumeEngine {
   /** Usage from the filesystem if it is mounted now; undefined when it is not. */
   usage(id: string): Promise<VolumeUsage | undefined>;
   imageSize(id: string): Promise<number | undefined>;
-  reconcile(known: ReadonlySet<string>): Promise<ReconcileReport>;
+  /** `checkpoints`: the checkpoint ids that exist, per volume id; other checkpoint images are deleted. */
+  reconcile(known: ReadonlySet<string>, checkpoints?: ReadonlyMap<string, ReadonlySet<string>>): Promise<ReconcileReport>;
   close(): Promise<void>;
+  /** Copy-on-write checkpoint of a volume: freeze (if mounted), reflink the image, thaw. */
+  checkpoint(options: { volumeId: string; checkpointId: string }): Promise<CheckpointInfo>;
+  /** Replace the volume's image with the checkpoint's, atomically (rename). No lease may be held. */
+  restore(options: { volumeId: string; checkpointId: string }): Promise<void>;
+  /** A new volume whose image is a reflink of a checkpoint. */
+  fork(options: { volumeId: string; checkpointId: string; newVolumeId: string }): Promise<void>;
+  deleteCheckpoint(options: { volumeId: string; checkpointId: string }): Promise<void>;
+  /** Delete every checkpoint image of a volume. */
+  deleteCheckpoints(volumeId: string): Promise<void>;
+  checkpointSpace(options: { volumeId: string; checkpointId: string }): Promise<{ allocatedBytes: number; exclusiveBytes: number }>;
+}
+
+export interface CheckpointInfo {
+  sizeBytes: number;
+  /** How long the filesystem was frozen, in ms (0 when it was not mounted). */
+  frozenMs: number;
 }
 
 export interface ReconcileReport {
@@ -244,6 +262,81 @@ export class LoopVolumeEngine implements VolumeEngine {
     return statUsage(this.mountPath(id)).catch(() => undefined);
   }
 
+  checkpointPath(volumeId: string, checkpointId: string): string {
+    return join(this.options.pool.root, "checkpoints", volumeId, `${checkpointId}.img`);
+  }
+
+  async checkpoint({ volumeId, checkpointId }: { volumeId: string; checkpointId: string }): Promise<CheckpointInfo> {
+    return this.lock.run(volumeId, async () => {
+      const target = this.checkpointPath(volumeId, checkpointId);
+      await mkdir(join(this.options.pool.root, "checkpoints", volumeId), { recursive: true });
+      const tmp = join(this.options.pool.root, "tmp", `${volumeId}.${checkpointId}.img`);
+      const mounted = this.state(volumeId).mounted && (await findMount(this.mountPath(volumeId))) !== undefined;
+      let frozenMs = 0;
+      try {
+        if (mounted) {
+          // Crash-consistent: writers block for the clone only, then continue.
+          const t0 = performance.now();
+          await run("fsfreeze", ["--freeze", this.mountPath(volumeId)]);
+          try {
+            await copyFile(this.imagePath(volumeId), tmp, fsc.COPYFILE_FICLONE_FORCE);
+          } finally {
+            await run("fsfreeze", ["--unfreeze", this.mountPath(volumeId)]);
+            frozenMs = performance.now() - t0;
+          }
+        } else {
+          await copyFile(this.imagePath(volumeId), tmp, fsc.COPYFILE_FICLONE_FORCE);
+        }
+        await rename(tmp, target);
+      } catch (err) {
+        await rm(tmp, { force: true });
+        throw err;
+      }
+      return { sizeBytes: (await stat(target)).size, frozenMs };
+    });
+  }
+
+  async restore({ volumeId, checkpointId }: { volumeId: string; checkpointId: string }): Promise<void> {
+    await this.lock.run(volumeId, async () => {
+      const s = this.state(volumeId);
+      if (s.refs > 0) throw new CairnError("VOLUME_BUSY", "The volume is in use; restore it when nothing has it open");
+      clearTimeout(s.idleTimer);
+      await this.unmountLocked(volumeId);
+      const tmp = join(this.options.pool.root, "tmp", `${volumeId}.restore.img`);
+      try {
+        await copyFile(this.checkpointPath(volumeId, checkpointId), tmp, fsc.COPYFILE_FICLONE_FORCE);
+        // The rename is the commit point: a crash before it leaves the old volume, after it the new.
+        await rename(tmp, this.imagePath(volumeId));
+      } catch (err) {
+        await rm(tmp, { force: true });
+        throw err;
+      }
+    });
+  }
+
+  async fork({ volumeId, checkpointId, newVolumeId }: { volumeId: string; checkpointId: string; newVolumeId: string }): Promise<void> {
+    const tmp = join(this.options.pool.root, "tmp", `${newVolumeId}.img`);
+    try {
+      await copyFile(this.checkpointPath(volumeId, checkpointId), tmp, fsc.COPYFILE_FICLONE_FORCE);
+      await rename(tmp, this.imagePath(newVolumeId));
+    } catch (err) {
+      await rm(tmp, { force: true });
+      throw err;
+    }
+  }
+
+  async deleteCheckpoint({ volumeId, checkpointId }: { volumeId: string; checkpointId: string }): Promise<void> {
+    await rm(this.checkpointPath(volumeId, checkpointId), { force: true });
+  }
+
+  async deleteCheckpoints(volumeId: string): Promise<void> {
+    await rm(join(this.options.pool.root, "checkpoints", volumeId), { recursive: true, force: true });
+  }
+
+  async checkpointSpace({ volumeId, checkpointId }: { volumeId: string; checkpointId: string }) {
+    return extentSpace(this.checkpointPath(volumeId, checkpointId));
+  }
+
   async imageSize(id: string): Promise<number | undefined> {
     return stat(this.imagePath(id)).then((s) => s.size, () => undefined);
   }
@@ -253,7 +346,7 @@ export class LoopVolumeEngine implements VolumeEngine {
    * mounts survive in the pinned namespace), detach our loop devices no mount uses, delete images
    * and temp files of volumes that do not exist.
    */
-  async reconcile(known: ReadonlySet<string>): Promise<ReconcileReport> {
+  async reconcile(known: ReadonlySet<string>, checkpoints: ReadonlyMap<string, ReadonlySet<string>> = new Map()): Promise<ReconcileReport> {
     const report: ReconcileReport = { unmounted: [], detachedLoops: [], removedImages: [] };
     const prefix = this.options.mountRoot + "/";
     for (const m of await readMounts()) {
@@ -281,6 +374,21 @@ export class LoopVolumeEngine implements VolumeEngine {
       await rm(join(volumesDir, file), { force: true });
       report.removedImages.push(id);
     }
+    const cpRoot = join(this.options.pool.root, "checkpoints");
+    await mkdir(cpRoot, { recursive: true });
+    for (const volumeId of await readdir(cpRoot)) {
+      const keep = checkpoints.get(volumeId);
+      if (!keep) {
+        await rm(join(cpRoot, volumeId), { recursive: true, force: true });
+        continue;
+      }
+      for (const file of await readdir(join(cpRoot, volumeId))) {
+        if (!keep.has(file.replace(/\.img$/, ""))) {
+          await rm(join(cpRoot, volumeId, file), { force: true });
+          report.removedImages.push(`${volumeId}/${file}`);
+        }
+      }
+    }
     const tmpDir = join(this.options.pool.root, "tmp");
     for (const file of await readdir(tmpDir)) await rm(join(tmpDir, file), { force: true, recursive: true });
     return report;
@@ -296,6 +404,23 @@ export class LoopVolumeEngine implements VolumeEngine {
       }).catch((err) => this.options.log?.warn({ err, volumeId: id }, "unmount at shutdown failed"));
     }
   }
+}
+
+/**
+ * Allocated and exclusive (not shared with any reflink) bytes of an image, from its extent map.
+ */
+export async function extentSpace(path: string): Promise<{ allocatedBytes: number; exclusiveBytes: number }> {
+  const { stdout } = await run("filefrag", ["-v", "-b1024", path]).catch(() => ({ stdout: "" }));
+  let allocated = 0;
+  let exclusive = 0;
+  for (const line of stdout.split("\n")) {
+    const m = /^\s*\d+:\s+\d+\.\.\s*\d+:\s+\d+\.\.\s*\d+:\s+(\d+):/.exec(line);
+    if (!m) continue;
+    const bytes = Number(m[1]) * 1024;
+    allocated += bytes;
+    if (!/\bshared\b/.test(line) && !/unwritten/.test(line)) exclusive += bytes;
+  }
+  return { allocatedBytes: allocated, exclusiveBytes: exclusive };
 }
 
 async function statUsage(path: string): Promise<VolumeUsage> {

@@ -1,0 +1,82 @@
+import { z } from "zod";
+import { Checkpoint, CheckpointList, CreateCheckpointRequest, Volume } from "@cairn/protocol";
+import type { CheckpointService } from "../services/checkpoints.js";
+import type { VolumeService } from "../services/volumes.js";
+import { defineRoute, type RouteSpec } from "./route.js";
+import { VolumeParams } from "./volume-routes.js";
+
+const CheckpointParams = VolumeParams.extend({
+  checkpoint: z.string().min(1).max(128).meta({ description: "Checkpoint id (`cp_…`) or name" }),
+});
+
+export function checkpointRoutes(checkpoints: CheckpointService, volumes: VolumeService): RouteSpec[] {
+  return [
+    defineRoute({
+      method: "POST",
+      path: "/v1/volumes/{volume}/checkpoints",
+      operationId: "createCheckpoint",
+      summary: "Take a checkpoint (copy-on-write, milliseconds)",
+      description:
+        "Freezes the filesystem for the clone only (writers pause for milliseconds), reflinks the image, thaws. The checkpoint is crash-consistent and costs no space until the volume's blocks diverge. `keep` deletes the oldest checkpoints beyond that count.",
+      tags: ["checkpoints"],
+      params: VolumeParams,
+      body: CreateCheckpointRequest,
+      fieldCodes: { name: "INVALID_CHECKPOINT_NAME" },
+      responses: { 201: { description: "Created", schema: Checkpoint } },
+      handler: async ({ params, body, principal, reply }) => {
+        const cp = await checkpoints.create(principal.projectId, params.volume, body ?? {});
+        reply.code(201);
+        return cp;
+      },
+    }),
+    defineRoute({
+      method: "GET",
+      path: "/v1/volumes/{volume}/checkpoints",
+      operationId: "listCheckpoints",
+      summary: "List a volume's checkpoints, oldest first",
+      tags: ["checkpoints"],
+      params: VolumeParams,
+      responses: { 200: { description: "Checkpoints", schema: CheckpointList } },
+      handler: async ({ params, principal }) => ({ items: await checkpoints.list(principal.projectId, params.volume) }),
+    }),
+    defineRoute({
+      method: "GET",
+      path: "/v1/volumes/{volume}/checkpoints/{checkpoint}",
+      operationId: "getCheckpoint",
+      summary: "Get a checkpoint by id or name",
+      tags: ["checkpoints"],
+      params: CheckpointParams,
+      responses: { 200: { description: "The checkpoint", schema: Checkpoint } },
+      handler: async ({ params, principal }) => checkpoints.get(principal.projectId, params.volume, params.checkpoint),
+    }),
+    defineRoute({
+      method: "DELETE",
+      path: "/v1/volumes/{volume}/checkpoints/{checkpoint}",
+      operationId: "deleteCheckpoint",
+      summary: "Delete a checkpoint",
+      tags: ["checkpoints"],
+      params: CheckpointParams,
+      responses: { 204: { description: "Deleted" } },
+      handler: async ({ params, principal, reply }) => {
+        await checkpoints.delete(principal.projectId, params.volume, params.checkpoint);
+        reply.code(204);
+        return undefined;
+      },
+    }),
+    defineRoute({
+      method: "POST",
+      path: "/v1/volumes/{volume}/checkpoints/{checkpoint}/restore",
+      operationId: "restoreCheckpoint",
+      summary: "Restore a volume in place from one of its checkpoints",
+      description:
+        "Atomic: the volume is exactly the checkpoint afterwards, or untouched if the restore fails. Refused with 409 VOLUME_BUSY while anything uses the volume. The volume takes the checkpoint's size.",
+      tags: ["checkpoints"],
+      params: CheckpointParams,
+      responses: { 200: { description: "The restored volume", schema: Volume } },
+      handler: async ({ params, principal }) => {
+        await checkpoints.restore(principal.projectId, params.volume, params.checkpoint);
+        return volumes.get(principal.projectId, params.volume);
+      },
+    }),
+  ];
+}

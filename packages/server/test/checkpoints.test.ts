@@ -1,0 +1,186 @@
+/** Checkpoints against a real cairnd: freeze + reflink + thaw in an XFS pool, restore, fork. */
+import { after, before, describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { createHash, randomBytes } from "node:crypto";
+import { Cairn, CairnError, type Volume } from "@cairn/sdk";
+import { GiB, MiB } from "@cairn/protocol";
+import { startCairnd, type CairndProcess } from "./harness.js";
+import { run } from "../src/volumes/exec.js";
+
+const sha = (b: Uint8Array) => createHash("sha256").update(b).digest("hex");
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function codeOf(p: Promise<unknown>): Promise<string> {
+  try {
+    await p;
+    return "ok";
+  } catch (err) {
+    assert.ok(err instanceof CairnError, String(err));
+    return err.code;
+  }
+}
+
+describe("checkpoints", () => {
+  let c: CairndProcess;
+  let cairn: Cairn;
+  const ns = () => `--mount=${c.dataDir}/run/mnt.ns`;
+
+  before(async () => {
+    c = await startCairnd({ env: { CAIRN_IDLE_UNMOUNT_MS: "300" } });
+    cairn = new Cairn({ url: c.url, apiKey: c.adminKey });
+  });
+  after(async () => {
+    await c?.destroy();
+  });
+
+  it("restores in place: data from before is back, data from after is gone", async () => {
+    const v = await cairn.volumes.create({ name: "cp-restore" });
+    await v.files.write("/before.txt", "before");
+    await v.files.write("/changed.txt", "old");
+    const cp = await v.checkpoints.create({ name: "before-migration", labels: { why: "test" } });
+    assert.equal(cp.name, "before-migration");
+    assert.equal(cp.sizeBytes, GiB);
+    assert.ok(cp.frozenMs >= 0);
+    await v.files.write("/after.txt", "after");
+    await v.files.write("/changed.txt", "new");
+    const restored = await v.checkpoints.restore("before-migration");
+    assert.equal(restored.status, "ready");
+    assert.equal(await v.files.readText("/before.txt"), "before");
+    assert.equal(await v.files.readText("/changed.txt"), "old");
+    assert.equal(await codeOf(v.files.readText("/after.txt")), "PATH_NOT_FOUND");
+    // By id too, and listed with its facts.
+    assert.equal((await v.checkpoints.get(cp.id)).name, "before-migration");
+    const list = await v.checkpoints.list();
+    assert.deepEqual(list.map((x) => x.name), ["before-migration"]);
+    assert.deepEqual(list[0]!.labels, { why: "test" });
+  });
+
+  it("forks into a new volume that is independent both ways", async () => {
+    const v = await cairn.volumes.create({ name: "cp-src" });
+    const data = randomBytes(2 * MiB);
+    await v.files.write("/data.bin", data);
+    await v.checkpoints.create({ name: "base" });
+    const fork = await cairn.volumes.create({ name: "cp-fork", fromCheckpoint: "cp-src:base" });
+    assert.equal(fork.info.sizeBytes, GiB);
+    assert.equal(sha(await fork.files.readBytes("/data.bin")), sha(data));
+    await fork.files.write("/only-fork.txt", "fork");
+    await v.files.write("/only-src.txt", "src");
+    assert.equal(await codeOf(v.files.readText("/only-fork.txt")), "PATH_NOT_FOUND");
+    assert.equal(await codeOf(fork.files.readText("/only-src.txt")), "PATH_NOT_FOUND");
+    // A fork can start bigger, never smaller.
+    const big = await cairn.volumes.create({ name: "cp-fork-big", fromCheckpoint: "cp-src:base", sizeGb: 2 });
+    assert.equal(big.info.sizeBytes, 2 * GiB);
+    assert.equal(sha(await big.files.readBytes("/data.bin")), sha(data));
+    assert.equal(await codeOf(cairn.volumes.create({ name: "cp-fork-x", fromCheckpoint: "cp-src:nope" })), "CHECKPOINT_NOT_FOUND");
+    assert.equal(await codeOf(cairn.volumes.create({ name: "cp-fork-y", fromCheckpoint: "nope:base" })), "VOLUME_NOT_FOUND");
+  });
+
+  it("takes a crash-consistent checkpoint while writes go on: fsck-clean, a prefix of the writes", async () => {
+    const v = await cairn.volumes.create({ name: "cp-live" });
+    const acked: string[] = [];
+    const hashes = new Map<string, string>();
+    let stop = false;
+    const writer = (async () => {
+      for (let i = 0; !stop; i++) {
+        const body = randomBytes(32 * 1024);
+        const path = `/log/${String(i).padStart(6, "0")}.bin`;
+        await v.files.write(path, body);
+        hashes.set(path, sha(body));
+        acked.push(path);
+      }
+    })();
+    await sleep(400);
+    const ackedBefore = acked.length;
+    const cp = await v.checkpoints.create({ name: "live" });
+    await sleep(200);
+    stop = true;
+    await writer;
+    assert.ok(ackedBefore > 3, "writes were flowing");
+    // fsck the checkpoint image itself, read-only.
+    await run("nsenter", [ns(), "--", "e2fsck", "-fn", `${c.dataDir}/pool/checkpoints/${v.id}/${cp.id}.img`]);
+    const fork = await cairn.volumes.create({ name: "cp-live-fork", fromCheckpoint: `cp-live:${cp.id}` });
+    let present = 0;
+    for (const [i, path] of acked.entries()) {
+      const code = await codeOf(fork.files.readBytes(path));
+      if (code === "PATH_NOT_FOUND") {
+        // Everything after the first missing file is missing too: a prefix.
+        for (const later of acked.slice(i)) assert.equal(await codeOf(fork.files.readBytes(later)), "PATH_NOT_FOUND", later);
+        break;
+      }
+      assert.equal(sha(await fork.files.readBytes(path)), hashes.get(path), `${path} is whole`);
+      present++;
+    }
+    assert.ok(present >= ackedBefore, `every write acknowledged before the checkpoint is in it (${present} >= ${ackedBefore})`);
+    assert.ok(present < acked.length, "writes after the checkpoint are not in it");
+  });
+
+  it("refuses a restore while the volume is in use", async () => {
+    const v = await cairn.volumes.create({ name: "cp-busy" });
+    await v.checkpoints.create({ name: "c1" });
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    async function* slow() {
+      yield new Uint8Array(1024);
+      await gate;
+      yield new Uint8Array(1024);
+    }
+    const upload = v.files.write("/slow.bin", slow());
+    await sleep(300);
+    assert.equal(await codeOf(v.checkpoints.restore("c1")), "VOLUME_BUSY");
+    release();
+    await upload;
+    assert.equal((await cairn.volumes.get("cp-busy")).info.status, "ready");
+    assert.equal(await v.files.readText("/slow.bin").then((t) => t.length), 2048, "the upload was not disturbed");
+  });
+
+  it("validates names, refuses duplicates and unknown checkpoints", async () => {
+    const v = await cairn.volumes.create({ name: "cp-names" });
+    await v.checkpoints.create({ name: "one" });
+    assert.equal(await codeOf(v.checkpoints.create({ name: "one" })), "CHECKPOINT_ALREADY_EXISTS");
+    assert.equal(await codeOf(v.checkpoints.create({ name: "Bad Name" })), "INVALID_CHECKPOINT_NAME");
+    assert.equal(await codeOf(v.checkpoints.get("nope")), "CHECKPOINT_NOT_FOUND");
+    assert.equal(await codeOf(v.checkpoints.restore("nope")), "CHECKPOINT_NOT_FOUND");
+    const unnamed = await v.checkpoints.create();
+    assert.match(unnamed.name, /^cp-/);
+  });
+
+  it("keeps only the newest N with keep", async () => {
+    const v = await cairn.volumes.create({ name: "cp-keep" });
+    for (let i = 0; i < 5; i++) {
+      await v.files.write("/n.txt", String(i));
+      await v.checkpoints.create({ name: `k${i}`, keep: 3 });
+    }
+    assert.deepEqual((await v.checkpoints.list()).map((x) => x.name), ["k2", "k3", "k4"]);
+    await v.checkpoints.restore("k2");
+    assert.equal(await v.files.readText("/n.txt"), "2");
+    await v.checkpoints.delete("k3");
+    assert.deepEqual((await v.checkpoints.list()).map((x) => x.name), ["k2", "k4"]);
+  });
+
+  it("works across a grow, and deleting a volume deletes its checkpoints", async () => {
+    const v = await cairn.volumes.create({ name: "cp-grow" });
+    await v.files.write("/a.txt", "a");
+    await v.checkpoints.create({ name: "small" });
+    await cairn.volumes.resize("cp-grow", { sizeGb: 2 });
+    await v.files.write("/b.txt", "b");
+    const big = await v.checkpoints.create({ name: "big" });
+    assert.equal(big.sizeBytes, 2 * GiB);
+    const restored = await v.checkpoints.restore("small");
+    assert.equal(restored.sizeBytes, GiB, "the volume is exactly the checkpoint, size included");
+    assert.equal(await codeOf(v.files.readText("/b.txt")), "PATH_NOT_FOUND");
+    await v.checkpoints.restore("big");
+    assert.equal(await v.files.readText("/b.txt"), "b");
+    const id = v.id;
+    await cairn.volumes.delete("cp-grow");
+    const { stdout } = await run("nsenter", [ns(), "--", "sh", "-c", `ls ${c.dataDir}/pool/checkpoints`]);
+    assert.doesNotMatch(stdout, new RegExp(id));
+  });
+
+  it("costs no space until blocks diverge", async () => {
+    const v = await cairn.volumes.create({ name: "cp-space" });
+    await v.files.write("/big.bin", randomBytes(16 * MiB));
+    const cp = await v.checkpoints.create({ name: "s" });
+    assert.ok(cp.allocatedBytes >= 16 * MiB, `allocated ${cp.allocatedBytes}`);
+    assert.ok(cp.exclusiveBytes < 1 * MiB, `a fresh checkpoint shares its blocks (exclusive ${cp.exclusiveBytes})`);
+  });
+});
