@@ -187,6 +187,23 @@ export class Checkpoints {
     return this.http.json<VolumeInfo>({ method: "POST", path: `${this.base()}/${enc(ref)}/restore`, signal: options.signal });
   }
 
+  /**
+   * Download a checkpoint: `image` (default) is the raw ext4/XFS image, `tar` an archive of its
+   * files. Either can be imported on any cairnd with `cairn.volumes.import`.
+   *
+   * @example
+   * const stream = await volume.checkpoints.export("before-migration", { format: "tar" });
+   */
+  async export(ref: string, options: RequestOptions & { format?: "image" | "tar" } = {}): Promise<ReadableStream<Uint8Array>> {
+    const res = await this.http.request({
+      method: "GET",
+      path: `${this.base()}/${enc(ref)}/export`,
+      query: { format: options.format },
+      signal: options.signal,
+    });
+    return res.body ?? new ReadableStream({ start: (c) => c.close() });
+  }
+
   /** @example await volume.checkpoints.delete("before-migration"); */
   async delete(ref: string, options: RequestOptions = {}): Promise<void> {
     await this.http.json({ method: "DELETE", path: `${this.base()}/${enc(ref)}`, signal: options.signal });
@@ -351,6 +368,28 @@ export class Volumes {
     const { signal, ...body } = options;
     const r = await this.http.json<ResizeResult>({ method: "PATCH", path: `/v1/volumes/${enc(ref)}`, json: body, signal });
     return this.wrap(r.volume);
+  }
+
+  /**
+   * Create a volume from an upload: a raw image (`format: "image"`, e.g. a checkpoint export) or
+   * a tar archive of files (`format: "tar"`, extracted into a new volume of `sizeGb`).
+   *
+   * @example
+   * const copy = await cairn.volumes.import({ name: "moved", format: "image", data: fs.createReadStream("team-data.img") });
+   */
+  async import(
+    options: RequestOptions & { name: string; format: "image" | "tar"; data: FileData } & Pick<CreateVolumeOptions, "sizeGb" | "sizeBytes" | "filesystem" | "accessMode">,
+  ): Promise<Volume> {
+    const { signal, data, ...query } = options;
+    const res = await this.http.request({
+      method: "POST",
+      path: "/v1/volumes/import",
+      query,
+      body: toStream(data),
+      headers: { "content-type": "application/octet-stream" },
+      signal,
+    });
+    return this.wrap((await res.json()) as VolumeInfo);
   }
 
   /** Delete a volume and its data. @example await cairn.volumes.delete("team-data"); */

@@ -176,6 +176,46 @@ describe("checkpoints", () => {
     assert.doesNotMatch(stdout, new RegExp(id));
   });
 
+  it("exports a checkpoint as an image and as a tar, and imports both as new volumes", async () => {
+    const v = await cairn.volumes.create({ name: "cp-export" });
+    const data = randomBytes(3 * MiB);
+    await v.files.write("/dir/data.bin", data);
+    await v.files.write("/hello.txt", "persistent\n");
+    await v.checkpoints.create({ name: "e1" });
+    await v.files.write("/later.txt", "not in the checkpoint");
+
+    const image = new Uint8Array(await new Response(await v.checkpoints.export("e1")).arrayBuffer());
+    assert.equal(image.length, GiB, "the raw image has the volume's size");
+    const fromImage = await cairn.volumes.import({ name: "cp-imported-image", format: "image", data: image });
+    assert.equal(fromImage.info.sizeBytes, GiB);
+    assert.equal(fromImage.info.filesystem, "ext4");
+    assert.equal(sha(await fromImage.files.readBytes("/dir/data.bin")), sha(data));
+    assert.equal(await codeOf(fromImage.files.readText("/later.txt")), "PATH_NOT_FOUND");
+
+    const tar = new Uint8Array(await new Response(await v.checkpoints.export("e1", { format: "tar" })).arrayBuffer());
+    assert.ok(tar.length < 8 * MiB, `the tar holds the files, not the image (${tar.length} bytes)`);
+    const fromTar = await cairn.volumes.import({ name: "cp-imported-tar", format: "tar", data: tar, sizeGb: 2 });
+    assert.equal(fromTar.info.sizeBytes, 2 * GiB);
+    assert.equal(await fromTar.files.readText("/hello.txt"), "persistent\n");
+    assert.equal(sha(await fromTar.files.readBytes("/dir/data.bin")), sha(data));
+
+    // Bad uploads leave no volume behind.
+    assert.equal(await codeOf(cairn.volumes.import({ name: "cp-bad-image", format: "image", data: randomBytes(MiB) })), "INVALID_REQUEST");
+    assert.equal(await codeOf(cairn.volumes.import({ name: "cp-bad-tar", format: "tar", data: "not a tar" })), "INVALID_REQUEST");
+    const names = (await cairn.volumes.list({ limit: 1000 })).items.map((x) => x.name);
+    for (const n of ["cp-bad-image", "cp-bad-tar"]) assert.ok(!names.includes(n), `${n} left no volume`);
+  });
+
+  it("refuses an archive that does not fit, all or nothing", async () => {
+    const v = await cairn.volumes.create({ name: "cp-big-src" });
+    await v.files.write("/a.bin", randomBytes(12 * MiB));
+    await v.files.write("/b.bin", randomBytes(12 * MiB));
+    await v.checkpoints.create({ name: "full" });
+    const tar = new Uint8Array(await new Response(await v.checkpoints.export("full", { format: "tar" })).arrayBuffer());
+    assert.equal(await codeOf(cairn.volumes.import({ name: "cp-too-small", format: "tar", data: tar, sizeBytes: 16 * MiB })), "QUOTA_EXCEEDED");
+    assert.equal(await codeOf(cairn.volumes.get("cp-too-small")), "VOLUME_NOT_FOUND");
+  });
+
   it("costs no space until blocks diverge", async () => {
     const v = await cairn.volumes.create({ name: "cp-space" });
     await v.files.write("/big.bin", randomBytes(16 * MiB));

@@ -64,6 +64,36 @@ export function checkpointRoutes(checkpoints: CheckpointService, volumes: Volume
       },
     }),
     defineRoute({
+      method: "GET",
+      path: "/v1/volumes/{volume}/checkpoints/{checkpoint}/export",
+      operationId: "exportCheckpoint",
+      summary: "Download a checkpoint as a raw filesystem image or a tar of its files",
+      description:
+        "`format=image` (default) streams the raw ext4/XFS image (write it sparse; `cairn checkpoint export` does); `format=tar` streams a tar of the files, read from a read-only mount of the checkpoint. Either one can be uploaded to `POST /v1/volumes/import` on any cairnd.",
+      tags: ["checkpoints"],
+      params: CheckpointParams,
+      query: z.object({ format: z.enum(["image", "tar"]).optional() }),
+      responses: {
+        200: { description: "The image or the archive", contentType: "application/octet-stream" },
+      },
+      handler: async ({ params, query, principal, reply }) => {
+        if ((query.format ?? "image") === "image") {
+          const img = await checkpoints.exportImage(principal.projectId, params.volume, params.checkpoint);
+          const { open } = await import("node:fs/promises");
+          const fh = await open(img.path, "r");
+          reply
+            .header("content-type", "application/octet-stream")
+            .header("content-length", String(img.size))
+            .header("content-disposition", `attachment; filename="${img.name}"`);
+          return reply.send(fh.createReadStream({ highWaterMark: 1024 * 1024 }));
+        }
+        const tar = await checkpoints.exportTar(principal.projectId, params.volume, params.checkpoint);
+        reply.raw.on("close", tar.done);
+        reply.header("content-type", "application/x-tar").header("content-disposition", `attachment; filename="${tar.name}"`);
+        return reply.send(tar.stream);
+      },
+    }),
+    defineRoute({
       method: "POST",
       path: "/v1/volumes/{volume}/checkpoints/{checkpoint}/restore",
       operationId: "restoreCheckpoint",

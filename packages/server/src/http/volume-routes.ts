@@ -1,5 +1,8 @@
 import { z } from "zod";
 import {
+  ACCESS_MODES,
+  FILESYSTEMS,
+  VolumeName,
   CairnError,
   CreateVolumeRequest,
   LABEL_KEY_PATTERN,
@@ -10,7 +13,7 @@ import {
   VolumeList,
 } from "@cairn/protocol";
 import type { VolumeService } from "../services/volumes.js";
-import { defineRoute, type RouteSpec } from "./route.js";
+import { defineRoute, parseOrThrow, type RouteSpec } from "./route.js";
 
 export const VolumeParams = z.object({
   volume: z.string().min(1).max(128).meta({ description: "Volume id (`vol_…`) or name" }),
@@ -38,6 +41,39 @@ export function volumeRoutes(volumes: VolumeService): RouteSpec[] {
         const { volume, created } = await volumes.create(principal.projectId, body);
         reply.code(created ? 201 : 200);
         return volume;
+      },
+    }),
+    defineRoute({
+      method: "POST",
+      path: "/v1/volumes/import",
+      operationId: "importVolume",
+      summary: "Create a volume from an uploaded image or tar archive",
+      description:
+        "`format=image`: the body is a raw ext4 or XFS image (e.g. a checkpoint export); zero blocks are stored as holes, the filesystem must be clean, the volume takes the image's size. `format=tar`: the body is a tar archive extracted into a new volume of `sizeGb`/`sizeBytes` (default 1 GiB). All or nothing: a failed import leaves no volume.",
+      tags: ["volumes"],
+      query: z.object({
+        name: VolumeName,
+        format: z.enum(["image", "tar"]),
+        sizeGb: z.coerce.number().optional(),
+        sizeBytes: z.coerce.number().optional(),
+        filesystem: z.enum(FILESYSTEMS).optional(),
+        accessMode: z.enum(ACCESS_MODES).optional(),
+      }),
+      rawBody: { contentType: "application/octet-stream", description: "The image or the tar archive" },
+      responses: { 201: { description: "Created", schema: Volume } },
+      handler: async ({ query, req, principal, reply }) => {
+        // Same checks as a JSON create (name, size range), then the streamed import.
+        const { format, ...fields } = query;
+        const defined = Object.fromEntries(Object.entries(fields).filter(([, v]) => v !== undefined));
+        const create = parseOrThrow(CreateVolumeRequest, defined, "query");
+        try {
+          const volume = await volumes.importVolume(principal.projectId, { ...create, format }, req.raw);
+          reply.code(201);
+          return volume;
+        } catch (err) {
+          reply.header("connection", "close");
+          throw err;
+        }
       },
     }),
     defineRoute({

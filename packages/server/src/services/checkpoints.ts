@@ -1,5 +1,7 @@
 /** Checkpoints: instant copy-on-write restore points of a volume (freeze, reflink, thaw). */
-import { statfs } from "node:fs/promises";
+import { spawn } from "node:child_process";
+import { stat, statfs } from "node:fs/promises";
+import type { Readable } from "node:stream";
 import { CairnError, formatSize, type Checkpoint, type CreateCheckpointRequest } from "@cairn/protocol";
 import { ID_PATTERN, newId } from "../ids.js";
 import type { Logger } from "../logger.js";
@@ -129,6 +131,44 @@ export class CheckpointService {
     await this.deps.store.updateCheckpoint(cp.id, { status: "deleting" });
     await this.deps.engine.deleteCheckpoint({ volumeId: cp.volumeId, checkpointId: cp.id });
     await this.deps.store.deleteCheckpoint(cp.id);
+  }
+
+  /** The checkpoint's raw image, to stream out (zeros included: a reader may write it sparse). */
+  async exportImage(projectId: string, volumeRef: string, ref: string): Promise<{ path: string; size: number; name: string }> {
+    const volume = await this.deps.volumes.find(projectId, volumeRef);
+    const cp = await this.find(volume, ref);
+    const path = this.deps.engine.checkpointPath(volume.id, cp.id);
+    return { path, size: (await stat(path)).size, name: `${volume.name}-${cp.name}.img` };
+  }
+
+  /**
+   * A tar stream of the checkpoint's files, read from a read-only mount of the checkpoint. The
+   * mount goes when the stream ends or is abandoned.
+   */
+  async exportTar(projectId: string, volumeRef: string, ref: string): Promise<{ stream: Readable; name: string; done: () => void }> {
+    const volume = await this.deps.volumes.find(projectId, volumeRef);
+    const cp = await this.find(volume, ref);
+    const lease = await this.deps.engine.mountCheckpoint({ volumeId: volume.id, checkpointId: cp.id });
+    const tar = spawn("tar", ["-c", "-f", "-", "-C", lease.path, "--one-file-system", "--sparse", "--exclude=./lost+found", "."], {
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let stderr = "";
+    tar.stderr.on("data", (d) => (stderr += d));
+    tar.on("exit", (code) => {
+      if (code !== 0 && code !== null) this.deps.log.warn({ code, stderr: stderr.slice(0, 500) }, "tar export failed");
+    });
+    let finished = false;
+    return {
+      stream: tar.stdout,
+      name: `${volume.name}-${cp.name}.tar`,
+      done: () => {
+        if (finished) return;
+        finished = true;
+        if (tar.exitCode === null) tar.kill("SIGKILL");
+        tar.once("close", () => lease.release());
+        if (tar.exitCode !== null || tar.signalCode !== null) lease.release();
+      },
+    };
   }
 
   /**

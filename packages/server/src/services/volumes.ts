@@ -141,6 +141,66 @@ export class VolumeService {
     return { volume, checkpoint };
   }
 
+  /**
+   * Create a volume from an upload: a raw ext4/XFS image (`image`, e.g. a checkpoint export) or a
+   * tar of files (`tar`) extracted into a new volume. All or nothing: a failed import leaves no volume.
+   */
+  async importVolume(
+    projectId: string,
+    req: CreateVolumeRequest & { format: "image" | "tar" },
+    body: AsyncIterable<Uint8Array> & NodeJS.ReadableStream,
+  ): Promise<Volume> {
+    const { store, engine, config } = this.deps;
+    if (req.format === "image" && (req.sizeGb !== undefined || req.sizeBytes !== undefined || req.filesystem !== undefined)) {
+      throw new CairnError("INVALID_REQUEST", "An image import takes its size and filesystem from the image; drop sizeGb/sizeBytes/filesystem");
+    }
+    const filesystem = req.filesystem ?? "ext4";
+    const sizeBytes = req.format === "tar" ? this.resolveSize(req, filesystem) : 0;
+    const at = new Date().toISOString();
+    const record: VolumeRecord = {
+      id: newId("vol"),
+      projectId,
+      name: req.name,
+      region: config.region,
+      sizeBytes,
+      usedBytes: 0,
+      filesystem,
+      accessMode: req.accessMode ?? "ReadWriteOnce",
+      status: "creating",
+      labels: req.labels ?? {},
+      createdAt: at,
+      updatedAt: at,
+    };
+    await store.insertVolume(record);
+    const opId = newId("op");
+    await store.startOperation({ id: opId, volumeId: record.id, kind: `import-${req.format}`, detail: {} });
+    try {
+      if (req.format === "image") {
+        const r = await engine.importImage({ id: record.id, body, maxBytes: config.maxVolumeBytes });
+        await store.updateVolume(record.id, { sizeBytes: r.sizeBytes });
+        if (r.filesystem !== filesystem) {
+          await store.db.updateTable("volumes").set({ filesystem: r.filesystem }).where("id", "=", record.id).execute();
+        }
+      } else {
+        await engine.create({ id: record.id, sizeBytes, filesystem });
+        const lease = await engine.acquire(record.id);
+        try {
+          await extractTar(lease.path, body, req.name);
+        } finally {
+          lease.release();
+        }
+      }
+      await store.transitionVolume(record.id, ["creating"], "ready");
+      await store.finishOperation(opId, "succeeded");
+    } catch (err) {
+      await engine.destroy(record.id).catch(() => undefined);
+      await store.deleteVolume(record.id);
+      await store.finishOperation(opId, "failed", { error: String(err) });
+      throw err;
+    }
+    return this.get(projectId, record.id);
+  }
+
   /** A create-if-missing racing a create returns the volume once it is ready. */
   private async waitUntilSettled(projectId: string, name: string): Promise<VolumeRecord> {
     for (let i = 0; i < 200; i++) {
@@ -299,6 +359,26 @@ export class VolumeService {
     if (report.unmounted.length + report.detachedLoops.length + report.removedImages.length > 0) {
       log.info(report, "reconcile: released what nothing holds");
     }
+  }
+}
+
+/** Extract a tar stream into a mounted volume. The mount is nosymfollow: a symlink in the archive cannot redirect a later entry outside. */
+async function extractTar(root: string, body: NodeJS.ReadableStream, volumeName: string): Promise<void> {
+  const { spawn } = await import("node:child_process");
+  const tar = spawn("tar", ["-x", "-f", "-", "-C", root, "--no-overwrite-dir", "--delay-directory-restore"], {
+    stdio: ["pipe", "ignore", "pipe"],
+  });
+  let stderr = "";
+  tar.stderr.on("data", (d) => (stderr += d));
+  const exited = new Promise<number | null>((resolve) => tar.on("close", (code) => resolve(code)));
+  tar.stdin.on("error", () => undefined); // tar may stop reading early; its exit code says why
+  body.pipe(tar.stdin);
+  const code = await exited;
+  if (code !== 0) {
+    if (/No space left/i.test(stderr)) {
+      throw new CairnError("QUOTA_EXCEEDED", `The archive does not fit in volume "${volumeName}"; nothing was imported. Give a larger size.`);
+    }
+    throw new CairnError("INVALID_REQUEST", `The upload is not a tar archive tar can extract: ${stderr.trim().split("\n")[0] ?? ""}`);
   }
 }
 

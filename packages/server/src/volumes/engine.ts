@@ -47,6 +47,14 @@ export interface VolumeEngine {
   /** Delete every checkpoint image of a volume. */
   deleteCheckpoints(volumeId: string): Promise<void>;
   checkpointSpace(options: { volumeId: string; checkpointId: string }): Promise<{ allocatedBytes: number; exclusiveBytes: number }>;
+  checkpointPath(volumeId: string, checkpointId: string): string;
+  /** Mount a checkpoint read-only (for a tar export); `release` unmounts it. */
+  mountCheckpoint(options: { volumeId: string; checkpointId: string }): Promise<Lease>;
+  /**
+   * Create a volume from a raw filesystem image streamed in: zero blocks become holes, at most
+   * `maxBytes` are accepted, and the image must hold a clean ext4 or XFS filesystem.
+   */
+  importImage(options: { id: string; body: AsyncIterable<Uint8Array>; maxBytes: number }): Promise<{ sizeBytes: number; filesystem: Filesystem }>;
 }
 
 export interface CheckpointInfo {
@@ -337,6 +345,92 @@ export class LoopVolumeEngine implements VolumeEngine {
     return extentSpace(this.checkpointPath(volumeId, checkpointId));
   }
 
+  async mountCheckpoint({ volumeId, checkpointId }: { volumeId: string; checkpointId: string }): Promise<Lease> {
+    const target = join(this.options.mountRoot, `${volumeId}.${checkpointId}.${process.hrtime.bigint()}`);
+    await mkdir(target, { recursive: true, mode: 0o700 });
+    try {
+      // ro loop device and mount: nothing can change the checkpoint, not even a journal replay.
+      await run("mount", ["-o", `${HOST_MOUNT_OPTIONS},ro`, this.checkpointPath(volumeId, checkpointId), target]);
+    } catch (err) {
+      await rm(target, { recursive: true, force: true });
+      throw err;
+    }
+    let released = false;
+    return {
+      path: target,
+      release: () => {
+        if (released) return;
+        released = true;
+        void (async () => {
+          for (let i = 0; i < 20; i++) {
+            try {
+              await run("umount", [target]);
+              break;
+            } catch {
+              await sleep(100 * (i + 1));
+            }
+          }
+          await rm(target, { recursive: false, force: true }).catch(() => undefined);
+        })();
+      },
+    };
+  }
+
+  async importImage({ id, body, maxBytes }: { id: string; body: AsyncIterable<Uint8Array>; maxBytes: number }) {
+    const tmp = join(this.options.pool.root, "tmp", `${id}.import.img`);
+    const { open } = await import("node:fs/promises");
+    const fh = await open(tmp, "w", 0o600);
+    let size = 0;
+    try {
+      // Hole-punching writer: all-zero 64 KiB blocks are skipped, so the image stays sparse.
+      const BLOCK = 64 * 1024;
+      let carry: Buffer = Buffer.alloc(0);
+      const flush = async (buf: Buffer, final: boolean) => {
+        let off = 0;
+        while (buf.length - off >= BLOCK || (final && off < buf.length)) {
+          const len = Math.min(BLOCK, buf.length - off);
+          const block = buf.subarray(off, off + len);
+          if (!isZero(block)) await fh.write(block, 0, len, size);
+          size += len;
+          off += len;
+        }
+        return buf.subarray(off);
+      };
+      for await (const chunk of body) {
+        if (size + carry.length + chunk.byteLength > maxBytes) {
+          throw new CairnError("INVALID_SIZE", `The image is larger than this server's largest volume (${maxBytes} bytes)`);
+        }
+        carry = await flush(Buffer.concat([carry, Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength)]), false);
+      }
+      await flush(carry, true);
+      await fh.truncate(size);
+      await fh.sync();
+    } catch (err) {
+      await fh.close().catch(() => undefined);
+      await rm(tmp, { force: true });
+      if ((err as NodeJS.ErrnoException).code === "ENOSPC") throw new CairnError("POOL_FULL", "The storage pool is full", { cause: err });
+      throw err;
+    }
+    await fh.close();
+    try {
+      const { stdout } = await run("blkid", ["-p", "-o", "value", "-s", "TYPE", tmp]).catch(() => ({ stdout: "" }));
+      const filesystem = stdout.trim();
+      if (filesystem !== "ext4" && filesystem !== "xfs") {
+        throw new CairnError("INVALID_REQUEST", `The upload is not an ext4 or XFS image (found ${filesystem || "no filesystem"})`);
+      }
+      // Refuse images whose filesystem is not clean before the kernel ever mounts them.
+      const check = filesystem === "ext4" ? run("e2fsck", ["-fn", tmp]) : run("xfs_repair", ["-n", "-f", tmp]);
+      await check.catch((err) => {
+        throw new CairnError("INVALID_REQUEST", `The uploaded ${filesystem} image is damaged; check it with fsck first`, { cause: err });
+      });
+      await rename(tmp, this.imagePath(id));
+      return { sizeBytes: size, filesystem: filesystem as Filesystem };
+    } catch (err) {
+      await rm(tmp, { force: true });
+      throw err;
+    }
+  }
+
   async imageSize(id: string): Promise<number | undefined> {
     return stat(this.imagePath(id)).then((s) => s.size, () => undefined);
   }
@@ -421,6 +515,13 @@ export async function extentSpace(path: string): Promise<{ allocatedBytes: numbe
     if (!/\bshared\b/.test(line) && !/unwritten/.test(line)) exclusive += bytes;
   }
   return { allocatedBytes: allocated, exclusiveBytes: exclusive };
+}
+
+const ZERO_BLOCK = Buffer.alloc(64 * 1024);
+
+function isZero(b: Buffer): boolean {
+  if (b.length === ZERO_BLOCK.length) return b.equals(ZERO_BLOCK); // memcmp
+  return b.every((x) => x === 0);
 }
 
 async function statUsage(path: string): Promise<VolumeUsage> {
