@@ -1,6 +1,7 @@
 import type { Health } from "@cairn/protocol";
 import { HttpClient, resolveClientOptions, type ClientOptions, type RequestOptions } from "./http.js";
 import { Volumes } from "./volume.js";
+import { Sandboxes } from "./sandbox.js";
 
 /**
  * The Cairn client. Options fall back to `CAIRN_URL`, `CAIRN_API_KEY` and `CAIRN_PROJECT`.
@@ -12,6 +13,7 @@ import { Volumes } from "./volume.js";
  */
 export class Cairn {
   readonly volumes: Volumes;
+  readonly sandboxes: Sandboxes;
   /** @internal */
   readonly http: HttpClient;
   private static defaultClient: Cairn | undefined;
@@ -19,6 +21,7 @@ export class Cairn {
   constructor(options: ClientOptions = {}) {
     this.http = new HttpClient(resolveClientOptions(options));
     this.volumes = new Volumes(this.http);
+    this.sandboxes = new Sandboxes(this.http);
   }
 
   /** A client built from the environment, shared by static helpers such as `Volume.fromName`. */

@@ -10,5 +10,27 @@
 export { Cairn } from "./client.js";
 export { Volume, Volumes, VolumeFiles, Checkpoints } from "./volume.js";
 export type { CreateVolumeOptions, ListVolumesOptions, ResizeOptions, FileData, VolumeInfo, WriteFileResult, AccessMode, Filesystem, Checkpoint } from "./volume.js";
+export { Sandbox, Sandboxes } from "./sandbox.js";
+export type { CreateSandboxOptions, ExecOptions, ExecResult, SandboxInfo, Attachment, MountRequest, ProcessInfo } from "./sandbox.js";
+export type {
+  BatchFileInput,
+  SearchOptions,
+  ReplaceOptions,
+  WatchMessage,
+  WatchOptions,
+  UploadOptions,
+  UploadResult,
+  FileEntry,
+  FileList,
+  MkdirResult,
+  EditResult,
+  BatchWriteResult,
+  SearchResult,
+  ReplaceResult,
+  ExtractResult,
+  SignedUrl,
+  WatchEvent,
+  ArchiveFormat,
+} from "./files.js";
 export type { ClientOptions, RequestOptions } from "./http.js";
 export { CairnError, ERROR_CODES, type ErrorCode, type Problem } from "@cairn/protocol";

@@ -1,5 +1,6 @@
 import {
   normalizeVolumePath,
+  type MountRequest,
   type Checkpoint,
   type CheckpointList,
   type AccessMode,
@@ -11,11 +12,11 @@ import {
   type WriteFileResult,
 } from "@cairn/protocol";
 import type { HttpClient, RequestOptions } from "./http.js";
+import { VolumeFiles, toStream, type FileData } from "./files.js";
+
+export { VolumeFiles, type FileData };
 
 export type { VolumeInfo, WriteFileResult, AccessMode, Filesystem, Checkpoint };
-
-/** What a file can be written from. Streams are sent as they are read, never buffered whole. */
-export type FileData = string | Uint8Array | ArrayBuffer | Blob | ReadableStream<Uint8Array> | AsyncIterable<Uint8Array>;
 
 export interface CreateVolumeOptions extends RequestOptions {
   name: string;
@@ -48,95 +49,7 @@ export interface ResizeOptions extends RequestOptions {
   sizeGb?: number;
 }
 
-function toStream(data: FileData): BodyInit {
-  if (typeof data === "string" || data instanceof Uint8Array || data instanceof ArrayBuffer || data instanceof Blob) {
-    return data as BodyInit;
-  }
-  if (data instanceof ReadableStream) return data as BodyInit;
-  const it = (data as AsyncIterable<Uint8Array>)[Symbol.asyncIterator]();
-  return new ReadableStream<Uint8Array>({
-    async pull(controller) {
-      const { value, done } = await it.next();
-      if (done) controller.close();
-      else controller.enqueue(value);
-    },
-    async cancel(reason) {
-      await it.return?.(reason);
-    },
-  }) as unknown as BodyInit;
-}
-
 const enc = (s: string) => encodeURIComponent(s);
-
-/**
- * Files of one volume, read and written directly: no sandbox needed.
- *
- * @example
- * await volume.files.write("/hello.txt", "persistent\n");
- * const text = await volume.files.readText("/hello.txt");
- */
-export class VolumeFiles {
-  constructor(
-    private readonly http: HttpClient,
-    private readonly volumeRef: () => string,
-  ) {}
-
-  /**
-   * Write a whole file atomically (readers see the old or the new content). Missing parent
-   * directories are created. Throws `QUOTA_EXCEEDED` when it does not fit; the old content stays.
-   *
-   * @example
-   * await volume.files.write("/data/report.csv", fs.createReadStream("report.csv"));
-   */
-  async write(
-    path: string,
-    data: FileData,
-    options: RequestOptions & { ifMatch?: string; ifNoneMatch?: string } = {},
-  ): Promise<WriteFileResult> {
-    const headers: Record<string, string> = { "content-type": "application/octet-stream" };
-    if (options.ifMatch) headers["if-match"] = options.ifMatch;
-    if (options.ifNoneMatch) headers["if-none-match"] = options.ifNoneMatch;
-    const res = await this.http.request({
-      method: "PUT",
-      path: `/v1/volumes/${enc(this.volumeRef())}/files/content`,
-      query: { path: normalizeVolumePath(path) },
-      body: toStream(data),
-      headers,
-      signal: options.signal,
-    });
-    return (await res.json()) as WriteFileResult;
-  }
-
-  /**
-   * Read a file as a stream, or a byte range of it (`end` inclusive).
-   *
-   * @example
-   * const stream = await volume.files.read("/big.bin", { range: { start: 0, end: 1023 } });
-   */
-  async read(path: string, options: RequestOptions & { range?: { start: number; end?: number } } = {}): Promise<ReadableStream<Uint8Array>> {
-    const headers: Record<string, string> = {};
-    if (options.range) headers.range = `bytes=${options.range.start}-${options.range.end ?? ""}`;
-    const res = await this.http.request({
-      method: "GET",
-      path: `/v1/volumes/${enc(this.volumeRef())}/files/content`,
-      query: { path: normalizeVolumePath(path) },
-      headers,
-      signal: options.signal,
-    });
-    return res.body ?? new ReadableStream({ start: (c) => c.close() });
-  }
-
-  /** Read a whole file into memory. @example const bytes = await volume.files.readBytes("/logo.png"); */
-  async readBytes(path: string, options: RequestOptions = {}): Promise<Uint8Array> {
-    const stream = await this.read(path, options);
-    return new Uint8Array(await new Response(stream).arrayBuffer());
-  }
-
-  /** Read a whole file as UTF-8 text. @example console.log(await volume.files.readText("/hello.txt")); */
-  async readText(path: string, options: RequestOptions = {}): Promise<string> {
-    return new TextDecoder().decode(await this.readBytes(path, options));
-  }
-}
 
 /**
  * Checkpoints of one volume: instant copy-on-write restore points.
@@ -258,6 +171,16 @@ export class Volume {
     const { client, ...rest } = options;
     const volumes = client?.volumes ?? (await import("./client.js")).Cairn.default().volumes;
     return volumes.fromName(name, rest);
+  }
+
+  /**
+   * A mount of this volume for `Sandbox.create({ volumes: [...] })` or `sandbox.attach(...)`.
+   *
+   * @example
+   * await Sandbox.create({ volumes: [volume.mount("/data", { mode: "ro" }), volume.mount("/p1", { subpath: "projects/p1" })] });
+   */
+  mount(mountPath: string, options: { mode?: "rw" | "ro"; subpath?: string; checkpoint?: string } = {}): MountRequest {
+    return { volume: this.info.id, mountPath, ...options };
   }
 
   /** @example await volume.refresh(); console.log(volume.info.usedBytes); */

@@ -25,8 +25,12 @@ export interface Config {
   readonly maxCheckpointsPerVolume: number;
   /** `CAIRN_POOL_RESERVE`, default 0.1: share of the pool kept free; checkpoints are refused below it. */
   readonly poolReserveRatio: number;
+  /** `CAIRN_MAX_VOLUMES_PER_SANDBOX`, default 8. */
+  readonly maxVolumesPerSandbox: number;
   /** `CAIRN_LOG_LEVEL`, default `info`. */
   readonly logLevel: string;
+  /** `CAIRN_SIGNING_KEY` (hex, at least 32 bytes); else generated once into `<data-dir>/signing.key`. Signs file URLs. */
+  readonly signingKey: string | undefined;
 }
 
 export interface ConfigOptions {
@@ -55,6 +59,12 @@ function ratioOf(name: string, text: string | undefined, def: number): number {
   const n = Number(text);
   if (!Number.isFinite(n) || n < 0 || n >= 1) throw new ConfigError(`${name} must be a fraction from 0 to 0.99, got "${text}"`);
   return n;
+}
+
+function signingKeyOf(text: string | undefined): string | undefined {
+  if (text === undefined || text === "") return undefined;
+  if (!/^([0-9a-fA-F]{2}){32,}$/.test(text)) throw new ConfigError("CAIRN_SIGNING_KEY must be at least 32 bytes in hex (64 hex digits)");
+  return text.toLowerCase();
 }
 
 export function resolveConfig(options: ConfigOptions = {}, env: NodeJS.ProcessEnv = process.env): Config {
@@ -92,6 +102,8 @@ export function resolveConfig(options: ConfigOptions = {}, env: NodeJS.ProcessEn
     maxVolumeBytes: sizeOf("CAIRN_MAX_VOLUME_SIZE", options.maxVolumeSize ?? env.CAIRN_MAX_VOLUME_SIZE) ?? 100 * GiB,
     maxCheckpointsPerVolume: intOf("CAIRN_MAX_CHECKPOINTS", env.CAIRN_MAX_CHECKPOINTS, 100, 1, 100_000),
     poolReserveRatio: ratioOf("CAIRN_POOL_RESERVE", env.CAIRN_POOL_RESERVE, 0.1),
+    maxVolumesPerSandbox: intOf("CAIRN_MAX_VOLUMES_PER_SANDBOX", env.CAIRN_MAX_VOLUMES_PER_SANDBOX, 8, 1, 64),
     logLevel: options.logLevel ?? env.CAIRN_LOG_LEVEL ?? "info",
+    signingKey: signingKeyOf(env.CAIRN_SIGNING_KEY),
   });
 }

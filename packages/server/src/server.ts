@@ -8,6 +8,10 @@ import { newId } from "./ids.js";
 import { AuthService, generateAdminKey } from "./services/auth.js";
 import { VolumeService } from "./services/volumes.js";
 import { CheckpointService } from "./services/checkpoints.js";
+import { FileService } from "./services/files-service.js";
+import { randomBytes } from "node:crypto";
+import { SandboxService } from "./services/sandboxes.js";
+import { CrunDriver, cgroupPrefix } from "./sandboxes/crun-driver.js";
 import { MetadataStore } from "./storage/metadata-store.js";
 import { LoopVolumeEngine } from "./volumes/engine.js";
 import { openPool } from "./volumes/pool.js";
@@ -23,6 +27,19 @@ export interface Cairnd {
   store: MetadataStore;
   engine: LoopVolumeEngine;
   close(): Promise<void>;
+}
+
+/** The key that signs file URLs: CAIRN_SIGNING_KEY, else generated once into <data-dir>/signing.key (0600). */
+async function loadSigningKey(config: Config): Promise<Buffer> {
+  if (config.signingKey) return Buffer.from(config.signingKey, "hex");
+  const file = join(config.dataDir, "signing.key");
+  await writeFile(file, randomBytes(32).toString("hex") + "\n", { mode: 0o600, flag: "wx" }).catch((err) => {
+    if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
+  });
+  await chmod(file, 0o600);
+  const key = Buffer.from((await readFile(file, "utf8")).trim(), "hex");
+  if (key.length < 32) throw new Error(`${file} does not hold a key of at least 32 bytes (hex); delete it to make a new one`);
+  return key;
 }
 
 async function loadAdminKey(config: Config): Promise<{ key: string; source: "env" | "file" }> {
@@ -48,6 +65,7 @@ export async function startCairnd(config: Config, options: { logger?: boolean | 
   const store = await MetadataStore.open(config.database);
   const logger = options.logger ?? { level: config.logLevel };
   let app: FastifyInstance | undefined;
+  let sandboxesRef: SandboxService | undefined;
   try {
     const pool = await openPool(config.dataDir, { sizeBytes: config.poolSizeBytes });
     const defaultProject = await store.ensureProject(newId("prj"), "default");
@@ -78,7 +96,28 @@ export async function startCairnd(config: Config, options: { logger?: boolean | 
       poolReserveRatio: config.poolReserveRatio,
       poolRoot: pool.root,
     });
-    app = await buildApp({ store, auth, volumes, checkpoints, region: config.region, version: VERSION, logger });
+    await CrunDriver.prepareHost();
+    const driver = new CrunDriver(
+      join(pool.root, "sandboxes"),
+      join(config.dataDir, "run", "crun"),
+      cgroupPrefix(config.dataDir),
+    );
+    const sandboxes = new SandboxService({
+      store,
+      engine,
+      volumes,
+      checkpoints,
+      driver,
+      log,
+      region: config.region,
+      maxVolumesPerSandbox: config.maxVolumesPerSandbox,
+    });
+    sandboxesRef = sandboxes;
+    const files = new FileService({ volumes, store, signingKey: await loadSigningKey(config), log });
+    app = await buildApp({ store, auth, volumes, checkpoints, files, sandboxes, region: config.region, version: VERSION, logger });
+    // Sandboxes first: leases of running sandboxes are taken back before the volume reconciler
+    // unmounts what nothing holds.
+    await sandboxes.reconcile();
     await volumes.reconcile();
     const address = await app.listen({ host: config.host, port: config.port });
     const url = address.replace("://[::1]", "://localhost");
@@ -94,6 +133,7 @@ export async function startCairnd(config: Config, options: { logger?: boolean | 
       close() {
         closing ??= (async () => {
           await server.close(); // in-flight requests finish first
+          sandboxesRef?.close();
           await engine.close(); // then every lease is gone: unmount
           await store.close();
         })();

@@ -19,9 +19,16 @@ async function nsMounts(dataDir: string): Promise<string[]> {
   return stdout.split("\n").filter((l) => l.startsWith(join(dataDir, "mounts") + "/"));
 }
 
+/** Loop devices of the data dir's volumes; autoclear is asynchronous, so give it a moment to finish. */
 async function volumeLoops(dataDir: string): Promise<string[]> {
-  const { stdout } = await run("losetup", ["-a"]);
-  return stdout.split("\n").filter((l) => l.includes(join(dataDir, "pool", "volumes")));
+  let lines: string[] = [];
+  for (let i = 0; i < 30; i++) {
+    const { stdout } = await run("losetup", ["-a"]);
+    lines = stdout.split("\n").filter((l) => l.includes(join(dataDir, "pool", "volumes")));
+    if (lines.length === 0) break;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return lines;
 }
 
 describe("graceful shutdown", () => {

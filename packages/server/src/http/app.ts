@@ -4,10 +4,16 @@ import type { AuthService } from "../services/auth.js";
 import type { VolumeService } from "../services/volumes.js";
 import type { CheckpointService } from "../services/checkpoints.js";
 import { checkpointRoutes } from "./checkpoint-routes.js";
+import { sandboxRoutes } from "./sandbox-routes.js";
+import type { SandboxService } from "../services/sandboxes.js";
 import type { MetadataStore } from "../storage/metadata-store.js";
 import { newId } from "../ids.js";
 import { adminRoutes } from "./admin-routes.js";
 import { fileRoutes } from "./file-routes.js";
+import { uploadRoutes } from "./upload-routes.js";
+import { signedRoutes } from "./signed-routes.js";
+import { watchRoutes } from "./watch-routes.js";
+import type { FileService } from "../services/files-service.js";
 import { buildOpenApi } from "./openapi.js";
 import { defineRoute, registerRoute, type RouteSpec } from "./route.js";
 import { volumeRoutes } from "./volume-routes.js";
@@ -18,12 +24,14 @@ export interface AppDeps {
   auth: AuthService;
   volumes: VolumeService;
   checkpoints: CheckpointService;
+  files: FileService;
+  sandboxes: SandboxService;
   region: string;
   version: string;
   logger: FastifyServerOptions["logger"];
 }
 
-export function allRoutes(deps: Pick<AppDeps, "store" | "auth" | "volumes" | "checkpoints" | "region" | "version">, openapi: () => unknown): RouteSpec[] {
+export function allRoutes(deps: Pick<AppDeps, "store" | "auth" | "volumes" | "checkpoints" | "files" | "sandboxes" | "region" | "version">, openapi: () => unknown): RouteSpec[] {
   return [
     defineRoute({
       method: "GET",
@@ -47,8 +55,12 @@ export function allRoutes(deps: Pick<AppDeps, "store" | "auth" | "volumes" | "ch
     }),
     ...adminRoutes(deps.store, deps.auth),
     ...volumeRoutes(deps.volumes),
-    ...fileRoutes(deps.volumes),
+    ...fileRoutes(deps.files),
+    ...uploadRoutes(deps.files),
+    ...watchRoutes(deps.files),
+    ...signedRoutes(deps.files),
     ...checkpointRoutes(deps.checkpoints, deps.volumes),
+    ...sandboxRoutes(deps.sandboxes),
   ];
 }
 
@@ -65,6 +77,10 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const routes: RouteSpec[] = allRoutes(deps, () => doc);
   doc = buildOpenApi(routes, deps.version);
 
+  // Watches never end by themselves and resumable uploads can resume later: end both before
+  // close() waits for in-flight requests.
+  app.addHook("preClose", async () => deps.files.close());
+
   app.addHook("onSend", async (req, reply, payload) => {
     reply.header("x-request-id", req.id);
     return payload;
@@ -75,7 +91,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     const e = err as Error & { code?: string; statusCode?: number };
     if (err instanceof CairnError) ce = err;
     else if (e.code === "FST_ERR_CTP_INVALID_MEDIA_TYPE") ce = new CairnError("UNSUPPORTED_MEDIA_TYPE", "Send JSON bodies with Content-Type: application/json");
-    else if (e.code === "FST_ERR_CTP_BODY_TOO_LARGE") ce = new CairnError("PAYLOAD_TOO_LARGE", "JSON bodies are limited to 1 MiB");
+    else if (e.code === "FST_ERR_CTP_BODY_TOO_LARGE") ce = new CairnError("PAYLOAD_TOO_LARGE", `This JSON body is larger than this route takes (${req.routeOptions.bodyLimit ?? 1048576} bytes)`);
     else if (e.statusCode === 400 || e.code === "FST_ERR_CTP_EMPTY_JSON_BODY") ce = new CairnError("INVALID_REQUEST", `The request body is not valid JSON: ${e.message}`);
     else {
       req.log.error({ err }, "unhandled error");
@@ -92,6 +108,19 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   app.setNotFoundHandler((req, reply) => {
     const e = new CairnError("NOT_FOUND", `No route ${req.method} ${req.url.split("?")[0]}; see /openapi.json`);
     void reply.code(404).type(PROBLEM_CONTENT_TYPE).send(e.toProblem(req.id));
+  });
+
+  // An empty body with a JSON content type is no body (curl -H 'content-type: application/json' -X DELETE …).
+  app.removeContentTypeParser("application/json");
+  app.addContentTypeParser("application/json", { parseAs: "string" }, (_req, body, done) => {
+    const text = String(body);
+    if (text.trim() === "") return done(null, undefined);
+    try {
+      done(null, JSON.parse(text));
+    } catch (err) {
+      (err as { statusCode?: number }).statusCode = 400;
+      done(err as Error, undefined);
+    }
   });
 
   const authenticate = (req: import("fastify").FastifyRequest) =>

@@ -37,6 +37,8 @@ export interface RouteSpec<P = unknown, Q = unknown, B = unknown> {
   params?: z.ZodType<P>;
   query?: z.ZodType<Q>;
   body?: z.ZodType<B>;
+  /** Largest JSON body this route takes, over the app's 1 MiB default (e.g. a batch of files). */
+  bodyLimit?: number;
   /** A streamed, unparsed body (file content); the handler reads `req.raw`. */
   rawBody?: { contentType: string; description: string };
   /** Error codes for bad fields of this route, over the defaults (e.g. `name` of a checkpoint). */
@@ -91,6 +93,7 @@ export function registerRoute(
   app.route({
     method: spec.method,
     url: toFastifyPath(spec.path),
+    ...(spec.bodyLimit !== undefined ? { bodyLimit: spec.bodyLimit } : {}),
     handler: async (req, reply) => {
       let principal: Principal = { kind: "project", projectId: "", projectName: "" };
       if (spec.auth !== false) {

@@ -179,6 +179,13 @@ export class CheckpointService {
     const { store, engine, volumes } = this.deps;
     const volume = await volumes.find(projectId, volumeRef);
     const cp = await this.find(volume, ref);
+    const writers = (await store.listLiveAttachmentsOfVolume(volume.id)).filter((a) => a.mode === "rw" && a.checkpointId === null);
+    if (writers.length > 0) {
+      throw new CairnError(
+        "VOLUME_BUSY",
+        `Volume "${volume.name}" is attached read-write to sandbox ${writers[0]!.sandboxId}; detach it first`,
+      );
+    }
     if (!(await store.transitionVolume(volume.id, ["ready"], "restoring"))) {
       throw new CairnError("VOLUME_NOT_READY", `Volume "${volume.name}" is ${volume.status}; retry when it is ready`);
     }

@@ -284,6 +284,13 @@ export class VolumeService {
   async delete(projectId: string, ref: string): Promise<void> {
     const { store, engine } = this.deps;
     const v = await this.find(projectId, ref);
+    const attached = await store.listLiveAttachmentsOfVolume(v.id);
+    if (attached.length > 0) {
+      throw new CairnError(
+        "VOLUME_BUSY",
+        `Volume "${v.name}" is attached to sandbox ${attached[0]!.sandboxId}; detach it or kill the sandbox first`,
+      );
+    }
     // Two-phase: the metadata says `deleting` before the image goes, so a crash in between is
     // finished by the reconciler instead of leaving a volume without an image.
     if (!(await store.transitionVolume(v.id, ["ready"], "deleting"))) {

@@ -70,6 +70,76 @@ function toCheckpoint(r: Database["checkpoints"]): CheckpointRecord {
   };
 }
 
+export type SandboxState = "starting" | "running" | "hibernated" | "stopped" | "failed";
+export type AttachmentState = "pending" | "mounted" | "suspended" | "released" | "failed";
+
+export interface SandboxSpec {
+  env: Record<string, string>;
+  cwd: string;
+  memoryBytes: number;
+  pids: number;
+  timeoutMs: number | null;
+}
+
+export interface SandboxRecord {
+  id: string;
+  projectId: string;
+  template: string;
+  state: SandboxState;
+  spec: SandboxSpec;
+  error: string | null;
+  createdAt: string;
+  updatedAt: string;
+}
+
+export interface AttachmentRecord {
+  id: string;
+  projectId: string;
+  sandboxId: string;
+  volumeId: string;
+  checkpointId: string | null;
+  mountPath: string;
+  mode: "rw" | "ro";
+  subpath: string;
+  state: AttachmentState;
+  error: string | null;
+  /** Holds the volume's single ReadWriteOnce claim. */
+  exclusive: boolean;
+  createdAt: string;
+  updatedAt: string;
+}
+
+function toSandbox(r: Database["sandboxes"]): SandboxRecord {
+  return {
+    id: r.id,
+    projectId: r.project_id,
+    template: r.template,
+    state: r.state as SandboxState,
+    spec: JSON.parse(r.spec) as SandboxSpec,
+    error: r.error,
+    createdAt: r.created_at,
+    updatedAt: r.updated_at,
+  };
+}
+
+function toAttachment(r: Database["attachments"]): AttachmentRecord {
+  return {
+    id: r.id,
+    projectId: r.project_id,
+    sandboxId: r.sandbox_id,
+    volumeId: r.volume_id,
+    checkpointId: r.checkpoint_id,
+    mountPath: r.mount_path,
+    mode: r.mode as "rw" | "ro",
+    subpath: r.subpath,
+    state: r.state as AttachmentState,
+    error: r.error,
+    exclusive: r.exclusive_key !== null,
+    createdAt: r.created_at,
+    updatedAt: r.updated_at,
+  };
+}
+
 export interface OperationRecord {
   id: string;
   volumeId: string;
@@ -349,6 +419,98 @@ export class MetadataStore {
 
   async deleteCheckpointsOf(volumeId: string): Promise<void> {
     await this.db.deleteFrom("checkpoints").where("volume_id", "=", volumeId).execute();
+  }
+
+  // Sandboxes and attachments
+
+  async insertSandbox(sb: SandboxRecord): Promise<void> {
+    await this.db
+      .insertInto("sandboxes")
+      .values({
+        id: sb.id,
+        project_id: sb.projectId,
+        template: sb.template,
+        state: sb.state,
+        spec: JSON.stringify(sb.spec),
+        error: sb.error,
+        created_at: sb.createdAt,
+        updated_at: sb.updatedAt,
+      })
+      .execute();
+  }
+
+  async getSandbox(projectId: string, id: string): Promise<SandboxRecord | undefined> {
+    const row = await this.db.selectFrom("sandboxes").selectAll().where("project_id", "=", projectId).where("id", "=", id).executeTakeFirst();
+    return row && toSandbox(row);
+  }
+
+  async listSandboxes(projectId: string | undefined, options: { limit: number; states?: SandboxState[] } = { limit: 1000 }): Promise<SandboxRecord[]> {
+    let q = this.db.selectFrom("sandboxes").selectAll();
+    if (projectId !== undefined) q = q.where("project_id", "=", projectId);
+    if (options.states) q = q.where("state", "in", options.states);
+    const rows = await q.orderBy("created_at", "desc").orderBy("id").limit(options.limit).execute();
+    return rows.map(toSandbox);
+  }
+
+  async updateSandbox(id: string, patch: { state?: SandboxState; error?: string | null }): Promise<void> {
+    const values: Partial<Database["sandboxes"]> = { updated_at: now() };
+    if (patch.state !== undefined) values.state = patch.state;
+    if (patch.error !== undefined) values.error = patch.error;
+    await this.db.updateTable("sandboxes").set(values).where("id", "=", id).execute();
+  }
+
+  /** Insert an attachment; a second live claim on a ReadWriteOnce volume fails atomically (unique index). */
+  async insertAttachment(a: AttachmentRecord): Promise<boolean> {
+    try {
+      await this.db
+        .insertInto("attachments")
+        .values({
+          id: a.id,
+          project_id: a.projectId,
+          sandbox_id: a.sandboxId,
+          volume_id: a.volumeId,
+          checkpoint_id: a.checkpointId,
+          mount_path: a.mountPath,
+          mode: a.mode,
+          subpath: a.subpath,
+          state: a.state,
+          error: a.error,
+          exclusive_key: a.exclusive ? a.volumeId : null,
+          created_at: a.createdAt,
+          updated_at: a.updatedAt,
+        })
+        .execute();
+      return true;
+    } catch (err) {
+      if (isUniqueViolation(err)) return false;
+      throw err;
+    }
+  }
+
+  async updateAttachment(id: string, patch: { state?: AttachmentState; error?: string | null }): Promise<void> {
+    const values: Partial<Database["attachments"]> = { updated_at: now() };
+    if (patch.state !== undefined) {
+      values.state = patch.state;
+      // A released or failed attachment gives up its ReadWriteOnce claim.
+      if (patch.state === "released" || patch.state === "failed") values.exclusive_key = null;
+    }
+    if (patch.error !== undefined) values.error = patch.error;
+    await this.db.updateTable("attachments").set(values).where("id", "=", id).execute();
+  }
+
+  async listAttachments(sandboxId: string): Promise<AttachmentRecord[]> {
+    const rows = await this.db.selectFrom("attachments").selectAll().where("sandbox_id", "=", sandboxId).orderBy("created_at").orderBy("id").execute();
+    return rows.map(toAttachment);
+  }
+
+  async listLiveAttachmentsOfVolume(volumeId: string): Promise<AttachmentRecord[]> {
+    const rows = await this.db
+      .selectFrom("attachments")
+      .selectAll()
+      .where("volume_id", "=", volumeId)
+      .where("state", "in", ["pending", "mounted", "suspended"])
+      .execute();
+    return rows.map(toAttachment);
   }
 
   // Operations: a journal of engine work, so a restart can see what was in flight.

@@ -71,6 +71,40 @@ const migrations: Record<string, Migration> = {
         .execute();
     },
   },
+  "0003_sandboxes": {
+    async up(db: Kysely<any>) {
+      await db.schema
+        .createTable("sandboxes")
+        .addColumn("id", "text", (c) => c.primaryKey())
+        .addColumn("project_id", "text", (c) => c.notNull())
+        .addColumn("template", "text", (c) => c.notNull())
+        .addColumn("state", "text", (c) => c.notNull())
+        .addColumn("spec", "text", (c) => c.notNull())
+        .addColumn("error", "text")
+        .addColumn("created_at", "text", (c) => c.notNull())
+        .addColumn("updated_at", "text", (c) => c.notNull())
+        .execute();
+      await db.schema.createIndex("sandboxes_project").on("sandboxes").columns(["project_id", "created_at"]).execute();
+      await db.schema
+        .createTable("attachments")
+        .addColumn("id", "text", (c) => c.primaryKey())
+        .addColumn("project_id", "text", (c) => c.notNull())
+        .addColumn("sandbox_id", "text", (c) => c.notNull())
+        .addColumn("volume_id", "text", (c) => c.notNull())
+        .addColumn("checkpoint_id", "text")
+        .addColumn("mount_path", "text", (c) => c.notNull())
+        .addColumn("mode", "text", (c) => c.notNull())
+        .addColumn("subpath", "text", (c) => c.notNull())
+        .addColumn("state", "text", (c) => c.notNull())
+        .addColumn("error", "text")
+        .addColumn("exclusive_key", "text", (c) => c.unique())
+        .addColumn("created_at", "text", (c) => c.notNull())
+        .addColumn("updated_at", "text", (c) => c.notNull())
+        .execute();
+      await db.schema.createIndex("attachments_sandbox").on("attachments").columns(["sandbox_id"]).execute();
+      await db.schema.createIndex("attachments_volume").on("attachments").columns(["volume_id", "state"]).execute();
+    },
+  },
 };
 
 export const migrationProvider: MigrationProvider = {

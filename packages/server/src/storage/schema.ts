@@ -56,7 +56,37 @@ export interface CheckpointsTable {
   created_at: string;
 }
 
+export interface SandboxesTable {
+  id: string;
+  project_id: string;
+  template: string;
+  state: string;
+  spec: string;
+  error: string | null;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface AttachmentsTable {
+  id: string;
+  project_id: string;
+  sandbox_id: string;
+  volume_id: string;
+  checkpoint_id: string | null;
+  mount_path: string;
+  mode: string;
+  subpath: string;
+  state: string;
+  error: string | null;
+  /** The volume id while this attachment holds a ReadWriteOnce volume, else NULL: a unique index makes the claim atomic. */
+  exclusive_key: string | null;
+  created_at: string;
+  updated_at: string;
+}
+
 export interface Database {
+  sandboxes: SandboxesTable;
+  attachments: AttachmentsTable;
   checkpoints: CheckpointsTable;
   projects: ProjectsTable;
   api_keys: ApiKeysTable;

@@ -4,7 +4,8 @@
  * rejoins the same namespace, and two cairnd on one machine never share one.
  */
 import { spawn } from "node:child_process";
-import { mkdir, readFile, stat, writeFile } from "node:fs/promises";
+import { mkdir, readFile, rmdir, stat, writeFile } from "node:fs/promises";
+import { cgroupPrefix } from "../sandboxes/crun-driver.js";
 import { join } from "node:path";
 import { run } from "./exec.js";
 import { findMount } from "./mountinfo.js";
@@ -87,6 +88,20 @@ export async function inNamespace(id: string): Promise<boolean> {
 export async function releasePinnedNamespace(dataDir: string): Promise<void> {
   const runDir = join(dataDir, "run");
   const pin = pinPath(dataDir);
+  // Sandboxes outlive cairnd by design; releasing the data dir ends them too. crun runs in
+  // cairnd's namespace, where the cgroup hierarchy looks the way it did when they started.
+  const crunRoot = join(runDir, "crun");
+  const inNs = (args: string[]) => run("nsenter", [`--mount=${pin}`, "--", "crun", "--root", crunRoot, ...args]);
+  if (await findMount(pin)) {
+    const { stdout } = await inNs(["list", "-q"]).catch(() => ({ stdout: "" }));
+    for (const id of stdout.split("\n").map((l) => l.trim()).filter(Boolean)) {
+      await inNs(["kill", id, "KILL"]).catch(() => undefined);
+      await inNs(["delete", "--force", id]).catch(() => undefined);
+    }
+  }
+  for (const controller of ["memory", "pids", "cpu", "cpuacct", "blkio", "devices", "freezer", "cpuset", "systemd"]) {
+    await rmdir(join("/sys/fs/cgroup", controller, cgroupPrefix(dataDir))).catch(() => undefined);
+  }
   if (await findMount(pin)) await run("umount", [pin]);
   if (await findMount(runDir)) await run("umount", [runDir]);
 }

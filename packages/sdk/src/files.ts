@@ -1,0 +1,721 @@
+/**
+ * `volume.files`: everything inside a volume, no sandbox needed — read, write, batch-write, stat,
+ * exists, list, mkdir, move, remove, edit, search, replace, archives, signed URLs, watch and
+ * resumable uploads.
+ */
+import {
+  CairnError,
+  normalizeVolumePath,
+  type ArchiveFormat,
+  type BatchWriteResult,
+  type EditResult,
+  type ExtractResult,
+  type FileEntry,
+  type FileList,
+  type MkdirResult,
+  type ReplaceResult,
+  type SearchResult,
+  type SignedUrl,
+  type WatchEvent,
+  type WriteFileResult,
+} from "@cairn/protocol";
+import type { HttpClient, RequestOptions } from "./http.js";
+
+export type { FileEntry, FileList, MkdirResult, EditResult, BatchWriteResult, SearchResult, ReplaceResult, ExtractResult, SignedUrl, WatchEvent, ArchiveFormat };
+
+/** What a file can be written from. Streams are sent as they are read, never buffered whole. */
+export type FileData = string | Uint8Array | ArrayBuffer | Blob | ReadableStream<Uint8Array> | AsyncIterable<Uint8Array>;
+
+export function toStream(data: FileData): BodyInit {
+  if (typeof data === "string" || data instanceof Uint8Array || data instanceof ArrayBuffer || data instanceof Blob) {
+    return data as BodyInit;
+  }
+  if (data instanceof ReadableStream) return data as BodyInit;
+  const it = (data as AsyncIterable<Uint8Array>)[Symbol.asyncIterator]();
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      const { value, done } = await it.next();
+      if (done) controller.close();
+      else controller.enqueue(value);
+    },
+    async cancel(reason) {
+      await it.return?.(reason);
+    },
+  }) as unknown as BodyInit;
+}
+
+const enc = (s: string) => encodeURIComponent(s);
+const emptyStream = () => new ReadableStream<Uint8Array>({ start: (c) => c.close() });
+
+/** One file of a batch write. */
+export interface BatchFileInput {
+  path: string;
+  /** Text (UTF-8) or bytes. */
+  content: string | Uint8Array;
+  /** Permission bits of a new file, e.g. 0o755. */
+  mode?: number;
+  /** Write only if the file's ETag is still this. */
+  ifMatch?: string;
+  /** `"*"`: write only if the file does not exist. */
+  ifNoneMatch?: "*";
+}
+
+export interface SearchOptions extends RequestOptions {
+  /** Directory (or file) to search, default `/`. */
+  path?: string;
+  /** Only paths matching this glob; without `/` it matches the file name (`*.ts`), with `/` the relative path (`src/**\/*.ts`). */
+  glob?: string;
+  /** Search contents for this (a literal, or a PCRE regex with `regex: true`); without it, names are searched. */
+  query?: string;
+  regex?: boolean;
+  ignoreCase?: boolean;
+  /** Most results, default 100. */
+  limit?: number;
+}
+
+export interface ReplaceOptions extends RequestOptions {
+  path?: string;
+  glob?: string;
+  search: string;
+  /** With `regex`, `$1`, `$<name>`, `$&` refer to the match. */
+  replacement: string;
+  regex?: boolean;
+  ignoreCase?: boolean;
+  /** Show the changes, change nothing. */
+  dryRun?: boolean;
+  /** Refuse if more files would change (default 1000). */
+  maxFiles?: number;
+}
+
+/** What `files.watch` yields: change events, and `ready` / `reset` control messages. */
+export type WatchMessage =
+  | (WatchEvent & { cursor: string })
+  | { type: "ready"; cursor: string }
+  | { type: "reset"; cursor: string; reason: string };
+
+export interface WatchOptions extends RequestOptions {
+  /** Resume after this cursor (a previous message's `cursor`). */
+  cursor?: string;
+  /** Reconnect after a dropped connection (default true), resuming from the last cursor. */
+  reconnect?: boolean;
+}
+
+export interface UploadOptions extends RequestOptions {
+  /** Bytes per PATCH (default 32 MiB); each chunk is held in memory once to checksum it. */
+  chunkSize?: number;
+  /** Called after each acknowledged chunk with the bytes the server has durably stored. */
+  onProgress?: (uploaded: number, total: number | undefined) => void;
+  /** Resume this upload (the `uploadUrl` of an earlier, interrupted call) instead of starting one. */
+  uploadUrl?: string;
+  /** Called once the upload exists, with its URL: keep it to resume after a crash. */
+  onUploadUrl?: (url: string) => void;
+  /** Attempts per chunk after network errors (default 5). */
+  retries?: number;
+  /** Total length when `data` is a stream; unknown lengths are allowed (Upload-Defer-Length). */
+  length?: number;
+}
+
+export interface UploadResult {
+  path: string;
+  size: number;
+  uploadUrl: string;
+}
+
+/**
+ * Files of one volume, read and written directly: no sandbox needed.
+ *
+ * @example
+ * await volume.files.write("/hello.txt", "persistent\n");
+ * const text = await volume.files.readText("/hello.txt");
+ */
+export class VolumeFiles {
+  constructor(
+    private readonly http: HttpClient,
+    private readonly volumeRef: () => string,
+  ) {}
+
+  private base(rest = ""): string {
+    return `/v1/volumes/${enc(this.volumeRef())}/files${rest}`;
+  }
+
+  /**
+   * Write a whole file atomically (readers see the old or the new content). Missing parent
+   * directories are created. Throws `QUOTA_EXCEEDED` when it does not fit; the old content stays.
+   *
+   * @example
+   * await volume.files.write("/data/report.csv", fs.createReadStream("report.csv"));
+   */
+  async write(
+    path: string,
+    data: FileData,
+    options: RequestOptions & { ifMatch?: string; ifNoneMatch?: string } = {},
+  ): Promise<WriteFileResult> {
+    const headers: Record<string, string> = { "content-type": "application/octet-stream" };
+    if (options.ifMatch) headers["if-match"] = options.ifMatch;
+    if (options.ifNoneMatch) headers["if-none-match"] = options.ifNoneMatch;
+    const res = await this.http.request({
+      method: "PUT",
+      path: this.base("/content"),
+      query: { path: normalizeVolumePath(path) },
+      body: toStream(data),
+      headers,
+      signal: options.signal,
+    });
+    return (await res.json()) as WriteFileResult;
+  }
+
+  /**
+   * Read a file as a stream, or a byte range of it (`end` inclusive).
+   *
+   * @example
+   * const stream = await volume.files.read("/big.bin", { range: { start: 0, end: 1023 } });
+   */
+  async read(path: string, options: RequestOptions & { range?: { start: number; end?: number } } = {}): Promise<ReadableStream<Uint8Array>> {
+    const headers: Record<string, string> = {};
+    if (options.range) headers.range = `bytes=${options.range.start}-${options.range.end ?? ""}`;
+    const res = await this.http.request({
+      method: "GET",
+      path: this.base("/content"),
+      query: { path: normalizeVolumePath(path) },
+      headers,
+      signal: options.signal,
+    });
+    return res.body ?? emptyStream();
+  }
+
+  /** Read a whole file into memory. @example const bytes = await volume.files.readBytes("/logo.png"); */
+  async readBytes(path: string, options: RequestOptions = {}): Promise<Uint8Array> {
+    const stream = await this.read(path, options);
+    return new Uint8Array(await new Response(stream).arrayBuffer());
+  }
+
+  /** Read a whole file as UTF-8 text. @example console.log(await volume.files.readText("/hello.txt")); */
+  async readText(path: string, options: RequestOptions = {}): Promise<string> {
+    return new TextDecoder().decode(await this.readBytes(path, options));
+  }
+
+  /**
+   * Type, size, mode, mtime, ETag (files) and target (symlinks). A final symlink is described
+   * itself unless `follow`. Throws `PATH_NOT_FOUND` when nothing is there.
+   *
+   * @example
+   * const { type, size, etag } = await volume.files.stat("/data/report.csv");
+   */
+  async stat(path: string, options: RequestOptions & { follow?: boolean } = {}): Promise<FileEntry> {
+    return this.http.json<FileEntry>({
+      method: "GET",
+      path: this.base("/stat"),
+      query: { path: normalizeVolumePath(path), follow: options.follow },
+      signal: options.signal,
+    });
+  }
+
+  /** Whether anything (file, directory, symlink…) is at `path`. @example if (await volume.files.exists("/cache")) … */
+  async exists(path: string, options: RequestOptions = {}): Promise<boolean> {
+    try {
+      await this.stat(path, options);
+      return true;
+    } catch (err) {
+      if (err instanceof CairnError && err.code === "PATH_NOT_FOUND") return false;
+      throw err;
+    }
+  }
+
+  /**
+   * One page of a directory listing, sorted by path (depth first when `recursive`).
+   *
+   * @example
+   * const { items, nextCursor } = await volume.files.list("/data", { recursive: true, limit: 500 });
+   */
+  async list(
+    path = "/",
+    options: RequestOptions & { recursive?: boolean; prefix?: string; limit?: number; cursor?: string } = {},
+  ): Promise<FileList> {
+    return this.http.json<FileList>({
+      method: "GET",
+      path: this.base("/list"),
+      query: {
+        path: normalizeVolumePath(path),
+        recursive: options.recursive,
+        prefix: options.prefix,
+        limit: options.limit,
+        cursor: options.cursor,
+      },
+      signal: options.signal,
+    });
+  }
+
+  /**
+   * Every entry of a directory, fetched page by page.
+   *
+   * @example
+   * for await (const entry of volume.files.iterate("/", { recursive: true })) console.log(entry.path);
+   */
+  async *iterate(path = "/", options: RequestOptions & { recursive?: boolean; prefix?: string; pageSize?: number } = {}): AsyncGenerator<FileEntry> {
+    let cursor: string | undefined;
+    do {
+      const page = await this.list(path, {
+        ...options,
+        ...(options.pageSize !== undefined ? { limit: options.pageSize } : {}),
+        ...(cursor !== undefined ? { cursor } : {}),
+      });
+      yield* page.items;
+      cursor = page.nextCursor ?? undefined;
+    } while (cursor);
+  }
+
+  /** `mkdir -p`. @example await volume.files.mkdir("/data/2026/11", { mode: 0o750 }); */
+  async mkdir(path: string, options: RequestOptions & { mode?: number } = {}): Promise<MkdirResult> {
+    const body: { path: string; mode?: number } = { path: normalizeVolumePath(path) };
+    if (options.mode !== undefined) body.mode = options.mode;
+    return this.http.json<MkdirResult>({ method: "POST", path: this.base("/mkdir"), json: body, signal: options.signal });
+  }
+
+  /**
+   * Move or rename (atomic). Throws `PATH_ALREADY_EXISTS` if `to` exists, unless `overwrite`.
+   *
+   * @example
+   * await volume.files.move("/tmp/report.csv", "/reports/2026-11.csv");
+   */
+  async move(from: string, to: string, options: RequestOptions & { overwrite?: boolean } = {}): Promise<FileEntry> {
+    return this.http.json<FileEntry>({
+      method: "POST",
+      path: this.base("/move"),
+      json: { from: normalizeVolumePath(from), to: normalizeVolumePath(to), overwrite: options.overwrite ?? false },
+      signal: options.signal,
+    });
+  }
+
+  /**
+   * Remove a file or symlink, or a directory (`recursive` when it is not empty).
+   *
+   * @example
+   * await volume.files.remove("/cache", { recursive: true });
+   */
+  async remove(path: string, options: RequestOptions & { recursive?: boolean; ifMatch?: string } = {}): Promise<void> {
+    await this.http.json({
+      method: "DELETE",
+      path: this.base(),
+      query: { path: normalizeVolumePath(path), recursive: options.recursive },
+      ...(options.ifMatch ? { headers: { "if-match": options.ifMatch } } : {}),
+      signal: options.signal,
+    });
+  }
+
+  /**
+   * Replace one exact occurrence of `oldString` (or all, with `replaceAll`). Throws
+   * `EDIT_NO_MATCH` when absent and `EDIT_AMBIGUOUS` when it occurs more than once.
+   *
+   * @example
+   * await volume.files.edit("/app/config.toml", 'port = 8080', 'port = 9090');
+   */
+  async edit(
+    path: string,
+    oldString: string,
+    newString: string,
+    options: RequestOptions & { replaceAll?: boolean; ifMatch?: string } = {},
+  ): Promise<EditResult> {
+    const { signal, ...rest } = options;
+    return this.http.json<EditResult>({
+      method: "POST",
+      path: this.base("/edit"),
+      json: { path: normalizeVolumePath(path), oldString, newString, ...rest },
+      signal,
+    });
+  }
+
+  /**
+   * Write many files in one request, all or nothing (up to 64 MiB of content; for more, use
+   * `uploadArchive`).
+   *
+   * @example
+   * await volume.files.writeMany([{ path: "/a.txt", content: "A" }, { path: "/bin/run.sh", content: "#!/bin/sh\n", mode: 0o755 }]);
+   */
+  async writeMany(files: BatchFileInput[], options: RequestOptions = {}): Promise<BatchWriteResult> {
+    const body = files.map((f) => {
+      const out: Record<string, unknown> = { path: normalizeVolumePath(f.path) };
+      if (typeof f.content === "string") out.content = f.content;
+      else out.contentBase64 = bytesToBase64(f.content);
+      if (f.mode !== undefined) out.mode = f.mode;
+      if (f.ifMatch !== undefined) out.ifMatch = f.ifMatch;
+      if (f.ifNoneMatch !== undefined) out.ifNoneMatch = f.ifNoneMatch;
+      return out;
+    });
+    return this.http.json<BatchWriteResult>({ method: "POST", path: this.base("/batch"), json: { files: body }, signal: options.signal });
+  }
+
+  /**
+   * Search names by glob, or contents by literal or regex (with line numbers).
+   *
+   * @example
+   * const { matches } = await volume.files.search({ path: "/src", glob: "*.ts", query: "TODO" });
+   */
+  async search(options: SearchOptions): Promise<SearchResult> {
+    const { signal, path, ...rest } = options;
+    return this.http.json<SearchResult>({
+      method: "GET",
+      path: this.base("/search"),
+      query: { ...rest, path: path === undefined ? undefined : normalizeVolumePath(path) },
+      signal,
+    });
+  }
+
+  /**
+   * Replace across files, all or nothing; `dryRun` shows the changed lines and changes nothing.
+   *
+   * @example
+   * const preview = await volume.files.replace({ glob: "*.md", search: "Cairn v1", replacement: "Cairn v2", dryRun: true });
+   */
+  async replace(options: ReplaceOptions): Promise<ReplaceResult> {
+    const { signal, path, ...rest } = options;
+    return this.http.json<ReplaceResult>({
+      method: "POST",
+      path: this.base("/replace"),
+      json: { ...rest, ...(path !== undefined ? { path: normalizeVolumePath(path) } : {}) },
+      signal,
+    });
+  }
+
+  /**
+   * Download a directory as an archive stream (`tar` default, `tar.gz`, `zip`).
+   *
+   * @example
+   * const tar = await volume.files.downloadArchive("/project", { format: "tar.gz" });
+   */
+  async downloadArchive(path = "/", options: RequestOptions & { format?: ArchiveFormat } = {}): Promise<ReadableStream<Uint8Array>> {
+    const res = await this.http.request({
+      method: "GET",
+      path: this.base("/archive"),
+      query: { path: normalizeVolumePath(path), format: options.format },
+      signal: options.signal,
+    });
+    return res.body ?? emptyStream();
+  }
+
+  /**
+   * Extract an archive into a directory (created if missing, merged otherwise), all or nothing.
+   *
+   * @example
+   * await volume.files.uploadArchive("/project", fs.createReadStream("project.tar"));
+   */
+  async uploadArchive(path: string, data: FileData, options: RequestOptions & { format?: ArchiveFormat } = {}): Promise<ExtractResult> {
+    const format = options.format ?? "tar";
+    const contentType = format === "zip" ? "application/zip" : format === "tar.gz" ? "application/gzip" : "application/x-tar";
+    const res = await this.http.request({
+      method: "PUT",
+      path: this.base("/archive"),
+      query: { path: normalizeVolumePath(path), format },
+      body: toStream(data),
+      headers: { "content-type": contentType },
+      signal: options.signal,
+    });
+    return (await res.json()) as ExtractResult;
+  }
+
+  /**
+   * A URL that works without a key, for this path and method only, until it expires.
+   *
+   * @example
+   * const { url } = await volume.files.sign("/report.pdf", { expiresIn: 15 * 60 });
+   * // curl -o report.pdf "$url"
+   */
+  async sign(path: string, options: RequestOptions & { method?: "GET" | "PUT"; expiresIn?: number } = {}): Promise<SignedUrl> {
+    const { signal, ...rest } = options;
+    const r = await this.http.json<SignedUrl>({
+      method: "POST",
+      path: this.base("/sign"),
+      json: { path: normalizeVolumePath(path), ...rest },
+      signal,
+    });
+    // The client's base URL is how this caller reaches cairnd (the server only knows its Host header).
+    return { ...r, url: this.http.options.url + r.pathAndQuery };
+  }
+
+  /**
+   * Change events under `path` (create, modify, delete, rename), for changes through the API and
+   * inside sandboxes. Reconnects by itself and resumes from the last cursor; a `reset` message
+   * means events were missed (list again). Stop with the signal or by breaking out of the loop.
+   *
+   * @example
+   * for await (const m of volume.files.watch("/inbox", { signal })) if (m.type === "create") console.log(m.path);
+   */
+  async *watch(path = "/", options: WatchOptions = {}): AsyncGenerator<WatchMessage> {
+    let cursor = options.cursor;
+    const reconnect = options.reconnect ?? true;
+    for (let attempt = 0; ; attempt++) {
+      let res: Response;
+      try {
+        res = await this.http.request({
+          method: "GET",
+          path: this.base("/watch"),
+          query: { path: normalizeVolumePath(path) },
+          headers: { accept: "text/event-stream", ...(cursor ? { "last-event-id": cursor } : {}) },
+          signal: options.signal,
+        });
+      } catch (err) {
+        if (options.signal?.aborted || !reconnect || (err instanceof CairnError && err.status < 500) || attempt >= 10) throw err;
+        await delay(Math.min(5000, 200 * 2 ** attempt), options.signal);
+        continue;
+      }
+      try {
+        for await (const sse of parseSse(res.body ?? emptyStream())) {
+          attempt = 0;
+          if (sse.id) cursor = sse.id;
+          if (sse.event === "ready") yield { type: "ready", cursor: sse.id ?? cursor ?? "" };
+          else if (sse.event === "reset") yield { type: "reset", cursor: sse.id ?? "", reason: (JSON.parse(sse.data) as { reason: string }).reason };
+          else if (sse.event === "error") {
+            const problem = JSON.parse(sse.data) as unknown;
+            throw CairnError.fromProblem(problem, 503);
+          } else if (sse.event === "message") yield { ...(JSON.parse(sse.data) as WatchEvent), cursor: sse.id ?? "" };
+        }
+      } catch (err) {
+        if (options.signal?.aborted) return;
+        if (!reconnect || (err instanceof CairnError && err.code !== "UNAVAILABLE")) throw err;
+      } finally {
+        await res.body?.cancel().catch(() => undefined);
+      }
+      if (options.signal?.aborted || !reconnect) return;
+      await delay(Math.min(5000, 200 * 2 ** attempt), options.signal).catch(() => undefined);
+      if (options.signal?.aborted) return;
+    }
+  }
+
+  /**
+   * A resumable upload (tus 1.0): sent in checksummed chunks, each stored durably before the next;
+   * network errors are retried from the last stored byte, and `uploadUrl` resumes an upload
+   * interrupted in an earlier process.
+   *
+   * @example
+   * const r = await volume.files.upload("/data/big.bin", await fs.openAsBlob("big.bin"), {
+   *   onUploadUrl: (url) => saveForLater(url),
+   *   onProgress: (done, total) => console.log(done, total),
+   * });
+   */
+  async upload(path: string, data: Blob | Uint8Array | ArrayBuffer | string | ReadableStream<Uint8Array> | AsyncIterable<Uint8Array>, options: UploadOptions = {}): Promise<UploadResult> {
+    const target = normalizeVolumePath(path);
+    const source = toSource(data, options.length);
+    const chunkSize = options.chunkSize ?? 32 * 1024 * 1024;
+    const retries = options.retries ?? 5;
+    const tusHeaders = { "tus-resumable": "1.0.0" };
+    let uploadUrl = options.uploadUrl;
+    let offset = 0;
+    const base = this.http.options.url;
+    const relative = (url: string) => (url.startsWith(base + "/") ? url.slice(base.length) : new URL(url).pathname);
+    const head = async (): Promise<{ offset: number; length: number | undefined }> => {
+      const res = await this.http.request({ method: "HEAD", path: relative(uploadUrl!), headers: tusHeaders, signal: options.signal });
+      const length = res.headers.get("upload-length");
+      return { offset: Number(res.headers.get("upload-offset") ?? "0"), length: length === null ? undefined : Number(length) };
+    };
+    if (uploadUrl) {
+      const h = await head();
+      if (source.size !== undefined && h.length !== undefined && h.length !== source.size) {
+        throw new CairnError("INVALID_REQUEST", `The upload at ${uploadUrl} is for ${h.length} bytes, this data is ${source.size}; start a new upload`);
+      }
+      offset = h.offset;
+    } else {
+      const headers: Record<string, string> = { ...tusHeaders, "upload-metadata": `path ${stringToBase64(target)}` };
+      if (source.size !== undefined) headers["upload-length"] = String(source.size);
+      else headers["upload-defer-length"] = "1";
+      const res = await this.http.request({ method: "POST", path: `/v1/volumes/${enc(this.volumeRef())}/uploads`, headers, signal: options.signal });
+      await res.body?.cancel();
+      const location = res.headers.get("location");
+      if (!location) throw new CairnError("INTERNAL", "cairnd did not return the upload's location");
+      uploadUrl = location.startsWith("/") ? base + location : location;
+      options.onUploadUrl?.(uploadUrl);
+    }
+    options.onProgress?.(offset, source.size);
+    // A known size is done at that offset (0 bytes: done at creation); a stream when its last chunk is in.
+    while (source.size === undefined || offset < source.size) {
+      const chunk = await source.read(offset, chunkSize);
+      const last = chunk.final;
+      let sent = false;
+      for (let attempt = 0; !sent; attempt++) {
+        const start = chunk.start;
+        const body = chunk.bytes.subarray(offset - start);
+        const headers: Record<string, string> = {
+          ...tusHeaders,
+          "content-type": "application/offset+octet-stream",
+          "upload-offset": String(offset),
+          "upload-checksum": `sha256 ${bytesToBase64(new Uint8Array(await crypto.subtle.digest("SHA-256", body as unknown as BufferSource)))}`,
+        };
+        if (last && source.size === undefined) headers["upload-length"] = String(offset + body.length);
+        try {
+          const res = await this.http.request({ method: "PATCH", path: relative(uploadUrl), body: body as BodyInit, headers, signal: options.signal });
+          await res.body?.cancel();
+          offset = Number(res.headers.get("upload-offset") ?? offset + body.length);
+          sent = true;
+        } catch (err) {
+          if (options.signal?.aborted) throw err;
+          const retriable =
+            !(err instanceof CairnError) ||
+            ["UNAVAILABLE", "UPLOAD_OFFSET_MISMATCH", "CHECKSUM_MISMATCH", "INTERNAL"].includes(err.code);
+          if (!retriable || attempt >= retries) throw err;
+          await delay(Math.min(10_000, 250 * 2 ** attempt), options.signal);
+          const h = await head().catch(() => undefined);
+          if (h) {
+            if (h.offset < start) throw new CairnError("INVALID_REQUEST", `The server has ${h.offset} bytes, before this chunk (${start}); a stream cannot be rewound. Upload again.`);
+            offset = h.offset;
+            if (offset >= start + chunk.bytes.length) sent = true;
+          }
+        }
+      }
+      options.onProgress?.(offset, source.size);
+      if (last) break;
+    }
+    return { path: target, size: offset, uploadUrl };
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+interface Chunk {
+  start: number;
+  bytes: Uint8Array;
+  /** No more data after this chunk. */
+  final: boolean;
+}
+
+interface Source {
+  size: number | undefined;
+  /** The chunk starting at `offset` (for streams: the next one; the server never runs ahead of it). */
+  read(offset: number, max: number): Promise<Chunk>;
+}
+
+function toSource(data: Blob | Uint8Array | ArrayBuffer | string | ReadableStream<Uint8Array> | AsyncIterable<Uint8Array>, length: number | undefined): Source {
+  if (typeof data === "string") data = new TextEncoder().encode(data);
+  if (data instanceof ArrayBuffer) data = new Uint8Array(data);
+  if (data instanceof Uint8Array) {
+    const bytes = data;
+    return {
+      size: bytes.length,
+      read: async (offset, max) => ({ start: offset, bytes: bytes.subarray(offset, offset + max), final: offset + max >= bytes.length }),
+    };
+  }
+  if (data instanceof Blob) {
+    const blob = data;
+    return {
+      size: blob.size,
+      read: async (offset, max) => ({
+        start: offset,
+        bytes: new Uint8Array(await blob.slice(offset, offset + max).arrayBuffer()),
+        final: offset + max >= blob.size,
+      }),
+    };
+  }
+  const iterator: AsyncIterator<Uint8Array> =
+    data instanceof ReadableStream ? (data as unknown as AsyncIterable<Uint8Array>)[Symbol.asyncIterator]() : (data as AsyncIterable<Uint8Array>)[Symbol.asyncIterator]();
+  let position = 0;
+  let carry: Uint8Array | undefined;
+  let ended = false;
+  let current: Chunk | undefined;
+  return {
+    size: length,
+    async read(offset, max) {
+      // Asked again for the chunk in hand (a retry): give it again.
+      if (current && offset >= current.start && offset < current.start + current.bytes.length) return current;
+      const next = async (): Promise<Uint8Array | undefined> => {
+        if (carry) {
+          const c = carry;
+          carry = undefined;
+          return c;
+        }
+        if (ended) return undefined;
+        const r = await iterator.next();
+        if (r.done) {
+          ended = true;
+          return undefined;
+        }
+        return r.value;
+      };
+      // Resuming with a fresh stream of the same data: skip what the server already has.
+      while (position < offset) {
+        const piece = await next();
+        if (!piece) throw new CairnError("INVALID_REQUEST", `The data ends at ${position} bytes, before the upload's offset ${offset}`);
+        const take = Math.min(piece.length, offset - position);
+        if (take < piece.length) carry = piece.subarray(take);
+        position += take;
+      }
+      const parts: Uint8Array[] = [];
+      let n = 0;
+      while (n < max) {
+        let piece = await next();
+        if (!piece) break;
+        if (n + piece.length > max) {
+          carry = piece.subarray(max - n);
+          piece = piece.subarray(0, max - n);
+        }
+        parts.push(piece);
+        n += piece.length;
+      }
+      // Peek: is there anything after this chunk?
+      if (!carry && !ended) {
+        const r = await iterator.next();
+        if (r.done) ended = true;
+        else carry = r.value;
+      }
+      const bytes = new Uint8Array(n);
+      let o = 0;
+      for (const p of parts) {
+        bytes.set(p, o);
+        o += p.length;
+      }
+      current = { start: position, bytes, final: ended && !carry };
+      position += n;
+      return current;
+    },
+  };
+}
+
+function delay(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const t = setTimeout(resolve, ms);
+    signal?.addEventListener(
+      "abort",
+      () => {
+        clearTimeout(t);
+        reject(signal.reason);
+      },
+      { once: true },
+    );
+  });
+}
+
+function bytesToBase64(bytes: Uint8Array): string {
+  let s = "";
+  for (let i = 0; i < bytes.length; i += 0x8000) s += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+  return btoa(s);
+}
+
+function stringToBase64(s: string): string {
+  return bytesToBase64(new TextEncoder().encode(s));
+}
+
+/** Server-Sent Events from a byte stream: `{ event, id, data }` per message. */
+export async function* parseSse(stream: ReadableStream<Uint8Array>): AsyncGenerator<{ event: string; id: string | undefined; data: string }> {
+  const decoder = new TextDecoder();
+  let buffer = "";
+  let event = "message";
+  let id: string | undefined;
+  let data: string[] = [];
+  for await (const chunk of stream as unknown as AsyncIterable<Uint8Array>) {
+    buffer += decoder.decode(chunk, { stream: true });
+    let nl: number;
+    while ((nl = buffer.search(/\r?\n/)) >= 0) {
+      const line = buffer.slice(0, nl);
+      buffer = buffer.slice(buffer[nl] === "\r" ? nl + 2 : nl + 1);
+      if (line === "") {
+        if (data.length > 0) yield { event, id, data: data.join("\n") };
+        event = "message";
+        data = [];
+        continue;
+      }
+      if (line.startsWith(":")) continue;
+      const colon = line.indexOf(":");
+      const field = colon < 0 ? line : line.slice(0, colon);
+      const value = colon < 0 ? "" : line.slice(colon + 1).replace(/^ /, "");
+      if (field === "event") event = value;
+      else if (field === "data") data.push(value);
+      else if (field === "id") id = value;
+    }
+  }
+}

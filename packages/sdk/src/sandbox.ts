@@ -1,0 +1,283 @@
+import type {
+  Attachment,
+  CreateSandboxRequest,
+  ExecEvent,
+  MountRequest,
+  ProcessInfo,
+  Sandbox as SandboxInfo,
+} from "@cairn/protocol";
+import type { HttpClient, RequestOptions } from "./http.js";
+import type { FileData } from "./volume.js";
+
+export type { SandboxInfo, Attachment, MountRequest, ProcessInfo };
+
+export interface CreateSandboxOptions extends RequestOptions {
+  /** Default `base`. */
+  template?: string;
+  /** Another name for `template`. */
+  image?: string;
+  /** `[volume.mount("/data")]`, or `{ "/workspace": "my_project" }` (creates missing volumes). */
+  volumes?: MountRequest[] | Record<string, string>;
+  env?: Record<string, string>;
+  cwd?: string;
+  memoryMb?: number;
+  pids?: number;
+  timeoutMs?: number;
+}
+
+export interface ExecOptions extends RequestOptions {
+  cwd?: string;
+  env?: Record<string, string>;
+  timeoutMs?: number;
+  onStdout?: (data: string) => void;
+  onStderr?: (data: string) => void;
+}
+
+export interface ExecResult {
+  stdout: string;
+  stderr: string;
+  exitCode: number;
+}
+
+const enc = (s: string) => encodeURIComponent(s);
+
+function toBody(data: FileData): BodyInit {
+  if (typeof data === "string" || data instanceof Uint8Array || data instanceof ArrayBuffer || data instanceof Blob || data instanceof ReadableStream) {
+    return data as BodyInit;
+  }
+  const it = (data as AsyncIterable<Uint8Array>)[Symbol.asyncIterator]();
+  return new ReadableStream<Uint8Array>({
+    async pull(c) {
+      const { value, done } = await it.next();
+      if (done) c.close();
+      else c.enqueue(value);
+    },
+  }) as unknown as BodyInit;
+}
+
+/**
+ * A sandbox: a Linux container with volumes mounted. Dispose of it with `await using` or `kill()`.
+ *
+ * @example
+ * await using sandbox = await Sandbox.create({ template: "base", volumes: [volume.mount("/workspace/shared")] });
+ * const r = await sandbox.exec("cat /workspace/shared/hello.txt");
+ */
+export class Sandbox {
+  info: SandboxInfo;
+  private defaultCwd: string | undefined;
+  /** Files anywhere in the sandbox's filesystem, volumes included. */
+  readonly files: {
+    write(path: string, data: FileData, options?: RequestOptions): Promise<void>;
+    read(path: string, options?: RequestOptions): Promise<ReadableStream<Uint8Array>>;
+    readText(path: string, options?: RequestOptions): Promise<string>;
+  };
+
+  constructor(
+    private readonly http: HttpClient,
+    info: SandboxInfo,
+  ) {
+    this.info = info;
+    const base = () => `/v1/sandboxes/${enc(this.info.id)}/files/content`;
+    this.files = {
+      write: async (path, data, options = {}) => {
+        await this.http.request({
+          method: "PUT",
+          path: base(),
+          query: { path: this.resolve(path) },
+          body: toBody(data),
+          headers: { "content-type": "application/octet-stream" },
+          signal: options.signal,
+        });
+      },
+      read: async (path, options = {}) => {
+        const res = await this.http.request({ method: "GET", path: base(), query: { path: this.resolve(path) }, signal: options.signal });
+        return res.body ?? new ReadableStream({ start: (c) => c.close() });
+      },
+      readText: async (path, options = {}) => new Response(await this.files.read(path, options)).text(),
+    };
+  }
+
+  get id(): string {
+    return this.info.id;
+  }
+  get state(): SandboxInfo["state"] {
+    return this.info.state;
+  }
+
+  /**
+   * Create a sandbox with a client built from the environment (or the one given).
+   *
+   * @example
+   * const sandbox = await Sandbox.create({ template: "base", volumes: { "/workspace": "my_project" } });
+   */
+  static async create(options: CreateSandboxOptions & { client?: { sandboxes: Sandboxes } } = {}): Promise<Sandbox> {
+    const { client, ...rest } = options;
+    const sandboxes = client?.sandboxes ?? (await import("./client.js")).Cairn.default().sandboxes;
+    return sandboxes.create(rest);
+  }
+
+  private resolve(path: string): string {
+    if (path.startsWith("/") || this.defaultCwd === undefined) return path;
+    return `${this.defaultCwd.replace(/\/+$/, "")}/${path}`;
+  }
+
+  /**
+   * Set the working directory for later `exec` calls and relative file paths.
+   *
+   * @example
+   * sandbox.cwd("/workspace");
+   */
+  cwd(path: string): this {
+    this.defaultCwd = path;
+    return this;
+  }
+
+  /**
+   * Run a shell command; output streams to `onStdout`/`onStderr` as it comes and is returned whole.
+   *
+   * @example
+   * const { stdout, exitCode } = await sandbox.exec("npm init -y && node -e 'console.log(1+1)'");
+   */
+  async exec(command: string, options: ExecOptions = {}): Promise<ExecResult> {
+    const cwd = options.cwd ?? this.defaultCwd;
+    const res = await this.http.request({
+      method: "POST",
+      path: `/v1/sandboxes/${enc(this.info.id)}/exec`,
+      json: { command, ...(cwd ? { cwd } : {}), ...(options.env ? { env: options.env } : {}), ...(options.timeoutMs ? { timeoutMs: options.timeoutMs } : {}) },
+      signal: options.signal,
+    });
+    const result: ExecResult = { stdout: "", stderr: "", exitCode: -1 };
+    const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader();
+    let buf = "";
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (value) buf += value;
+      let nl: number;
+      while ((nl = buf.indexOf("\n")) >= 0) {
+        const line = buf.slice(0, nl);
+        buf = buf.slice(nl + 1);
+        if (!line) continue;
+        const e = JSON.parse(line) as ExecEvent;
+        if (e.type === "stdout") {
+          result.stdout += e.data;
+          options.onStdout?.(e.data);
+        } else if (e.type === "stderr") {
+          result.stderr += e.data;
+          options.onStderr?.(e.data);
+        } else result.exitCode = e.exitCode;
+      }
+      if (done) break;
+    }
+    return result;
+  }
+
+  /**
+   * Start a command in the background; poll or wait for it later.
+   *
+   * @example
+   * const p = await sandbox.execBackground("node server.js");
+   * const { stdout } = await sandbox.process(p.id, { logs: true });
+   */
+  async execBackground(command: string, options: Omit<ExecOptions, "onStdout" | "onStderr"> = {}): Promise<ProcessInfo> {
+    const cwd = options.cwd ?? this.defaultCwd;
+    return this.http.json<ProcessInfo>({
+      method: "POST",
+      path: `/v1/sandboxes/${enc(this.info.id)}/exec`,
+      json: { command, background: true, ...(cwd ? { cwd } : {}), ...(options.env ? { env: options.env } : {}), ...(options.timeoutMs ? { timeoutMs: options.timeoutMs } : {}) },
+      signal: options.signal,
+    });
+  }
+
+  /** A background process; `wait` blocks until it exits, `logs` includes its output. @example await sandbox.process(id, { wait: true, logs: true }); */
+  async process(id: string, options: RequestOptions & { wait?: boolean; logs?: boolean } = {}): Promise<ProcessInfo> {
+    return this.http.json<ProcessInfo>({
+      method: "GET",
+      path: `/v1/sandboxes/${enc(this.info.id)}/processes/${enc(id)}`,
+      query: { wait: options.wait ? "true" : undefined, logs: options.logs ? "true" : undefined },
+      signal: options.signal,
+    });
+  }
+
+  /** Hot-plug a volume. @example await sandbox.attach(cache.mount("/cache")); */
+  async attach(mount: MountRequest, options: RequestOptions = {}): Promise<Attachment> {
+    return this.http.json<Attachment>({ method: "POST", path: `/v1/sandboxes/${enc(this.info.id)}/attachments`, json: mount, signal: options.signal });
+  }
+
+  /** Unmount by mount path; `force` detaches lazily when busy. @example await sandbox.detach("/cache"); */
+  async detach(mountPath: string, options: RequestOptions & { force?: boolean } = {}): Promise<Attachment> {
+    return this.http.json<Attachment>({
+      method: "POST",
+      path: `/v1/sandboxes/${enc(this.info.id)}/detach`,
+      json: { mountPath, ...(options.force ? { force: true } : {}) },
+      signal: options.signal,
+    });
+  }
+
+  /** The attachment records with their states. @example for (const a of await sandbox.attachments()) console.log(a.mountPath, a.state); */
+  async attachments(options: RequestOptions = {}): Promise<Attachment[]> {
+    return (await this.http.json<{ items: Attachment[] }>({ method: "GET", path: `/v1/sandboxes/${enc(this.info.id)}/attachments`, signal: options.signal })).items;
+  }
+
+  private async action(name: "hibernate" | "resume", options: RequestOptions): Promise<this> {
+    this.info = await this.http.json<SandboxInfo>({ method: "POST", path: `/v1/sandboxes/${enc(this.info.id)}/${name}`, signal: options.signal });
+    return this;
+  }
+
+  /** Stop processes, keep the filesystem, release volumes. @example await sandbox.hibernate(); */
+  hibernate(options: RequestOptions = {}): Promise<this> {
+    return this.action("hibernate", options);
+  }
+
+  /** Start again and remount the volumes. @example await sandbox.resume(); */
+  resume(options: RequestOptions = {}): Promise<this> {
+    return this.action("resume", options);
+  }
+
+  /** A new sandbox with the same filesystem state. @example const copy = await sandbox.fork(); */
+  async fork(options: RequestOptions = {}): Promise<Sandbox> {
+    const info = await this.http.json<SandboxInfo>({ method: "POST", path: `/v1/sandboxes/${enc(this.info.id)}/fork`, signal: options.signal });
+    return new Sandbox(this.http, info);
+  }
+
+  /** @example await sandbox.refresh(); console.log(sandbox.state); */
+  async refresh(options: RequestOptions = {}): Promise<this> {
+    this.info = await this.http.json<SandboxInfo>({ method: "GET", path: `/v1/sandboxes/${enc(this.info.id)}`, signal: options.signal });
+    return this;
+  }
+
+  /** Kill the sandbox; its volumes are released for the next one. @example await sandbox.kill(); */
+  async kill(options: RequestOptions = {}): Promise<void> {
+    this.info = await this.http.json<SandboxInfo>({ method: "DELETE", path: `/v1/sandboxes/${enc(this.info.id)}`, signal: options.signal });
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    if (this.info.state !== "stopped") await this.kill();
+  }
+}
+
+/** Sandbox management: `cairn.sandboxes`. */
+export class Sandboxes {
+  constructor(private readonly http: HttpClient) {}
+
+  /**
+   * Create and start a sandbox.
+   *
+   * @example
+   * const sb = await cairn.sandboxes.create({ image: "base", volumes: { "/workspace": "my_project" } });
+   */
+  async create(options: CreateSandboxOptions = {}): Promise<Sandbox> {
+    const { signal, ...body } = options;
+    const info = await this.http.json<SandboxInfo>({ method: "POST", path: "/v1/sandboxes", json: body satisfies CreateSandboxRequest, signal });
+    return new Sandbox(this.http, info);
+  }
+
+  /** @example const sb = await cairn.sandboxes.get("sbx_…"); */
+  async get(id: string, options: RequestOptions = {}): Promise<Sandbox> {
+    return new Sandbox(this.http, await this.http.json<SandboxInfo>({ method: "GET", path: `/v1/sandboxes/${enc(id)}`, signal: options.signal }));
+  }
+
+  /** Newest first. @example for (const sb of await cairn.sandboxes.list()) console.log(sb.id, sb.state); */
+  async list(options: RequestOptions = {}): Promise<SandboxInfo[]> {
+    return (await this.http.json<{ items: SandboxInfo[] }>({ method: "GET", path: "/v1/sandboxes", signal: options.signal })).items;
+  }
+}

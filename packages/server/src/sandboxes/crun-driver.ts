@@ -1,0 +1,284 @@
+/**
+ * Sandboxes as Linux containers run by crun (DESIGN.md "Sandboxes"). All of it happens in
+ * cairnd's private mount namespace, where the unified cgroup hierarchy is hidden (crun refuses to
+ * run on the v1/v2 hybrid otherwise).
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { createHash } from "node:crypto";
+import { access, mkdir, open, readFile, rm, symlink, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { CairnError } from "@cairn/protocol";
+import { run, type ExecError } from "../volumes/exec.js";
+import { findMount } from "../volumes/mountinfo.js";
+import { buildConfig, type OciMount } from "./oci-config.js";
+
+/** A static busybox, bound read-only into every sandbox: the only binary cairnd runs inside a sandbox's mount namespace with host privileges. Never a sandbox's own (it could replace those). */
+export const BUSYBOX = "/bin/busybox";
+const IN_SANDBOX_BUSYBOX = "/run/cairn/busybox";
+const IN_SANDBOX_STAGING = "/run/cairn/staging";
+
+/** The cgroup parent of one data dir's sandboxes (two cairnd never share one). */
+export function cgroupPrefix(dataDir: string): string {
+  return `cairn-${createHash("sha256").update(dataDir).digest("hex").slice(0, 8)}`;
+}
+
+export interface VolumeMount {
+  /** Host path (in cairnd's namespace) of the directory to mount. */
+  source: string;
+  destination: string;
+  readonly: boolean;
+}
+
+export interface SandboxSpecInput {
+  env: Record<string, string>;
+  cwd: string;
+  memoryBytes: number;
+  pids: number;
+}
+
+export interface ExecOptions {
+  command: string;
+  cwd: string;
+  env: Record<string, string>;
+  timeoutMs: number | undefined;
+}
+
+export interface SandboxDriver {
+  /** Prepare the sandbox's directories (first start only). */
+  prepare(id: string): Promise<void>;
+  /** Start the container with these volume mounts (create or resume). */
+  start(id: string, spec: SandboxSpecInput, mounts: VolumeMount[]): Promise<void>;
+  /** Stop the container; its directories stay (hibernate). */
+  stop(id: string): Promise<void>;
+  /** Stop and remove everything of the sandbox. */
+  destroy(id: string): Promise<void>;
+  /** Copy a sandbox's filesystem state to a new sandbox (fork). */
+  copy(fromId: string, toId: string): Promise<void>;
+  isRunning(id: string): Promise<boolean>;
+  list(): Promise<string[]>;
+  exec(id: string, options: ExecOptions): ChildProcess;
+  /** Hot-plug a volume mount into the running sandbox. */
+  attach(id: string, attachmentId: string, mount: VolumeMount): Promise<void>;
+  /** Unmount a path inside the running sandbox; `force` detaches lazily when busy. */
+  detach(id: string, destination: string, options: { force: boolean }): Promise<void>;
+}
+
+export class CrunDriver implements SandboxDriver {
+  private readonly stateRoot: string;
+
+  constructor(
+    private readonly root: string,
+    stateRoot: string,
+    private readonly cgroupPrefix: string,
+  ) {
+    this.stateRoot = stateRoot;
+  }
+
+  dir(id: string): string {
+    return join(this.root, id);
+  }
+
+  private crun(args: string[], timeoutMs = 30_000) {
+    return run("crun", ["--root", this.stateRoot, ...args], { timeoutMs });
+  }
+
+  async prepare(id: string): Promise<void> {
+    const d = this.dir(id);
+    const rootfs = join(d, "rootfs");
+    for (const sub of ["usr", "etc"]) {
+      await mkdir(join(d, "upper", sub), { recursive: true });
+      await mkdir(join(d, "work", sub), { recursive: true });
+    }
+    await mkdir(join(d, "staging"), { recursive: true });
+    await mkdir(join(d, "prep"), { recursive: true });
+    for (const sub of ["usr", "etc", "proc", "sys", "dev", "tmp", "root", "home", "var/tmp", "run/cairn/staging", "opt", "srv", "mnt"]) {
+      await mkdir(join(rootfs, sub), { recursive: true });
+    }
+    await writeFile(join(rootfs, "run/cairn/busybox"), "");
+    for (const l of ["bin", "lib", "lib64", "sbin"]) {
+      const target = `usr/${l}`;
+      if (await access(join("/usr", l)).then(() => true, () => false)) await symlink(target, join(rootfs, l)).catch(() => undefined);
+    }
+  }
+
+  async start(id: string, spec: SandboxSpecInput, mounts: VolumeMount[]): Promise<void> {
+    const d = this.dir(id);
+    const staging = join(d, "staging");
+    // A shared staging mount, seen by the sandbox as an rslave copy: how volumes are hot-plugged later.
+    if (!(await findMount(staging))) {
+      await run("mount", ["--bind", staging, staging]);
+      await run("mount", ["--make-shared", staging]);
+    }
+    const volumeMounts: OciMount[] = mounts.map((m) => ({
+      destination: m.destination,
+      type: "bind",
+      source: m.source,
+      // crun binds, then remounts with exactly these flags: the host's noexec/nosymfollow go.
+      options: ["rbind", "nosuid", "nodev", ...(m.readonly ? ["ro"] : [])],
+    }));
+    const config = buildConfig({
+      hostname: id.replace(/_/g, "-").slice(0, 63),
+      rootfs: join(d, "rootfs"),
+      overlays: ["usr", "etc"].map((sub) => ({
+        destination: `/${sub}`,
+        lower: `/${sub}`,
+        upper: join(d, "upper", sub),
+        work: join(d, "work", sub),
+      })),
+      mounts: [
+        { destination: IN_SANDBOX_BUSYBOX, type: "bind", source: BUSYBOX, options: ["bind", "ro", "nosuid", "nodev"] },
+        { destination: IN_SANDBOX_STAGING, type: "bind", source: staging, options: ["rbind", "rslave", "nosuid", "nodev", "noexec"] },
+        ...volumeMounts,
+      ],
+      env: spec.env,
+      cwd: spec.cwd,
+      memoryBytes: spec.memoryBytes,
+      pids: spec.pids,
+      cgroupsPath: `/${this.cgroupPrefix}/${id}`,
+    });
+    await writeFile(join(d, "config.json"), JSON.stringify(config, null, 1));
+    await this.crun(["delete", "--force", id]).catch(() => undefined);
+    // The container inherits crun's stdio: give it a log file, not a pipe (a pipe would stay open
+    // as long as the sandbox runs, and whoever waits for it would wait that long).
+    const logPath = join(d, "init.log");
+    const log = await open(logPath, "w");
+    try {
+      const code = await new Promise<number | null>((resolve, reject) => {
+        const child = spawn("crun", ["--root", this.stateRoot, "run", "--detach", "--bundle", d, id], { stdio: ["ignore", log.fd, log.fd] });
+        child.on("error", reject);
+        child.on("exit", (c) => resolve(c));
+      });
+      if (code !== 0) {
+        const text = (await readFile(logPath, "utf8").catch(() => "")).trim();
+        throw new CairnError("INTERNAL", `the sandbox did not start: ${text || `crun exited with ${code}`}`);
+      }
+    } finally {
+      await log.close();
+    }
+    // Loopback only: bring `lo` up with the host's `ip` (nsenter -n keeps the host's filesystem).
+    const pid = await this.pid(id);
+    if (pid) await run("nsenter", ["-t", String(pid), "-n", "ip", "link", "set", "lo", "up"]).catch(() => undefined);
+  }
+
+  private async pid(id: string): Promise<number | undefined> {
+    try {
+      const { stdout } = await this.crun(["state", id]);
+      const st = JSON.parse(stdout) as { pid?: number; status?: string };
+      return st.status === "running" ? st.pid : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  async isRunning(id: string): Promise<boolean> {
+    return (await this.pid(id)) !== undefined;
+  }
+
+  async list(): Promise<string[]> {
+    try {
+      const { stdout } = await this.crun(["list", "--format", "json"]);
+      const items = JSON.parse(stdout || "[]") as { id: string }[] | null;
+      return (items ?? []).map((c) => c.id);
+    } catch {
+      return [];
+    }
+  }
+
+  async stop(id: string): Promise<void> {
+    await this.crun(["kill", id, "KILL"]).catch(() => undefined);
+    for (let i = 0; i < 50; i++) {
+      if (!(await this.pid(id))) break;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    await this.crun(["delete", "--force", id]).catch(() => undefined);
+    const staging = join(this.dir(id), "staging");
+    if (await findMount(staging)) await run("umount", ["-l", staging]).catch(() => undefined);
+  }
+
+  async destroy(id: string): Promise<void> {
+    await this.stop(id);
+    await rm(this.dir(id), { recursive: true, force: true });
+  }
+
+  async copy(fromId: string, toId: string): Promise<void> {
+    const from = this.dir(fromId);
+    const to = this.dir(toId);
+    await mkdir(to, { recursive: true });
+    for (const sub of ["rootfs", "upper"]) {
+      // Reflinks where the pool allows (XFS): a fork costs no space until it diverges.
+      await run("cp", ["-a", "--reflink=auto", join(from, sub), join(to, sub)]);
+    }
+    for (const sub of ["usr", "etc"]) await mkdir(join(to, "work", sub), { recursive: true });
+    await mkdir(join(to, "staging"), { recursive: true });
+    await mkdir(join(to, "prep"), { recursive: true });
+  }
+
+  exec(id: string, options: ExecOptions): ChildProcess {
+    const args = ["--root", this.stateRoot, "exec", "--cwd", options.cwd];
+    for (const [k, v] of Object.entries(options.env)) args.push("--env", `${k}=${v}`);
+    args.push(id);
+    if (options.timeoutMs !== undefined) {
+      // The timeout runs inside the sandbox, so the command (not only crun exec) is killed.
+      args.push(IN_SANDBOX_BUSYBOX, "timeout", "-s", "KILL", String(Math.max(1, Math.ceil(options.timeoutMs / 1000))));
+    }
+    args.push("/bin/sh", "-c", options.command);
+    return spawn("crun", args, { stdio: ["pipe", "pipe", "pipe"] });
+  }
+
+  async attach(id: string, attachmentId: string, mount: VolumeMount): Promise<void> {
+    const pid = await this.pid(id);
+    if (!pid) throw new CairnError("SANDBOX_NOT_RUNNING", `Sandbox ${id} is not running`);
+    const d = this.dir(id);
+    const prep = join(d, "prep", attachmentId);
+    const staging = join(d, "staging", attachmentId);
+    await mkdir(prep, { recursive: true });
+    await mkdir(staging, { recursive: true });
+    // exec,symfollow: clear the host mount's noexec,nosymfollow (util-linux keeps flags not named).
+    const flags = ["nosuid", "nodev", "exec", "symfollow", ...(mount.readonly ? ["ro"] : [])].join(",");
+    try {
+      // Set the flags on a private bind first: a bind copies its source's flags, and so does
+      // propagation, so the copy that reaches the sandbox is born with them.
+      await run("mount", ["--bind", mount.source, prep]);
+      await run("mount", ["-o", `remount,bind,${flags}`, prep]);
+      await run("mount", ["--bind", prep, staging]);
+      await run("umount", [prep]);
+      const bb = IN_SANDBOX_BUSYBOX;
+      await run("nsenter", ["-t", String(pid), "-m", "--", bb, "mkdir", "-p", mount.destination]);
+      // The new bind copies the staged mount's flags: nothing to remount inside.
+      await run("nsenter", ["-t", String(pid), "-m", "--", bb, "mount", "--bind", `${IN_SANDBOX_STAGING}/${attachmentId}`, mount.destination]);
+    } finally {
+      if (await findMount(prep)) await run("umount", ["-l", prep]).catch(() => undefined);
+      if (await findMount(staging)) await run("umount", ["-l", staging]).catch(() => undefined);
+      await rm(prep, { recursive: true, force: true }).catch(() => undefined);
+      await rm(staging, { recursive: true, force: true }).catch(() => undefined);
+    }
+  }
+
+  async detach(id: string, destination: string, options: { force: boolean }): Promise<void> {
+    const pid = await this.pid(id);
+    if (!pid) return; // nothing runs: nothing is mounted
+    try {
+      await run("nsenter", ["-t", String(pid), "-m", "--", IN_SANDBOX_BUSYBOX, "umount", ...(options.force ? ["-l"] : []), destination]);
+    } catch (err) {
+      const text = (err as ExecError).stderr ?? "";
+      if (/busy/i.test(text)) {
+        throw new CairnError("VOLUME_BUSY", `${destination} is busy in the sandbox (a process has files open there); stop it or detach with force`);
+      }
+      if (/not mounted|invalid argument|no such/i.test(text)) return;
+      throw err;
+    }
+  }
+
+  /** Read the init pid's status, for tests and diagnostics. */
+  async status(id: string): Promise<string | undefined> {
+    const pid = await this.pid(id);
+    return pid ? readFile(`/proc/${pid}/status`, "utf8") : undefined;
+  }
+
+  /** Hide the unified cgroup hierarchy in cairnd's namespace (DESIGN.md: crun on a v1/v2 hybrid). */
+  static async prepareHost(): Promise<void> {
+    if ((await findMount("/sys/fs/cgroup/unified")) !== undefined) {
+      await run("umount", ["/sys/fs/cgroup/unified"]).catch(() => undefined);
+    }
+  }
+}

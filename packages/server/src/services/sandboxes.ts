@@ -1,0 +1,560 @@
+/**
+ * Sandboxes and their attachments: which volume is mounted where, in which mode, in which state.
+ * Access modes are enforced by the metadata store (a unique claim per ReadWriteOnce volume), so
+ * when many sandboxes race for one volume exactly one wins, on any number of hosts.
+ */
+import type { ChildProcess } from "node:child_process";
+import { mkdir, lstat } from "node:fs/promises";
+import {
+  CairnError,
+  MiB,
+  TEMPLATES,
+  normalizeVolumePath,
+  type Attachment,
+  type CreateSandboxRequest,
+  type ExecRequest,
+  type MountRequest,
+  type ProcessInfo,
+  type Sandbox,
+} from "@cairn/protocol";
+import { newId } from "../ids.js";
+import type { Logger } from "../logger.js";
+import type { SandboxDriver, VolumeMount } from "../sandboxes/crun-driver.js";
+import type { AttachmentRecord, MetadataStore, SandboxRecord, VolumeRecord } from "../storage/metadata-store.js";
+import type { Lease, VolumeEngine } from "../volumes/engine.js";
+import { resolveInVolume } from "../volumes/resolve.js";
+import type { CheckpointService } from "./checkpoints.js";
+import type { VolumeService } from "./volumes.js";
+
+export interface SandboxServiceDeps {
+  store: MetadataStore;
+  engine: VolumeEngine;
+  volumes: VolumeService;
+  checkpoints: CheckpointService;
+  driver: SandboxDriver;
+  log: Logger;
+  region: string;
+  maxVolumesPerSandbox: number;
+}
+
+/** Paths a volume may not be mounted on: they are the sandbox's own machinery. */
+const RESERVED = ["/proc", "/sys", "/dev", "/run/cairn", "/usr", "/etc", "/tmp"];
+
+interface BackgroundProcess {
+  id: string;
+  command: string;
+  child: ChildProcess;
+  stdout: Buffer[];
+  stderr: Buffer[];
+  bytes: number;
+  exitCode: number | null;
+  done: Promise<void>;
+}
+
+const LOG_LIMIT = 4 * MiB;
+
+export class SandboxService {
+  /** Leases held by live attachments, by attachment id. */
+  private readonly leases = new Map<string, Lease>();
+  private readonly timers = new Map<string, NodeJS.Timeout>();
+  private readonly processes = new Map<string, Map<string, BackgroundProcess>>();
+
+  constructor(private readonly deps: SandboxServiceDeps) {}
+
+  async find(projectId: string, id: string): Promise<SandboxRecord> {
+    const sb = await this.deps.store.getSandbox(projectId, id);
+    if (!sb) throw new CairnError("SANDBOX_NOT_FOUND", `Sandbox ${id} not found`);
+    return sb;
+  }
+
+  async toWire(sb: SandboxRecord): Promise<Sandbox> {
+    const attachments = await this.deps.store.listAttachments(sb.id);
+    return {
+      id: sb.id,
+      template: sb.template,
+      state: sb.state,
+      cwd: sb.spec.cwd,
+      env: sb.spec.env,
+      memoryMb: Math.round(sb.spec.memoryBytes / MiB),
+      pids: sb.spec.pids,
+      timeoutMs: sb.spec.timeoutMs,
+      error: sb.error,
+      attachments: await Promise.all(attachments.map((a) => this.attachmentToWire(a))),
+      createdAt: sb.createdAt,
+      updatedAt: sb.updatedAt,
+    };
+  }
+
+  private async attachmentToWire(a: AttachmentRecord): Promise<Attachment> {
+    const v = await this.deps.store.getVolumeById(a.volumeId);
+    return {
+      id: a.id,
+      volume: a.volumeId,
+      volumeName: v?.name ?? a.volumeId,
+      sandbox: a.sandboxId,
+      mountPath: a.mountPath,
+      mode: a.mode,
+      subpath: a.subpath,
+      checkpoint: a.checkpointId,
+      state: a.state,
+      error: a.error,
+      createdAt: a.createdAt,
+      updatedAt: a.updatedAt,
+    };
+  }
+
+  async get(projectId: string, id: string): Promise<Sandbox> {
+    return this.toWire(await this.find(projectId, id));
+  }
+
+  async list(projectId: string): Promise<Sandbox[]> {
+    const rows = await this.deps.store.listSandboxes(projectId, { limit: 1000 });
+    return Promise.all(rows.map((r) => this.toWire(r)));
+  }
+
+  async attachments(projectId: string, id: string): Promise<Attachment[]> {
+    const sb = await this.find(projectId, id);
+    return Promise.all((await this.deps.store.listAttachments(sb.id)).map((a) => this.attachmentToWire(a)));
+  }
+
+  private normalizeMounts(projectId: string, volumes: CreateSandboxRequest["volumes"]): { mounts: MountRequest[]; autoCreate: boolean } {
+    if (volumes === undefined) return { mounts: [], autoCreate: false };
+    if (Array.isArray(volumes)) return { mounts: volumes, autoCreate: false };
+    void projectId;
+    return { mounts: Object.entries(volumes).map(([mountPath, volume]) => ({ volume, mountPath })), autoCreate: true };
+  }
+
+  private checkMountPath(raw: string): string {
+    if (!raw.startsWith("/")) throw new CairnError("INVALID_MOUNT", `Mount path ${JSON.stringify(raw)} must be absolute, e.g. /workspace`);
+    let path: string;
+    try {
+      path = normalizeVolumePath(raw);
+    } catch (err) {
+      throw new CairnError("INVALID_MOUNT", `Mount path ${JSON.stringify(raw)} is not a valid path: ${(err as Error).message}`);
+    }
+    if (path === "/" || RESERVED.some((r) => path === r || path.startsWith(r + "/"))) {
+      throw new CairnError("INVALID_MOUNT", `Volumes cannot be mounted on ${path}; pick a path such as /workspace or /data`);
+    }
+    return path;
+  }
+
+  /** Claim an attachment: the access-mode rules and the region rule, atomically. */
+  private async claim(sb: SandboxRecord, volume: VolumeRecord, m: MountRequest, mountPath: string): Promise<AttachmentRecord> {
+    const { store, region } = this.deps;
+    if (volume.region !== region) {
+      throw new CairnError("REGION_MISMATCH", `Volume "${volume.name}" is in region ${volume.region}`);
+    }
+    if (volume.status !== "ready" && volume.status !== "resizing") {
+      throw new CairnError("VOLUME_NOT_READY", `Volume "${volume.name}" is ${volume.status}; retry in a moment`);
+    }
+    let checkpointId: string | null = null;
+    if (m.checkpoint !== undefined) {
+      checkpointId = (await this.deps.checkpoints.find(volume, m.checkpoint)).id;
+      if (m.mode === "rw") throw new CairnError("INVALID_MOUNT", "A checkpoint mounts read-only; drop mode=rw");
+    }
+    const mode: "rw" | "ro" = checkpointId || volume.accessMode === "ReadOnlyMany" ? "ro" : (m.mode ?? "rw");
+    if (volume.accessMode === "ReadOnlyMany" && m.mode === "rw") {
+      throw new CairnError("INVALID_MOUNT", `Volume "${volume.name}" is ReadOnlyMany: it mounts read-only only`);
+    }
+    let subpath = "/";
+    if (m.subpath !== undefined) {
+      try {
+        subpath = normalizeVolumePath(m.subpath);
+      } catch (err) {
+        throw new CairnError("INVALID_MOUNT", `subpath ${JSON.stringify(m.subpath)}: ${(err as Error).message}`);
+      }
+    }
+    const at = new Date().toISOString();
+    const record: AttachmentRecord = {
+      id: newId("att"),
+      projectId: sb.projectId,
+      sandboxId: sb.id,
+      volumeId: volume.id,
+      checkpointId,
+      mountPath,
+      mode,
+      subpath,
+      state: "pending",
+      error: null,
+      // A checkpoint view never claims the volume itself.
+      exclusive: volume.accessMode === "ReadWriteOnce" && checkpointId === null,
+      createdAt: at,
+      updatedAt: at,
+    };
+    if (!(await store.insertAttachment(record))) {
+      throw new CairnError("VOLUME_ALREADY_ATTACHED", `Volume "${volume.name}" is already attached`);
+    }
+    return record;
+  }
+
+  /** Take the lease behind an attachment and give the host path the sandbox binds. */
+  private async mountSource(a: AttachmentRecord): Promise<VolumeMount> {
+    const { engine } = this.deps;
+    const lease = a.checkpointId
+      ? await engine.mountCheckpoint({ volumeId: a.volumeId, checkpointId: a.checkpointId })
+      : await engine.acquire(a.volumeId);
+    this.leases.get(a.id)?.release();
+    this.leases.set(a.id, lease);
+    let source = lease.path;
+    if (a.subpath !== "/") {
+      const resolved = await resolveInVolume(lease.path, a.subpath, { followLast: true });
+      if (a.mode === "rw" && !a.checkpointId) await mkdir(resolved.hostPath, { recursive: true });
+      const st = await lstat(resolved.hostPath).catch(() => undefined);
+      if (!st?.isDirectory()) {
+        throw new CairnError("INVALID_MOUNT", `subpath ${a.subpath} is not a directory of the volume`);
+      }
+      source = resolved.hostPath;
+    }
+    return { source, destination: a.mountPath, readonly: a.mode === "ro" };
+  }
+
+  private releaseLease(attachmentId: string): void {
+    this.leases.get(attachmentId)?.release();
+    this.leases.delete(attachmentId);
+  }
+
+  async create(projectId: string, req: CreateSandboxRequest): Promise<Sandbox> {
+    const { store, volumes, driver, log } = this.deps;
+    const template = req.template ?? req.image ?? "base";
+    if (!(TEMPLATES as readonly string[]).includes(template)) {
+      throw new CairnError("INVALID_TEMPLATE", `Unknown template "${template}"; templates are: ${TEMPLATES.join(", ")}`);
+    }
+    const { mounts, autoCreate } = this.normalizeMounts(projectId, req.volumes);
+    if (mounts.length > this.deps.maxVolumesPerSandbox) {
+      throw new CairnError("TOO_MANY_VOLUMES", `A sandbox may mount at most ${this.deps.maxVolumesPerSandbox} volumes`);
+    }
+    const paths = mounts.map((m) => this.checkMountPath(m.mountPath));
+    if (new Set(paths).size !== paths.length) throw new CairnError("INVALID_MOUNT", "Two volumes cannot share one mount path");
+    const cwd = req.cwd !== undefined ? normalizeVolumePath(req.cwd) : "/";
+    // Resolve (or create, for the `{path: name}` shorthand) every volume before anything starts.
+    const resolved: VolumeRecord[] = [];
+    for (const m of mounts) {
+      if (autoCreate) {
+        const { volume } = await volumes.create(projectId, { name: m.volume, ifExists: "return" });
+        resolved.push(await volumes.find(projectId, volume.id));
+      } else {
+        resolved.push(await volumes.find(projectId, m.volume));
+      }
+    }
+    const at = new Date().toISOString();
+    const sb: SandboxRecord = {
+      id: newId("sbx"),
+      projectId,
+      template,
+      state: "starting",
+      spec: {
+        env: req.env ?? {},
+        cwd,
+        memoryBytes: (req.memoryMb ?? 512) * MiB,
+        pids: req.pids ?? 256,
+        timeoutMs: req.timeoutMs ?? null,
+      },
+      error: null,
+      createdAt: at,
+      updatedAt: at,
+    };
+    await store.insertSandbox(sb);
+    const claimed: AttachmentRecord[] = [];
+    try {
+      for (const [i, m] of mounts.entries()) claimed.push(await this.claim(sb, resolved[i]!, m, paths[i]!));
+      const sources = [];
+      for (const a of claimed) sources.push(await this.mountSource(a));
+      await driver.prepare(sb.id);
+      await driver.start(sb.id, sb.spec, sources);
+      for (const a of claimed) await store.updateAttachment(a.id, { state: "mounted" });
+      await store.updateSandbox(sb.id, { state: "running" });
+    } catch (err) {
+      log.warn({ err, sandboxId: sb.id }, "sandbox create failed");
+      await driver.destroy(sb.id).catch(() => undefined);
+      for (const a of claimed) {
+        this.releaseLease(a.id);
+        await store.updateAttachment(a.id, { state: "failed", error: (err as Error).message });
+      }
+      await store.updateSandbox(sb.id, { state: "failed", error: (err as Error).message });
+      throw err;
+    }
+    this.armTimeout(sb);
+    return this.get(projectId, sb.id);
+  }
+
+  private armTimeout(sb: SandboxRecord): void {
+    if (sb.spec.timeoutMs === null) return;
+    const left = new Date(sb.createdAt).getTime() + sb.spec.timeoutMs - Date.now();
+    const t = setTimeout(() => {
+      void this.kill(sb.projectId, sb.id).catch((err) => this.deps.log.warn({ err, sandboxId: sb.id }, "timeout kill failed"));
+    }, Math.max(0, left));
+    t.unref();
+    this.timers.set(sb.id, t);
+  }
+
+  private async requireRunning(projectId: string, id: string): Promise<SandboxRecord> {
+    const sb = await this.find(projectId, id);
+    if (sb.state !== "running") {
+      throw new CairnError("SANDBOX_NOT_RUNNING", `Sandbox ${id} is ${sb.state}${sb.state === "hibernated" ? "; resume it first" : ""}`);
+    }
+    return sb;
+  }
+
+  async exec(projectId: string, id: string, req: ExecRequest): Promise<ChildProcess> {
+    const sb = await this.requireRunning(projectId, id);
+    const cwd = req.cwd !== undefined ? normalizeVolumePath(req.cwd) : sb.spec.cwd;
+    return this.deps.driver.exec(sb.id, { command: req.command, cwd, env: { ...sb.spec.env, ...req.env }, timeoutMs: req.timeoutMs });
+  }
+
+  async startBackground(projectId: string, id: string, req: ExecRequest): Promise<ProcessInfo> {
+    const child = await this.exec(projectId, id, req);
+    child.stdin?.end();
+    const p: BackgroundProcess = {
+      id: newId("proc", 12),
+      command: req.command,
+      child,
+      stdout: [],
+      stderr: [],
+      bytes: 0,
+      exitCode: null,
+      done: Promise.resolve(),
+    };
+    // Logs are kept in memory up to a bound; beyond it the oldest output is dropped.
+    const keep = (list: Buffer[]) => (d: Buffer) => {
+      list.push(d);
+      p.bytes += d.length;
+      while (p.bytes > LOG_LIMIT && list.length > 1) p.bytes -= list.shift()!.length;
+    };
+    child.stdout?.on("data", keep(p.stdout));
+    child.stderr?.on("data", keep(p.stderr));
+    p.done = new Promise((resolve) => child.on("close", (code) => ((p.exitCode = code ?? 137), resolve())));
+    let map = this.processes.get(id);
+    if (!map) this.processes.set(id, (map = new Map()));
+    map.set(p.id, p);
+    return this.processInfo(p, false);
+  }
+
+  private processInfo(p: BackgroundProcess, withLogs: boolean): ProcessInfo {
+    const info: ProcessInfo = { id: p.id, command: p.command, state: p.exitCode === null ? "running" : "exited", exitCode: p.exitCode };
+    if (withLogs) {
+      info.stdout = Buffer.concat(p.stdout).toString("utf8");
+      info.stderr = Buffer.concat(p.stderr).toString("utf8");
+    }
+    return info;
+  }
+
+  async process(projectId: string, id: string, processId: string, options: { wait: boolean; logs: boolean }): Promise<ProcessInfo> {
+    await this.find(projectId, id);
+    const p = this.processes.get(id)?.get(processId);
+    if (!p) throw new CairnError("PROCESS_NOT_FOUND", `Process ${processId} not found in sandbox ${id}`);
+    if (options.wait) await p.done;
+    return this.processInfo(p, options.logs);
+  }
+
+  async kill(projectId: string, id: string): Promise<Sandbox> {
+    const { store, driver } = this.deps;
+    const sb = await this.find(projectId, id);
+    clearTimeout(this.timers.get(sb.id));
+    this.timers.delete(sb.id);
+    await driver.destroy(sb.id);
+    for (const p of this.processes.get(sb.id)?.values() ?? []) p.child.kill("SIGKILL");
+    this.processes.delete(sb.id);
+    for (const a of await store.listAttachments(sb.id)) {
+      this.releaseLease(a.id);
+      if (a.state !== "released" && a.state !== "failed") await store.updateAttachment(a.id, { state: "released" });
+    }
+    if (sb.state !== "stopped") await store.updateSandbox(sb.id, { state: "stopped" });
+    return this.get(projectId, sb.id);
+  }
+
+  /** Hot-plug a volume into a running sandbox. */
+  async attach(projectId: string, id: string, m: MountRequest): Promise<Attachment> {
+    const { store, driver, volumes } = this.deps;
+    const sb = await this.requireRunning(projectId, id);
+    const mountPath = this.checkMountPath(m.mountPath);
+    const live = (await store.listAttachments(sb.id)).filter((a) => a.state === "pending" || a.state === "mounted");
+    if (live.length >= this.deps.maxVolumesPerSandbox) {
+      throw new CairnError("TOO_MANY_VOLUMES", `A sandbox may mount at most ${this.deps.maxVolumesPerSandbox} volumes`);
+    }
+    if (live.some((a) => a.mountPath === mountPath)) throw new CairnError("INVALID_MOUNT", `Something is already mounted on ${mountPath}`);
+    const volume = await volumes.find(projectId, m.volume);
+    const a = await this.claim(sb, volume, m, mountPath);
+    try {
+      const source = await this.mountSource(a);
+      await driver.attach(sb.id, a.id, source);
+      await store.updateAttachment(a.id, { state: "mounted" });
+    } catch (err) {
+      this.releaseLease(a.id);
+      await store.updateAttachment(a.id, { state: "failed", error: (err as Error).message });
+      throw err;
+    }
+    return this.attachmentToWire((await store.listAttachments(sb.id)).find((x) => x.id === a.id)!);
+  }
+
+  /** Unmount by mount path. A busy mount is a 409 unless `force` (lazy detach; still released). */
+  async detach(projectId: string, id: string, rawPath: string, force: boolean): Promise<Attachment> {
+    const { store, driver } = this.deps;
+    const sb = await this.find(projectId, id);
+    const mountPath = normalizeVolumePath(rawPath);
+    const a = (await store.listAttachments(sb.id)).find((x) => x.mountPath === mountPath && ["pending", "mounted", "suspended"].includes(x.state));
+    if (!a) throw new CairnError("ATTACHMENT_NOT_FOUND", `Nothing is attached at ${mountPath} in sandbox ${id}`);
+    if (a.state === "mounted") await driver.detach(sb.id, mountPath, { force });
+    this.releaseLease(a.id);
+    await store.updateAttachment(a.id, { state: "released" });
+    return this.attachmentToWire({ ...a, state: "released", exclusive: false });
+  }
+
+  /** Filesystem-mode hibernate: stop every process, keep the filesystem and the attachment intent, release the volumes. */
+  async hibernate(projectId: string, id: string): Promise<Sandbox> {
+    const { store, driver } = this.deps;
+    const sb = await this.requireRunning(projectId, id);
+    await driver.stop(sb.id);
+    this.processes.delete(sb.id);
+    for (const a of await store.listAttachments(sb.id)) {
+      if (a.state !== "mounted") continue;
+      this.releaseLease(a.id);
+      await store.updateAttachment(a.id, { state: "suspended" });
+    }
+    await store.updateSandbox(sb.id, { state: "hibernated" });
+    return this.get(projectId, sb.id);
+  }
+
+  async resume(projectId: string, id: string): Promise<Sandbox> {
+    const { store, driver } = this.deps;
+    const sb = await this.find(projectId, id);
+    if (sb.state !== "hibernated") throw new CairnError("SANDBOX_NOT_RUNNING", `Sandbox ${id} is ${sb.state}; only a hibernated sandbox resumes`);
+    const suspended = (await store.listAttachments(sb.id)).filter((a) => a.state === "suspended");
+    try {
+      const sources = [];
+      for (const a of suspended) sources.push(await this.mountSource(a));
+      await driver.start(sb.id, sb.spec, sources);
+    } catch (err) {
+      for (const a of suspended) this.releaseLease(a.id);
+      throw err;
+    }
+    for (const a of suspended) await store.updateAttachment(a.id, { state: "mounted" });
+    await store.updateSandbox(sb.id, { state: "running" });
+    return this.get(projectId, sb.id);
+  }
+
+  /**
+   * A second sandbox with the same filesystem state. ReadWriteMany and ReadOnlyMany volumes are
+   * shared; a ReadWriteOnce volume is forked from a checkpoint (copy-on-write) into a new volume.
+   */
+  async fork(projectId: string, id: string): Promise<Sandbox> {
+    const { store, driver, volumes, checkpoints } = this.deps;
+    const src = await this.find(projectId, id);
+    if (src.state !== "running" && src.state !== "hibernated") {
+      throw new CairnError("SANDBOX_NOT_RUNNING", `Sandbox ${id} is ${src.state}; fork a running or hibernated sandbox`);
+    }
+    const at = new Date().toISOString();
+    const sb: SandboxRecord = { ...src, id: newId("sbx"), state: "starting", error: null, createdAt: at, updatedAt: at };
+    await store.insertSandbox(sb);
+    const claimed: AttachmentRecord[] = [];
+    try {
+      await driver.copy(src.id, sb.id);
+      for (const a of await store.listAttachments(src.id)) {
+        if (!["mounted", "suspended"].includes(a.state)) continue;
+        const volume = await volumes.find(projectId, a.volumeId);
+        let target = volume;
+        if (a.exclusive) {
+          const cp = await checkpoints.create(projectId, volume.id, { name: `fork-${sb.id.slice(4, 16)}` });
+          const { volume: forked } = await volumes.create(projectId, {
+            name: `${volume.name.slice(0, 40)}-fork-${sb.id.slice(4, 12)}`,
+            fromCheckpoint: `${volume.id}:${cp.id}`,
+            accessMode: volume.accessMode,
+          });
+          target = await volumes.find(projectId, forked.id);
+        }
+        const m: MountRequest = { volume: target.id, mountPath: a.mountPath, mode: a.mode };
+        if (a.subpath !== "/") m.subpath = a.subpath;
+        if (a.checkpointId) m.checkpoint = a.checkpointId;
+        claimed.push(await this.claim(sb, target, m, a.mountPath));
+      }
+      const sources = [];
+      for (const a of claimed) sources.push(await this.mountSource(a));
+      await driver.start(sb.id, sb.spec, sources);
+      for (const a of claimed) await store.updateAttachment(a.id, { state: "mounted" });
+      await store.updateSandbox(sb.id, { state: "running" });
+    } catch (err) {
+      await driver.destroy(sb.id).catch(() => undefined);
+      for (const a of claimed) {
+        this.releaseLease(a.id);
+        await store.updateAttachment(a.id, { state: "failed", error: (err as Error).message });
+      }
+      await store.updateSandbox(sb.id, { state: "failed", error: (err as Error).message });
+      throw err;
+    }
+    this.armTimeout(sb);
+    return this.get(projectId, sb.id);
+  }
+
+  /** Write a file anywhere in the sandbox, as the sandbox itself would (its privileges, its view). */
+  async writeFile(projectId: string, id: string, path: string, body: NodeJS.ReadableStream): Promise<void> {
+    const p = normalizeVolumePath(path);
+    const child = await this.exec(projectId, id, {
+      command: 'd=$(dirname "$CAIRN_PATH") && mkdir -p "$d" && t="$d/.cairn-tmp-$$" && cat > "$t" && mv -f "$t" "$CAIRN_PATH"',
+      env: { CAIRN_PATH: p },
+    });
+    await runChild(child, body, p);
+  }
+
+  /** Read a file of the sandbox: a stream of its bytes. */
+  async readFile(projectId: string, id: string, path: string): Promise<ChildProcess> {
+    const p = normalizeVolumePath(path);
+    const child = await this.exec(projectId, id, {
+      command: 'if [ -d "$CAIRN_PATH" ]; then echo "is a directory" >&2; exit 21; fi; [ -f "$CAIRN_PATH" ] || { echo "no such file" >&2; exit 2; }; exec cat -- "$CAIRN_PATH"',
+      env: { CAIRN_PATH: p },
+    });
+    child.stdin?.end();
+    return child;
+  }
+
+  /**
+   * After a restart: sandboxes that still run get their volume leases back (so nothing unmounts
+   * under them); sandboxes whose container is gone are marked stopped and release their claims;
+   * containers nobody knows are removed.
+   */
+  async reconcile(): Promise<void> {
+    const { store, driver, log } = this.deps;
+    const running = new Set(await driver.list());
+    const known = new Set<string>();
+    for (const sb of await store.listSandboxes(undefined, { limit: 100_000, states: ["starting", "running", "hibernated"] })) {
+      known.add(sb.id);
+      const attachments = await store.listAttachments(sb.id);
+      if (sb.state === "hibernated") continue;
+      if (sb.state === "running" && running.has(sb.id) && (await driver.isRunning(sb.id))) {
+        for (const a of attachments) if (a.state === "mounted") await this.mountSource(a).catch((err) => log.warn({ err }, "re-lease failed"));
+        this.armTimeout(sb);
+        continue;
+      }
+      await driver.destroy(sb.id).catch(() => undefined);
+      for (const a of attachments) {
+        if (a.state === "released" || a.state === "failed") continue;
+        await store.updateAttachment(a.id, { state: "released" });
+      }
+      await store.updateSandbox(sb.id, { state: "stopped", error: "cairnd restarted and the sandbox was gone" });
+    }
+    for (const id of running) {
+      if (!known.has(id)) await driver.destroy(id).catch(() => undefined);
+    }
+  }
+
+  /**
+   * Shutdown: running sandboxes keep running and their volumes stay mounted (the leases are not
+   * released), so a restarted cairnd adopts the same mounts. Mounting an image again while a
+   * sandbox still uses it through another loop device would corrupt it.
+   */
+  close(): void {
+    for (const t of this.timers.values()) clearTimeout(t);
+    for (const p of this.processes.values()) for (const proc of p.values()) proc.child.kill("SIGKILL");
+  }
+}
+
+async function runChild(child: ChildProcess, body: NodeJS.ReadableStream, path: string): Promise<void> {
+  let stderr = "";
+  child.stderr?.on("data", (d) => (stderr += d));
+  child.stdin?.on("error", () => undefined);
+  if (child.stdin) body.pipe(child.stdin);
+  const code = await new Promise<number | null>((resolve) => child.on("close", resolve));
+  if (code !== 0) {
+    if (/No space left/i.test(stderr)) throw new CairnError("QUOTA_EXCEEDED", `No space left for ${path} in the sandbox`);
+    if (/Read-only/i.test(stderr)) throw new CairnError("INVALID_PATH", `${path} is on a read-only filesystem`);
+    throw new CairnError("INVALID_PATH", `Could not write ${path}: ${stderr.trim().split("\n")[0] ?? ""}`);
+  }
+}
