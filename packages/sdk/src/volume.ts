@@ -91,13 +91,19 @@ export class Checkpoints {
   }
 
   /**
-   * Restore the volume in place, atomically. Throws `VOLUME_BUSY` while something uses the volume.
+   * Restore the volume in place, atomically. Throws `VOLUME_BUSY` while a sandbox has it
+   * attached read-write, unless `detach: true` (which detaches it from those sandboxes first).
    *
    * @example
    * await volume.checkpoints.restore("before-migration");
    */
-  async restore(ref: string, options: RequestOptions = {}): Promise<VolumeInfo> {
-    return this.http.json<VolumeInfo>({ method: "POST", path: `${this.base()}/${enc(ref)}/restore`, signal: options.signal });
+  async restore(ref: string, options: RequestOptions & { detach?: boolean } = {}): Promise<VolumeInfo> {
+    return this.http.json<VolumeInfo>({
+      method: "POST",
+      path: `${this.base()}/${enc(ref)}/restore`,
+      query: { detach: options.detach ? "true" : undefined },
+      signal: options.signal,
+    });
   }
 
   /**

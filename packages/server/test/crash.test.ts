@@ -31,6 +31,48 @@ async function volumeLoops(dataDir: string): Promise<string[]> {
   return lines;
 }
 
+describe("kill -9 of cairnd during a restore", () => {
+  it("leaves the volume either as it was or as the checkpoint, never a mix", async () => {
+    const dataDir = await makeDataDir("restorecrash");
+    let c = await startCairnd({ dataDir });
+    try {
+      for (let round = 0; round < 4; round++) {
+        const cairn = new Cairn({ url: c.url, apiKey: c.adminKey, maxRetries: 0 });
+        const v = round === 0 ? await cairn.volumes.create({ name: "restored" }) : await cairn.volumes.get("restored");
+        // Old state: marker "old" plus a big file; checkpoint state: marker "new" plus another.
+        await v.files.write("/marker", "cp");
+        await v.files.write("/cp-only.bin", randomBytes(4 * 1024 * 1024));
+        await v.checkpoints.create({ name: `r${round}` });
+        await v.files.write("/marker", "live");
+        await v.files.write(`/live-only-${round}.bin`, randomBytes(4 * 1024 * 1024));
+        const restoring = v.checkpoints.restore(`r${round}`).catch(() => undefined);
+        await sleep(round * 7); // crash at different points of the restore
+        await c.crash();
+        await restoring;
+        c = await startCairnd({ dataDir });
+        const again = new Cairn({ url: c.url, apiKey: c.adminKey });
+        const vol = await again.volumes.get("restored");
+        assert.equal(vol.info.status, "ready");
+        const marker = await vol.files.readText("/marker");
+        const has = async (p: string) => vol.files.readBytes(p).then(() => true, () => false);
+        if (marker === "cp") assert.equal(await has(`/live-only-${round}.bin`), false, "restored: nothing of the live state");
+        else {
+          assert.equal(marker, "live");
+          assert.equal(await has(`/live-only-${round}.bin`), true, "not restored: the live state whole");
+        }
+        // Reset for the next round.
+        await vol.files.write("/marker", "reset");
+      }
+      // Whatever happened, the image is a clean filesystem.
+      await c.stop();
+      const { stdout } = await run("nsenter", [`--mount=${dataDir}/run/mnt.ns`, "--", "sh", "-c", `e2fsck -fn ${dataDir}/pool/volumes/*.img >/dev/null 2>&1; echo $?`]);
+      assert.equal(stdout.trim(), "0");
+    } finally {
+      await c.destroy();
+    }
+  });
+});
+
 describe("graceful shutdown", () => {
   it("lets an in-flight upload finish, then unmounts everything", async () => {
     const c = await startCairnd({ env: { CAIRN_IDLE_UNMOUNT_MS: "60000" } });

@@ -45,10 +45,14 @@ describe("sandboxes across restarts, regions and checkpoints", () => {
       // Restore is refused while a sandbox writes to the volume.
       const [restore] = await codeOf(v.checkpoints.restore("before-migration"));
       assert.equal(restore, "VOLUME_BUSY");
+      // With detach, the sandbox loses the mount (released) and keeps running; the restore happens.
+      await v.checkpoints.restore("before-migration", { detach: true });
+      const after = await sb.attachments();
+      assert.equal(after.find((a) => a.mountPath === "/live")!.state, "released");
+      assert.equal((await sb.exec("echo alive")).stdout, "alive\n");
     } finally {
       await sb.kill();
     }
-    await v.checkpoints.restore("before-migration");
     assert.equal(await v.files.readText("/schema.sql"), "v1");
   });
 

@@ -59,7 +59,7 @@ export function allRoutes(deps: Pick<AppDeps, "store" | "auth" | "volumes" | "ch
     ...uploadRoutes(deps.files),
     ...watchRoutes(deps.files),
     ...signedRoutes(deps.files),
-    ...checkpointRoutes(deps.checkpoints, deps.volumes),
+    ...checkpointRoutes(deps.checkpoints, deps.volumes, (id) => deps.sandboxes.detachWriters(id)),
     ...sandboxRoutes(deps.sandboxes),
   ];
 }

@@ -9,7 +9,11 @@ const CheckpointParams = VolumeParams.extend({
   checkpoint: z.string().min(1).max(128).meta({ description: "Checkpoint id (`cp_…`) or name" }),
 });
 
-export function checkpointRoutes(checkpoints: CheckpointService, volumes: VolumeService): RouteSpec[] {
+export function checkpointRoutes(
+  checkpoints: CheckpointService,
+  volumes: VolumeService,
+  detachWriters: (volumeId: string) => Promise<number>,
+): RouteSpec[] {
   return [
     defineRoute({
       method: "POST",
@@ -99,12 +103,13 @@ export function checkpointRoutes(checkpoints: CheckpointService, volumes: Volume
       operationId: "restoreCheckpoint",
       summary: "Restore a volume in place from one of its checkpoints",
       description:
-        "Atomic: the volume is exactly the checkpoint afterwards, or untouched if the restore fails. Refused with 409 VOLUME_BUSY while anything uses the volume. The volume takes the checkpoint's size.",
+        "Atomic: the volume is exactly the checkpoint afterwards, or untouched if the restore fails. Refused with 409 VOLUME_BUSY while a sandbox has it attached read-write, unless `detach=true`, which first detaches it from those sandboxes (their attachments end released). The volume takes the checkpoint's size.",
       tags: ["checkpoints"],
       params: CheckpointParams,
+      query: z.object({ detach: z.enum(["true", "false"]).optional() }),
       responses: { 200: { description: "The restored volume", schema: Volume } },
-      handler: async ({ params, principal }) => {
-        await checkpoints.restore(principal.projectId, params.volume, params.checkpoint);
+      handler: async ({ params, query, principal }) => {
+        await checkpoints.restore(principal.projectId, params.volume, params.checkpoint, query.detach === "true" ? { detachWriters } : {});
         return volumes.get(principal.projectId, params.volume);
       },
     }),

@@ -175,15 +175,21 @@ export class CheckpointService {
    * Restore in place: the volume becomes exactly the checkpoint, atomically. Refused while
    * anything holds the volume.
    */
-  async restore(projectId: string, volumeRef: string, ref: string): Promise<void> {
+  async restore(
+    projectId: string,
+    volumeRef: string,
+    ref: string,
+    options: { detachWriters?: (volumeId: string) => Promise<number> } = {},
+  ): Promise<void> {
     const { store, engine, volumes } = this.deps;
     const volume = await volumes.find(projectId, volumeRef);
     const cp = await this.find(volume, ref);
+    if (options.detachWriters) await options.detachWriters(volume.id);
     const writers = (await store.listLiveAttachmentsOfVolume(volume.id)).filter((a) => a.mode === "rw" && a.checkpointId === null);
     if (writers.length > 0) {
       throw new CairnError(
         "VOLUME_BUSY",
-        `Volume "${volume.name}" is attached read-write to sandbox ${writers[0]!.sandboxId}; detach it first`,
+        `Volume "${volume.name}" is attached read-write to sandbox ${writers[0]!.sandboxId}; detach it first, or restore with detach`,
       );
     }
     if (!(await store.transitionVolume(volume.id, ["ready"], "restoring"))) {

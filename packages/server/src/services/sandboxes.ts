@@ -399,6 +399,23 @@ export class SandboxService {
     return this.attachmentToWire({ ...a, state: "released", exclusive: false });
   }
 
+  /**
+   * Force-detach every read-write attachment of a volume (for a restore with `detach`): running
+   * sandboxes lose the mount lazily, hibernated ones will resume without it. All end released.
+   */
+  async detachWriters(volumeId: string): Promise<number> {
+    const { store, driver } = this.deps;
+    let n = 0;
+    for (const a of await store.listLiveAttachmentsOfVolume(volumeId)) {
+      if (a.mode !== "rw" || a.checkpointId !== null) continue;
+      if (a.state === "mounted") await driver.detach(a.sandboxId, a.mountPath, { force: true });
+      this.releaseLease(a.id);
+      await store.updateAttachment(a.id, { state: "released" });
+      n++;
+    }
+    return n;
+  }
+
   /** Filesystem-mode hibernate: stop every process, keep the filesystem and the attachment intent, release the volumes. */
   async hibernate(projectId: string, id: string): Promise<Sandbox> {
     const { store, driver } = this.deps;
