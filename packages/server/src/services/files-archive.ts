@@ -48,12 +48,13 @@ export async function createArchive(root: string, rawPath: string, format: Archi
   if (format === "zip") {
     // -y: store symlinks as links; fifos are skipped unless -FI is given.
     const args = ["-q", "-r", "-y", "-", ...members.map((m) => (m === "." ? "." : `./${m}`))];
-    if (atRoot) args.push("-x", `${RESERVED_DIR}/*`, RESERVED_DIR);
+    if (atRoot) args.push("-x", `${RESERVED_DIR}/*`, RESERVED_DIR, "lost+found/*", "lost+found");
     child = spawn("zip", args, { cwd, stdio: ["ignore", "pipe", "pipe"] });
   } else {
     const args = ["-c", "-f", "-", "--one-file-system"];
     if (format === "tar.gz") args.push("-z");
-    if (atRoot) args.push(`--exclude=./${RESERVED_DIR}`);
+    // lost+found belongs to the filesystem, not to the data (the checkpoint export leaves it out too).
+    if (atRoot) args.push(`--exclude=./${RESERVED_DIR}`, "--exclude=./lost+found");
     args.push("--", ...members.map((m) => (m === "." ? "." : `./${m}`)));
     child = spawn("tar", args, { cwd, stdio: ["ignore", "pipe", "pipe"] });
   }

@@ -9,6 +9,7 @@
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
+import { readdir } from "node:fs/promises";
 import { CairnError, RESERVED_DIR, type WatchEvent } from "@cairn/protocol";
 import type { Lease } from "../volumes/engine.js";
 import type { Logger } from "../logger.js";
@@ -54,6 +55,8 @@ class VolumeWatcher {
    * inotify still reports their contents under the old path while they are deleted; drop those.
    */
   private readonly goneDirs = new Set<string>();
+  /** Paths with an event lately: a scan of a new directory reports only what had none. */
+  private readonly recentCreates = new Map<string, number>();
   lingerTimer: NodeJS.Timeout | undefined;
   private stopped = false;
   private child: ChildProcess | undefined;
@@ -93,7 +96,9 @@ class VolumeWatcher {
         const dir = pending.subarray(a + 1, b).toString("utf8");
         const name = pending.subarray(b + 1, c).toString("utf8");
         pending = pending.subarray(c + 1);
-        const rel = dir.startsWith(root) ? dir.slice(root.length) : dir;
+        // A watch whose directory was moved out of sight reports an empty directory: not ours any more.
+        if (dir !== root + "/" && !dir.startsWith(root + "/")) continue;
+        const rel = dir.slice(root.length);
         const path = ((rel.endsWith("/") ? rel : rel + "/") + name).replace(/\/+$/, "") || "/";
         try {
           this.handle(flags, path.startsWith("/") ? path : "/" + path, name);
@@ -162,12 +167,13 @@ class VolumeWatcher {
       return;
     }
     const tmp = name.startsWith(TMP_PREFIX);
+    // Anything but the MOVED_TO of a pending MOVED_FROM settles that one first.
+    if (!flags.includes("MOVED_TO")) this.flushFrom();
     if (this.goneDirs.size > 0) {
       if ((flags.includes("CREATE") || flags.includes("MOVED_TO")) && this.goneDirs.has(path)) this.goneDirs.delete(path);
       else for (const d of this.goneDirs) if (path.startsWith(d + "/")) return;
     }
     if (flags.includes("MOVED_FROM")) {
-      this.flushFrom();
       this.pendingFrom = { path, isDir, tmp, timer: setTimeout(() => this.flushFrom(), PAIR_MS) };
       return;
     }
@@ -192,7 +198,6 @@ class VolumeWatcher {
       this.emit({ type: created === false || (created === undefined && from?.tmp) ? "modify" : "create", path, isDir });
       return;
     }
-    this.flushFrom();
     if (tmp) return;
     if (flags.includes("CREATE")) {
       const move = this.moveHints.get(path);
@@ -203,7 +208,9 @@ class VolumeWatcher {
         return;
       }
       this.flushModifies();
+      if (this.recentCreates.has(path)) return; // already reported by a scan of its new parent
       this.emit({ type: "create", path, isDir });
+      if (isDir) this.scanNewDirectory(path);
     } else if (flags.includes("MODIFY")) {
       this.debounceModify(path);
     } else if (flags.includes("CLOSE_WRITE")) {
@@ -222,6 +229,31 @@ class VolumeWatcher {
       this.flushModifies();
       this.emit({ type: "delete", path, isDir });
     }
+  }
+
+  /**
+   * inotify watches a new directory only once it is told about it: what was created in it before
+   * that (`mkdir -p a/b && touch a/b/f`) has no event. Look, and report what is there.
+   */
+  private scanNewDirectory(path: string): void {
+    const root = this.lease.path.replace(/\/+$/, "");
+    let budget = 1000;
+    const scan = async (dir: string): Promise<void> => {
+      let names: import("node:fs").Dirent[];
+      try {
+        names = await readdir(root + dir, { withFileTypes: true });
+      } catch {
+        return;
+      }
+      for (const d of names) {
+        if (this.stopped || budget-- <= 0) return;
+        const p = `${dir}/${d.name}`;
+        if (d.name.startsWith(TMP_PREFIX) || this.recentCreates.has(p)) continue;
+        this.emit({ type: "create", path: p, isDir: d.isDirectory() });
+        if (d.isDirectory()) await scan(p);
+      }
+    };
+    setTimeout(() => void scan(path).catch(() => undefined), 20);
   }
 
   /** A MOVED_FROM without its MOVED_TO: moved out of sight (e.g. a recursive remove), so deleted. */
@@ -269,6 +301,14 @@ class VolumeWatcher {
 
   private emit(e: Omit<WatchEvent, "at">): void {
     const event: WatchEvent = { ...e, at: new Date().toISOString() };
+    if (e.type !== "delete") {
+      this.recentCreates.set(e.path, Date.now());
+      if (e.oldPath !== undefined) this.recentCreates.delete(e.oldPath);
+      if (this.recentCreates.size > 4096) {
+        const old = Date.now() - 2000;
+        for (const [k, at] of this.recentCreates) if (at < old) this.recentCreates.delete(k);
+      }
+    } else if (e.type === "delete") this.recentCreates.delete(e.path);
     const seq = ++this.seq;
     this.ring.push({ seq, event });
     if (this.ring.length > this.retain) this.ring.splice(0, this.ring.length - this.retain);

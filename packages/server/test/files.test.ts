@@ -1,0 +1,289 @@
+/**
+ * The file API through the real SDK against a real cairnd: stat, exists, list, mkdir, move,
+ * remove, edit, batch write, search and replace. Each assertion is something a user relies on.
+ */
+import { after, before, describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
+import { Cairn, type Volume } from "@cairn/sdk";
+import { startCairnd, type CairndProcess } from "./harness.js";
+import { auth, rejectsWith, sha, shellOnMount } from "./files-helpers.js";
+
+describe("file API (SDK against a real cairnd)", () => {
+  let c: CairndProcess;
+  let cairn: Cairn;
+  let v: Volume;
+
+  before(async () => {
+    c = await startCairnd();
+    cairn = new Cairn({ url: c.url, apiKey: c.adminKey });
+    v = await cairn.volumes.create({ name: "files" });
+  });
+  after(async () => {
+    await c?.destroy();
+  });
+
+  it("stat and exists describe files, directories and symlinks", async () => {
+    const w = await v.files.write("/stat/a.txt", "hello");
+    const st = await v.files.stat("/stat/a.txt");
+    assert.equal(st.type, "file");
+    assert.equal(st.size, 5);
+    assert.equal(st.mode, 0o644);
+    assert.equal(st.etag, w.etag, "stat's ETag is the one If-Match compares with");
+    assert.ok(Math.abs(Date.parse(st.mtime) - Date.now()) < 60_000);
+    const dir = await v.files.stat("/stat");
+    assert.equal(dir.type, "directory");
+    assert.equal(dir.etag, undefined);
+    assert.equal(await v.files.exists("/stat/a.txt"), true);
+    assert.equal(await v.files.exists("/stat/nope"), false);
+    await rejectsWith(v.files.stat("/stat/nope"), "PATH_NOT_FOUND");
+    // A symlink made inside the volume (as a sandbox would): stat describes the link, follow the target.
+    const { lease } = await leaseHold();
+    try {
+      await shellOnMount(c, v.id, "ln -s a.txt $M/stat/link");
+    } finally {
+      lease();
+    }
+    const link = await v.files.stat("/stat/link");
+    assert.equal(link.type, "symlink");
+    assert.equal(link.target, "a.txt");
+    assert.equal((await v.files.stat("/stat/link", { follow: true })).type, "file");
+  });
+
+  /** Keep the volume mounted (a watch holds a lease) while a test changes it from outside the API. */
+  async function leaseHold(): Promise<{ lease: () => void }> {
+    const ac = new AbortController();
+    const it = v.files.watch("/", { signal: ac.signal });
+    await it.next(); // ready: the watcher holds a lease
+    return { lease: () => ac.abort() };
+  }
+
+  it("lists page by page in sorted order, recursively, with a prefix, and hides /.cairn", async () => {
+    const names = Array.from({ length: 2500 }, (_, i) => `f${String(i).padStart(5, "0")}`);
+    for (let i = 0; i < names.length; i += 500) {
+      await v.files.writeMany(names.slice(i, i + 500).map((n) => ({ path: `/big/${n}`, content: n })));
+    }
+    const seen: string[] = [];
+    let cursor: string | undefined;
+    let pages = 0;
+    do {
+      const page = await v.files.list("/big", { limit: 700, ...(cursor ? { cursor } : {}) });
+      assert.ok(page.items.length <= 700);
+      seen.push(...page.items.map((e) => e.name));
+      cursor = page.nextCursor ?? undefined;
+      pages++;
+    } while (cursor);
+    assert.equal(pages, 4);
+    assert.deepEqual(seen, names, "every entry exactly once, sorted");
+
+    await v.files.writeMany([
+      { path: "/tree/a/1.txt", content: "1" },
+      { path: "/tree/a/b/2.txt", content: "2" },
+      { path: "/tree/c.txt", content: "3" },
+    ]);
+    const all = [];
+    for await (const e of v.files.iterate("/tree", { recursive: true, pageSize: 2 })) all.push(e.path);
+    assert.deepEqual(all, ["/tree/a", "/tree/a/1.txt", "/tree/a/b", "/tree/a/b/2.txt", "/tree/c.txt"]);
+    const flat = await v.files.list("/tree");
+    assert.deepEqual(flat.items.map((e) => e.name), ["a", "c.txt"]);
+    const pre = await v.files.list("/tree", { recursive: true, prefix: "a/b" });
+    assert.deepEqual(pre.items.map((e) => e.path), ["/tree/a/b", "/tree/a/b/2.txt"]);
+
+    // In-flight uploads live in /.cairn: never listed, never reachable.
+    await v.files.upload("/tree/up.bin", new Uint8Array(10));
+    const root = await v.files.list("/");
+    assert.ok(!root.items.some((e) => e.name === ".cairn"), "/.cairn is hidden");
+    await rejectsWith(v.files.list("/.cairn"), "INVALID_PATH", /reserved/);
+    await rejectsWith(v.files.write("/.cairn/x", "x"), "INVALID_PATH");
+    await rejectsWith(v.files.list("/tree/c.txt"), "NOT_A_DIRECTORY");
+    await rejectsWith(v.files.list("/", { cursor: "garbage" }), "INVALID_REQUEST", /cursor/);
+  });
+
+  it("mkdir -p creates what is missing, accepts what exists, refuses a file in the way", async () => {
+    const r = await v.files.mkdir("/mk/a/b/c", { mode: 0o750 });
+    assert.equal(r.created, true);
+    assert.equal(r.type, "directory");
+    assert.equal(r.mode, 0o750);
+    assert.equal((await v.files.mkdir("/mk/a/b/c")).created, false);
+    await v.files.write("/mk/file", "x");
+    await rejectsWith(v.files.mkdir("/mk/file"), "PATH_ALREADY_EXISTS");
+    await rejectsWith(v.files.mkdir("/mk/file/sub"), "PATH_NOT_FOUND", /not a directory/);
+  });
+
+  it("moves and renames files and directories, refusing to overwrite unless asked", async () => {
+    await v.files.write("/mv/a.txt", "A");
+    await v.files.write("/mv/b.txt", "B");
+    const moved = await v.files.move("/mv/a.txt", "/mv/sub/deeper/a2.txt");
+    assert.equal(moved.path, "/mv/sub/deeper/a2.txt");
+    assert.equal(await v.files.exists("/mv/a.txt"), false);
+    assert.equal(await v.files.readText("/mv/sub/deeper/a2.txt"), "A");
+    await rejectsWith(v.files.move("/mv/b.txt", "/mv/sub/deeper/a2.txt"), "PATH_ALREADY_EXISTS", /overwrite/);
+    assert.equal(await v.files.readText("/mv/b.txt"), "B", "a refused move changes nothing");
+    await v.files.move("/mv/b.txt", "/mv/sub/deeper/a2.txt", { overwrite: true });
+    assert.equal(await v.files.readText("/mv/sub/deeper/a2.txt"), "B");
+    // Directories move whole.
+    await v.files.move("/mv/sub", "/mv/renamed");
+    assert.equal(await v.files.readText("/mv/renamed/deeper/a2.txt"), "B");
+    await v.files.mkdir("/mv/target/nonempty");
+    await rejectsWith(v.files.move("/mv/renamed", "/mv/target", { overwrite: true }), "DIRECTORY_NOT_EMPTY");
+    await rejectsWith(v.files.move("/mv/renamed", "/mv/target"), "PATH_ALREADY_EXISTS");
+    await rejectsWith(v.files.move("/mv/renamed", "/mv/renamed/deeper/x"), "INVALID_PATH", /into itself/);
+    await rejectsWith(v.files.move("/mv/missing", "/mv/x"), "PATH_NOT_FOUND");
+    await rejectsWith(v.files.move("/", "/x"), "INVALID_PATH");
+  });
+
+  it("removes files, empty and (recursively) full directories", async () => {
+    const w = await v.files.write("/rm/f.txt", "x");
+    await v.files.write("/rm/dir/a/b.txt", "y");
+    await v.files.mkdir("/rm/empty");
+    await rejectsWith(v.files.remove("/rm/f.txt", { ifMatch: '"stale"' }), "PRECONDITION_FAILED");
+    await v.files.remove("/rm/f.txt", { ifMatch: w.etag });
+    assert.equal(await v.files.exists("/rm/f.txt"), false);
+    await v.files.remove("/rm/empty");
+    await rejectsWith(v.files.remove("/rm/dir"), "DIRECTORY_NOT_EMPTY", /recursive/);
+    assert.equal(await v.files.readText("/rm/dir/a/b.txt"), "y", "a refused remove removes nothing");
+    await v.files.remove("/rm/dir", { recursive: true });
+    assert.equal(await v.files.exists("/rm/dir"), false);
+    await rejectsWith(v.files.remove("/rm/dir"), "PATH_NOT_FOUND");
+    await rejectsWith(v.files.remove("/", { recursive: true }), "INVALID_PATH", /root/);
+  });
+
+  it("edits one exact occurrence, refuses absent or ambiguous strings, and keeps the file's mode", async () => {
+    await v.files.writeMany([{ path: "/ed/app.toml", content: "port = 8080\nhost = a\nhost = a\n", mode: 0o600 }]);
+    const r = await v.files.edit("/ed/app.toml", "port = 8080", "port = 9090");
+    assert.equal(r.replacements, 1);
+    assert.equal(await v.files.readText("/ed/app.toml"), "port = 9090\nhost = a\nhost = a\n");
+    assert.equal((await v.files.stat("/ed/app.toml")).mode, 0o600, "an edit keeps the mode");
+    await rejectsWith(v.files.edit("/ed/app.toml", "port = 1", "x"), "EDIT_NO_MATCH");
+    const amb = await rejectsWith(v.files.edit("/ed/app.toml", "host = a", "host = b"), "EDIT_AMBIGUOUS", /2 times/);
+    assert.equal(amb.meta?.matches, 2);
+    assert.equal(amb.status, 409);
+    const all = await v.files.edit("/ed/app.toml", "host = a", "host = b", { replaceAll: true });
+    assert.equal(all.replacements, 2);
+    assert.equal(await v.files.readText("/ed/app.toml"), "port = 9090\nhost = b\nhost = b\n");
+    await rejectsWith(v.files.edit("/ed/app.toml", "port", "p", { ifMatch: r.etag }), "PRECONDITION_FAILED");
+    await rejectsWith(v.files.edit("/ed", "a", "b"), "NOT_A_FILE");
+    await rejectsWith(v.files.edit("/ed/none", "a", "b"), "PATH_NOT_FOUND");
+  });
+
+  it("batch-writes all or nothing", async () => {
+    const bin = randomBytes(1000);
+    const r = await v.files.writeMany([
+      { path: "/batch/a.txt", content: "A" },
+      { path: "/batch/bin/blob", content: bin },
+      { path: "/batch/run.sh", content: "#!/bin/sh\n", mode: 0o755 },
+    ]);
+    assert.deepEqual(r.files.map((f) => [f.path, f.created]), [["/batch/a.txt", true], ["/batch/bin/blob", true], ["/batch/run.sh", true]]);
+    assert.equal(sha(await v.files.readBytes("/batch/bin/blob")), sha(bin));
+    assert.equal((await v.files.stat("/batch/run.sh")).mode, 0o755);
+    // One failing precondition: nothing of the batch lands, not even the files before it.
+    await rejectsWith(
+      v.files.writeMany([
+        { path: "/batch/a.txt", content: "changed" },
+        { path: "/batch/new.txt", content: "new" },
+        { path: "/batch/run.sh", content: "x", ifNoneMatch: "*" },
+      ]),
+      "PRECONDITION_FAILED",
+    );
+    assert.equal(await v.files.readText("/batch/a.txt"), "A");
+    assert.equal(await v.files.exists("/batch/new.txt"), false);
+    // A type conflict found while committing is refused before anything moves.
+    await rejectsWith(v.files.writeMany([{ path: "/batch/x.txt", content: "x" }, { path: "/batch/bin", content: "x" }]), "NOT_A_FILE");
+    assert.equal(await v.files.exists("/batch/x.txt"), false);
+    await rejectsWith(v.files.writeMany([{ path: "/d/1", content: "1" }, { path: "/d//1", content: "2" }]), "INVALID_REQUEST", /twice/);
+    // Too big for the volume: 507 and nothing written.
+    const small = await cairn.volumes.create({ name: "batch-small", sizeBytes: 16 * 1024 * 1024 });
+    await small.files.write("/keep.txt", "kept");
+    const chunk = randomBytes(6 * 1024 * 1024).toString("base64");
+    const res = await fetch(`${c.url}/v1/volumes/${small.id}/files/batch`, {
+      method: "POST",
+      headers: auth(c, { "content-type": "application/json" }),
+      body: JSON.stringify({ files: [0, 1, 2].map((i) => ({ path: `/big${i}.bin`, contentBase64: chunk })) }),
+    });
+    assert.equal(res.status, 507);
+    assert.equal(((await res.json()) as { code: string }).code, "QUOTA_EXCEEDED");
+    assert.deepEqual((await small.files.list("/")).items.map((e) => e.name).filter((n) => n !== "lost+found"), ["keep.txt"]);
+  });
+
+  it("searches names by glob and contents by literal or regex, with line numbers and limits", async () => {
+    await v.files.writeMany([
+      { path: "/src/main.ts", content: "import x\n// TODO: one\nconst a = 1;\n" },
+      { path: "/src/lib/util.ts", content: "export const todo = 2; // todo two\n" },
+      { path: "/src/lib/readme.md", content: "TODO in markdown\n" },
+      { path: "/src/bin.dat", content: Buffer.from([0, 1, 2, 84, 79, 68, 79, 0]) },
+    ]);
+    const names = await v.files.search({ path: "/src", glob: "*.ts" });
+    assert.deepEqual(names.matches.map((m) => m.path).sort(), ["/src/lib/util.ts", "/src/main.ts"]);
+    assert.ok(names.matches.every((m) => m.type === "file"));
+    const deep = await v.files.search({ path: "/src", glob: "lib/**" });
+    assert.deepEqual(deep.matches.map((m) => m.path).sort(), ["/src/lib/readme.md", "/src/lib/util.ts"]);
+    const braces = await v.files.search({ path: "/src", glob: "*.{md,dat}" });
+    assert.equal(braces.matches.length, 2);
+
+    const lit = await v.files.search({ path: "/src", query: "TODO" });
+    assert.deepEqual(
+      lit.matches.map((m) => [m.path, m.line, m.text]).sort(),
+      [
+        ["/src/lib/readme.md", 1, "TODO in markdown"],
+        ["/src/main.ts", 2, "// TODO: one"],
+      ],
+      "binary files are skipped",
+    );
+    const ci = await v.files.search({ path: "/src", query: "todo", ignoreCase: true, glob: "*.ts" });
+    assert.equal(ci.matches.length, 2);
+    const re = await v.files.search({ path: "/src", query: "const \\w+ = \\d", regex: true });
+    assert.deepEqual(re.matches.map((m) => `${m.path}:${m.line}`).sort(), ["/src/lib/util.ts:1", "/src/main.ts:3"]);
+    const limited = await v.files.search({ path: "/src", query: "o", limit: 1 });
+    assert.equal(limited.matches.length, 1);
+    assert.equal(limited.truncated, true);
+    await rejectsWith(v.files.search({ path: "/src", query: "(unclosed", regex: true }), "INVALID_PATTERN");
+    await rejectsWith(v.files.search({ path: "/src" }), "INVALID_REQUEST", /glob.*query/);
+    await rejectsWith(v.files.search({ path: "/src", glob: "[a" }), "INVALID_PATTERN");
+  });
+
+  it("replaces across files, with a dry run that changes nothing", async () => {
+    await v.files.writeMany([
+      { path: "/rep/a.md", content: "Cairn v1 is here.\nUse Cairn v1.\n" },
+      { path: "/rep/b.md", content: "nothing\n" },
+      { path: "/rep/c.txt", content: "Cairn v1\n" },
+    ]);
+    const before = await v.files.stat("/rep/a.md");
+    const dry = await v.files.replace({ path: "/rep", glob: "*.md", search: "Cairn v1", replacement: "Cairn v2", dryRun: true });
+    assert.equal(dry.dryRun, true);
+    assert.equal(dry.filesChanged, 1);
+    assert.equal(dry.replacements, 2);
+    assert.deepEqual(dry.files[0]!.changes, [
+      { line: 1, before: "Cairn v1 is here.", after: "Cairn v2 is here." },
+      { line: 2, before: "Use Cairn v1.", after: "Use Cairn v2." },
+    ]);
+    assert.equal((await v.files.stat("/rep/a.md")).etag, before.etag, "a dry run changes nothing");
+    const done = await v.files.replace({ path: "/rep", glob: "*.md", search: "Cairn v1", replacement: "Cairn v2" });
+    assert.equal(done.filesChanged, 1);
+    assert.equal(await v.files.readText("/rep/a.md"), "Cairn v2 is here.\nUse Cairn v2.\n");
+    assert.equal(await v.files.readText("/rep/c.txt"), "Cairn v1\n", "the glob limits the files");
+    const re = await v.files.replace({ path: "/rep", search: "Cairn v(\\d)", replacement: "Cairn version $1", regex: true });
+    assert.equal(re.filesChanged, 2);
+    assert.equal(await v.files.readText("/rep/c.txt"), "Cairn version 1\n");
+    // All or nothing: too many files to change is refused before anything changes.
+    await rejectsWith(v.files.replace({ path: "/rep", search: "Cairn", replacement: "X", maxFiles: 1 }), "INVALID_REQUEST", /maxFiles/);
+    assert.equal(await v.files.readText("/rep/c.txt"), "Cairn version 1\n");
+    // A catastrophic regex is stopped, not left to hang cairnd.
+    await v.files.write("/rep/redos.txt", "a".repeat(40) + "!");
+    const started = Date.now();
+    await rejectsWith(v.files.replace({ path: "/rep/redos.txt", search: "(a+)+$", replacement: "x", regex: true }), "INVALID_PATTERN", /longer than/);
+    assert.ok(Date.now() - started < 30_000);
+    assert.equal((await cairn.health()).status, "ok", "cairnd still answers");
+  });
+
+  it("keeps the owner and mode of a file it replaces", async () => {
+    const { lease } = await leaseHold();
+    try {
+      await shellOnMount(c, v.id, "mkdir -p $M/own && echo old > $M/own/f && chown 1000:1000 $M/own/f && chmod 0640 $M/own/f");
+      await v.files.write("/own/f", "new");
+      const out = await shellOnMount(c, v.id, "stat -c '%u:%g %a' $M/own/f");
+      assert.equal(out.trim(), "1000:1000 640");
+    } finally {
+      lease();
+    }
+  });
+});
