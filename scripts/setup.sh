@@ -10,9 +10,14 @@ declare -A tools=(
   [losetup]=mount [mount]=mount [nsenter]=util-linux [unshare]=util-linux [fsfreeze]=util-linux
   [mkfs.ext4]=e2fsprogs [resize2fs]=e2fsprogs [e2fsck]=e2fsprogs
   [mkfs.xfs]=xfsprogs [xfs_growfs]=xfsprogs [crun]=crun
+  [filefrag]=e2fsprogs [blkid]=util-linux [ip]=iproute2 [socat]=socat
+  [/bin/busybox]=busybox-static [/usr/bin/python3]=python3
 )
-if [[ "${1:-}" == "--test" ]]; then
+if [[ "${1:-}" == "--test" || "${1:-}" == "--bench" ]]; then
   tools[/usr/lib/postgresql/15/bin/initdb]=postgresql-15
+fi
+if [[ "${1:-}" == "--bench" ]]; then
+  tools[wrk]=wrk tools[restic]=restic tools[hyperfine]=hyperfine
 fi
 missing=()
 for t in "${!tools[@]}"; do

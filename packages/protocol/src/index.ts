@@ -6,3 +6,4 @@ export * from "./api.js";
 export * from "./checkpoints.js";
 export * from "./sandboxes.js";
 export * from "./files.js";
+export * from "./deployments.js";

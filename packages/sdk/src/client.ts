@@ -2,6 +2,7 @@ import type { Health } from "@cairn/protocol";
 import { HttpClient, resolveClientOptions, type ClientOptions, type RequestOptions } from "./http.js";
 import { Volumes } from "./volume.js";
 import { Sandboxes } from "./sandbox.js";
+import { Deployments } from "./deployments.js";
 
 /**
  * The Cairn client. Options fall back to `CAIRN_URL`, `CAIRN_API_KEY` and `CAIRN_PROJECT`.
@@ -14,6 +15,7 @@ import { Sandboxes } from "./sandbox.js";
 export class Cairn {
   readonly volumes: Volumes;
   readonly sandboxes: Sandboxes;
+  readonly deployments: Deployments;
   /** @internal */
   readonly http: HttpClient;
   private static defaultClient: Cairn | undefined;
@@ -22,6 +24,7 @@ export class Cairn {
     this.http = new HttpClient(resolveClientOptions(options));
     this.volumes = new Volumes(this.http);
     this.sandboxes = new Sandboxes(this.http);
+    this.deployments = new Deployments(this.http);
   }
 
   /** A client built from the environment, shared by static helpers such as `Volume.fromName`. */

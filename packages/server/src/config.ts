@@ -25,6 +25,10 @@ export interface Config {
   readonly maxCheckpointsPerVolume: number;
   /** `CAIRN_POOL_RESERVE`, default 0.1: share of the pool kept free; checkpoints are refused below it. */
   readonly poolReserveRatio: number;
+  /** `CAIRN_DEPLOY_DOMAIN`, default `localhost`: deployed apps answer at `<app>[.<env>].<domain>`. */
+  readonly deployDomain: string;
+  /** `CAIRN_DEPLOY_VOLUME_SIZE`, default 1GiB: size of a new app's persistent filesystem. */
+  readonly deployVolumeBytes: number;
   /** `CAIRN_MAX_VOLUMES_PER_SANDBOX`, default 8. */
   readonly maxVolumesPerSandbox: number;
   /** `CAIRN_LOG_LEVEL`, default `info`. */
@@ -102,6 +106,8 @@ export function resolveConfig(options: ConfigOptions = {}, env: NodeJS.ProcessEn
     maxVolumeBytes: sizeOf("CAIRN_MAX_VOLUME_SIZE", options.maxVolumeSize ?? env.CAIRN_MAX_VOLUME_SIZE) ?? 100 * GiB,
     maxCheckpointsPerVolume: intOf("CAIRN_MAX_CHECKPOINTS", env.CAIRN_MAX_CHECKPOINTS, 100, 1, 100_000),
     poolReserveRatio: ratioOf("CAIRN_POOL_RESERVE", env.CAIRN_POOL_RESERVE, 0.1),
+    deployDomain: (env.CAIRN_DEPLOY_DOMAIN ?? "localhost").toLowerCase(),
+    deployVolumeBytes: sizeOf("CAIRN_DEPLOY_VOLUME_SIZE", env.CAIRN_DEPLOY_VOLUME_SIZE) ?? 1 * GiB,
     maxVolumesPerSandbox: intOf("CAIRN_MAX_VOLUMES_PER_SANDBOX", env.CAIRN_MAX_VOLUMES_PER_SANDBOX, 8, 1, 64),
     logLevel: options.logLevel ?? env.CAIRN_LOG_LEVEL ?? "info",
     signingKey: signingKeyOf(env.CAIRN_SIGNING_KEY),

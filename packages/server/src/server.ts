@@ -11,6 +11,7 @@ import { CheckpointService } from "./services/checkpoints.js";
 import { FileService } from "./services/files-service.js";
 import { randomBytes } from "node:crypto";
 import { SandboxService } from "./services/sandboxes.js";
+import { DeploymentService } from "./services/deployments.js";
 import { CrunDriver, cgroupPrefix } from "./sandboxes/crun-driver.js";
 import { MetadataStore } from "./storage/metadata-store.js";
 import { LoopVolumeEngine } from "./volumes/engine.js";
@@ -66,6 +67,7 @@ export async function startCairnd(config: Config, options: { logger?: boolean | 
   const logger = options.logger ?? { level: config.logLevel };
   let app: FastifyInstance | undefined;
   let sandboxesRef: SandboxService | undefined;
+  let deploymentsRef: DeploymentService | undefined;
   try {
     const pool = await openPool(config.dataDir, { sizeBytes: config.poolSizeBytes });
     const defaultProject = await store.ensureProject(newId("prj"), "default");
@@ -114,12 +116,27 @@ export async function startCairnd(config: Config, options: { logger?: boolean | 
     });
     sandboxesRef = sandboxes;
     const files = new FileService({ volumes, store, signingKey: await loadSigningKey(config), log });
-    app = await buildApp({ store, auth, volumes, checkpoints, files, sandboxes, region: config.region, version: VERSION, logger });
+    let listeningPort = config.port;
+    const deployments = new DeploymentService({
+      store,
+      sandboxes,
+      volumes,
+      log,
+      domain: config.deployDomain,
+      port: () => listeningPort,
+      runDir: join(config.dataDir, "run", "deployments"),
+      volumeBytes: config.deployVolumeBytes,
+      startTimeoutMs: 30_000,
+    });
+    deploymentsRef = deployments;
+    app = await buildApp({ store, auth, volumes, checkpoints, files, sandboxes, deployments, region: config.region, version: VERSION, logger });
     // Sandboxes first: leases of running sandboxes are taken back before the volume reconciler
     // unmounts what nothing holds.
     await sandboxes.reconcile();
     await volumes.reconcile();
     const address = await app.listen({ host: config.host, port: config.port });
+    listeningPort = Number(new URL(address).port);
+    await deployments.reconcile();
     const url = address.replace("://[::1]", "://localhost");
     let closing: Promise<void> | undefined;
     const server = app;
@@ -134,6 +151,7 @@ export async function startCairnd(config: Config, options: { logger?: boolean | 
         closing ??= (async () => {
           await server.close(); // in-flight requests finish first
           sandboxesRef?.close();
+          deploymentsRef?.close();
           await engine.close(); // then every lease is gone: unmount
           await store.close();
         })();

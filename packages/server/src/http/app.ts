@@ -5,6 +5,9 @@ import type { VolumeService } from "../services/volumes.js";
 import type { CheckpointService } from "../services/checkpoints.js";
 import { checkpointRoutes } from "./checkpoint-routes.js";
 import { sandboxRoutes } from "./sandbox-routes.js";
+import { deploymentRoutes } from "./deployment-routes.js";
+import type { DeploymentService } from "../services/deployments.js";
+import { createServer } from "node:http";
 import type { SandboxService } from "../services/sandboxes.js";
 import type { MetadataStore } from "../storage/metadata-store.js";
 import { newId } from "../ids.js";
@@ -26,12 +29,13 @@ export interface AppDeps {
   checkpoints: CheckpointService;
   files: FileService;
   sandboxes: SandboxService;
+  deployments: DeploymentService;
   region: string;
   version: string;
   logger: FastifyServerOptions["logger"];
 }
 
-export function allRoutes(deps: Pick<AppDeps, "store" | "auth" | "volumes" | "checkpoints" | "files" | "sandboxes" | "region" | "version">, openapi: () => unknown): RouteSpec[] {
+export function allRoutes(deps: Pick<AppDeps, "store" | "auth" | "volumes" | "checkpoints" | "files" | "sandboxes" | "deployments" | "region" | "version">, openapi: () => unknown): RouteSpec[] {
   return [
     defineRoute({
       method: "GET",
@@ -61,6 +65,7 @@ export function allRoutes(deps: Pick<AppDeps, "store" | "auth" | "volumes" | "ch
     ...signedRoutes(deps.files),
     ...checkpointRoutes(deps.checkpoints, deps.volumes, (id) => deps.sandboxes.detachWriters(id)),
     ...sandboxRoutes(deps.sandboxes),
+    ...deploymentRoutes(deps.deployments),
   ];
 }
 
@@ -72,6 +77,20 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     return503OnClosing: true,
     forceCloseConnections: "idle",
     bodyLimit: 1024 * 1024,
+    // Requests for deployed apps (`<app>[.<env>].localhost`) go to the router before Fastify sees them.
+    serverFactory: (handler) => {
+      const server = createServer((req, res) => {
+        const m = deps.deployments.match(req.headers.host);
+        if (m) deps.deployments.proxy(req, res, m.route, m.key);
+        else handler(req, res);
+      });
+      server.on("upgrade", (req, socket, head) => {
+        const m = deps.deployments.match(req.headers.host);
+        if (m) deps.deployments.upgrade(req, socket, head, m.route);
+        else socket.destroy();
+      });
+      return server;
+    },
   });
   let doc: unknown;
   const routes: RouteSpec[] = allRoutes(deps, () => doc);

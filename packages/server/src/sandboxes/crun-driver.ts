@@ -55,6 +55,7 @@ export interface SandboxDriver {
   /** Copy a sandbox's filesystem state to a new sandbox (fork). */
   copy(fromId: string, toId: string): Promise<void>;
   isRunning(id: string): Promise<boolean>;
+  pid(id: string): Promise<number | undefined>;
   list(): Promise<string[]>;
   exec(id: string, options: ExecOptions): ChildProcess;
   /** Hot-plug a volume mount into the running sandbox. */
@@ -160,7 +161,8 @@ export class CrunDriver implements SandboxDriver {
     if (pid) await run("nsenter", ["-t", String(pid), "-n", "ip", "link", "set", "lo", "up"]).catch(() => undefined);
   }
 
-  private async pid(id: string): Promise<number | undefined> {
+  /** The sandbox's init process on the host, while it runs. */
+  async pid(id: string): Promise<number | undefined> {
     try {
       const { stdout } = await this.crun(["state", id]);
       const st = JSON.parse(stdout) as { pid?: number; status?: string };

@@ -301,6 +301,14 @@ export class SandboxService {
     return this.deps.driver.exec(sb.id, { command: req.command, cwd, env: { ...sb.spec.env, ...req.env }, timeoutMs: req.timeoutMs });
   }
 
+  /** The host pid of a running sandbox's init (to enter its network namespace). */
+  async initPid(projectId: string, id: string): Promise<number> {
+    const sb = await this.requireRunning(projectId, id);
+    const pid = await this.deps.driver.pid(sb.id);
+    if (!pid) throw new CairnError("SANDBOX_NOT_RUNNING", `Sandbox ${id} is not running`);
+    return pid;
+  }
+
   async startBackground(projectId: string, id: string, req: ExecRequest): Promise<ProcessInfo> {
     const child = await this.exec(projectId, id, req);
     child.stdin?.end();

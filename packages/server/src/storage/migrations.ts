@@ -105,6 +105,26 @@ const migrations: Record<string, Migration> = {
       await db.schema.createIndex("attachments_volume").on("attachments").columns(["volume_id", "state"]).execute();
     },
   },
+  "0004_deployments": {
+    async up(db: Kysely<any>) {
+      await db.schema
+        .createTable("deployments")
+        .addColumn("id", "text", (c) => c.primaryKey())
+        .addColumn("project_id", "text", (c) => c.notNull())
+        .addColumn("app", "text", (c) => c.notNull())
+        .addColumn("env", "text", (c) => c.notNull())
+        .addColumn("version", "integer", (c) => c.notNull())
+        .addColumn("state", "text", (c) => c.notNull())
+        .addColumn("sandbox_id", "text")
+        .addColumn("volume_id", "text", (c) => c.notNull())
+        .addColumn("command", "text", (c) => c.notNull())
+        .addColumn("error", "text")
+        .addColumn("created_at", "text", (c) => c.notNull())
+        .addColumn("updated_at", "text", (c) => c.notNull())
+        .addUniqueConstraint("deployments_app_env_version", ["app", "env", "version"])
+        .execute();
+    },
+  },
 };
 
 export const migrationProvider: MigrationProvider = {

@@ -84,7 +84,23 @@ export interface AttachmentsTable {
   updated_at: string;
 }
 
+export interface DeploymentsTable {
+  id: string;
+  project_id: string;
+  app: string;
+  env: string;
+  version: number;
+  state: string;
+  sandbox_id: string | null;
+  volume_id: string;
+  command: string;
+  error: string | null;
+  created_at: string;
+  updated_at: string;
+}
+
 export interface Database {
+  deployments: DeploymentsTable;
   sandboxes: SandboxesTable;
   attachments: AttachmentsTable;
   checkpoints: CheckpointsTable;
