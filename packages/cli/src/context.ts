@@ -1,0 +1,62 @@
+/**
+ * What every command gets from the global options: an SDK client built the way a user would build
+ * one, the output mode, and the signal that Ctrl-C aborts.
+ */
+import type { Command } from "commander";
+import { Cairn } from "@cairn/sdk";
+import { paint, type Style } from "./output.js";
+
+export const DEFAULT_URL = "http://127.0.0.1:7070";
+
+export interface GlobalOptions {
+  url?: string;
+  apiKey?: string;
+  project?: string;
+  json?: boolean;
+}
+
+/** Option → environment → default, resolved once. Empty strings count as unset, as in the SDK. */
+export function resolveGlobals(options: GlobalOptions, env: NodeJS.ProcessEnv = process.env) {
+  const pick = (...values: (string | undefined)[]) => values.find((v) => v !== undefined && v !== "");
+  return Object.freeze({
+    url: (pick(options.url, env.CAIRN_URL) ?? DEFAULT_URL).replace(/\/+$/, ""),
+    apiKey: pick(options.apiKey, env.CAIRN_API_KEY),
+    project: pick(options.project, env.CAIRN_PROJECT),
+    json: options.json === true,
+  });
+}
+
+/** Aborted on the first Ctrl-C so requests and uploads stop cleanly; see main.ts. */
+export const interrupt = new AbortController();
+
+export interface Context {
+  cairn: Cairn;
+  url: string;
+  /** Print JSON on stdout: asked for with --json, or stdout is not a terminal. */
+  json: boolean;
+  /** --json was given explicitly (some commands are quiet when merely piped). */
+  jsonRequested: boolean;
+  /** stdout is a terminal. */
+  tty: boolean;
+  out: Style;
+  err: Style;
+  signal: AbortSignal;
+}
+
+export function contextOf(command: Command): Context {
+  const g = resolveGlobals(command.optsWithGlobals<GlobalOptions>());
+  const tty = process.stdout.isTTY === true;
+  const options: ConstructorParameters<typeof Cairn>[0] = { url: g.url };
+  if (g.apiKey !== undefined) options.apiKey = g.apiKey;
+  if (g.project !== undefined) options.project = g.project;
+  return {
+    cairn: new Cairn(options),
+    url: g.url,
+    json: g.json || !tty,
+    jsonRequested: g.json,
+    tty,
+    out: paint(process.stdout),
+    err: paint(process.stderr),
+    signal: interrupt.signal,
+  };
+}

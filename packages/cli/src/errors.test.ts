@@ -1,0 +1,72 @@
+import { describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { CairnError, ERROR_CODES, type ErrorCode } from "@cairn/protocol";
+import { EXIT, EXIT_CODES, describeError, exitCodeFor, exitCodeHelp, reportError, UsageError } from "./errors.js";
+
+describe("exit codes", () => {
+  it("the table names every error code of the protocol", () => {
+    const missing = Object.keys(ERROR_CODES).filter((c) => !Object.hasOwn(EXIT_CODES, c));
+    assert.deepEqual(missing, [], "decide an exit code for these in src/errors.ts");
+  });
+
+  it("follows the documented groups", () => {
+    const expected: Record<number, (code: ErrorCode, status: number) => boolean> = {
+      [EXIT.USAGE]: (c, s) => c.startsWith("INVALID_") || (s >= 400 && s < 500 && ![401, 403, 404, 409, 412].includes(s)),
+      [EXIT.NOT_FOUND]: (c) => c.endsWith("NOT_FOUND"),
+      [EXIT.CONFLICT]: (c, s) => s === 409 || s === 412,
+      [EXIT.AUTH]: (c) => c === "UNAUTHORIZED" || c === "FORBIDDEN",
+      [EXIT.FULL]: (c) => c === "QUOTA_EXCEEDED" || c === "POOL_FULL",
+      [EXIT.UNAVAILABLE]: (c) => c === "UNAVAILABLE",
+      [EXIT.INTERNAL]: (c) => c === "INTERNAL",
+    };
+    for (const [code, { status }] of Object.entries(ERROR_CODES) as [ErrorCode, { status: number }][]) {
+      const exit = exitCodeFor(code);
+      assert.ok(expected[exit]?.(code, status), `${code} (${status}) → ${exit}`);
+    }
+    assert.equal(exitCodeFor("VOLUME_SHRINK_NOT_ALLOWED"), 4);
+    assert.equal(exitCodeFor("INVALID_RANGE"), 2, "416 is a usage error");
+    assert.equal(exitCodeFor("PRECONDITION_FAILED"), 4);
+  });
+
+  it("help shows every code once", () => {
+    const help = exitCodeHelp();
+    for (const code of Object.keys(EXIT_CODES)) assert.equal(help.split(new RegExp(`\\b${code}\\b`)).length, 2, code);
+  });
+});
+
+describe("error output", () => {
+  const sink = (isTTY: boolean) => {
+    let text = "";
+    return { stream: { isTTY, write: (s: string) => ((text += s), true) } as unknown as NodeJS.WriteStream, text: () => text };
+  };
+
+  it("JSON when stderr is not a terminal", () => {
+    const s = sink(false);
+    const exit = reportError(new CairnError("VOLUME_NOT_FOUND", 'Volume "x" not found', { requestId: "req_1" }), { url: "u", json: false, stderr: s.stream });
+    assert.equal(exit, 3);
+    const body = JSON.parse(s.text()) as { error: Record<string, unknown> };
+    assert.deepEqual(body.error, {
+      code: "VOLUME_NOT_FOUND",
+      detail: 'Volume "x" not found',
+      status: 404,
+      requestId: "req_1",
+      hint: "`cairn volume list` shows your volumes",
+    });
+  });
+
+  it("text with a hint on a terminal; --json still forces JSON", () => {
+    process.env.NO_COLOR = "1";
+    const s = sink(true);
+    assert.equal(reportError(new CairnError("UNAVAILABLE", "Cannot reach"), { url: "http://h:1", json: false, stderr: s.stream }), 7);
+    assert.equal(s.text(), "error: Cannot reach\nhint: is cairnd running at http://h:1? start one with `cairn server`, or point CAIRN_URL / --url at it\n");
+    const j = sink(true);
+    reportError(new UsageError("bad"), { url: "u", json: true, stderr: j.stream });
+    assert.deepEqual(JSON.parse(j.text()), { error: { code: "USAGE", detail: "bad" } });
+  });
+
+  it("anything else is INTERNAL, exit 1", () => {
+    const r = describeError(new TypeError("boom"), { url: "u" });
+    assert.equal(r.code, "INTERNAL");
+    assert.equal(r.exit, 1);
+  });
+});

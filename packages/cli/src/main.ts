@@ -1,0 +1,135 @@
+#!/usr/bin/env node
+/**
+ * `cairn`: the command line for Cairn volumes. This file builds the command tree and is the only
+ * place that prints errors and decides the exit status; commands just throw.
+ */
+import { readFileSync } from "node:fs";
+import { Command, CommanderError } from "commander";
+import { volumeCommands } from "./commands/volume/index.js";
+import { runServerCommand, serverCommand } from "./commands/server.js";
+import { interrupt, resolveGlobals, DEFAULT_URL, type GlobalOptions } from "./context.js";
+import { EXIT, UsageError, exitCodeHelp, reportError } from "./errors.js";
+
+const VERSION = (JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string }).version;
+
+const PROGRAM_HELP = `
+Environment:
+  CAIRN_URL       cairnd's URL (default ${DEFAULT_URL})
+  CAIRN_API_KEY   API key; \`cairn server\` prints the admin key when it starts
+  CAIRN_PROJECT   project to act on (admin key only; default: the key's project)
+  NO_COLOR        set to turn colour off (colour is only ever used on a terminal)
+
+Output is a table on a terminal and JSON when stdout is piped or --json is given.
+Errors go to stderr: "error: …" on a terminal, {"error":{code,detail,status,requestId}} otherwise.
+
+${exitCodeHelp()}
+
+Examples:
+  $ export CAIRN_URL=http://127.0.0.1:7070 CAIRN_API_KEY=<key>
+  $ cairn volume create team-data
+  $ printf "persistent\\n" | cairn volume write team-data /hello.txt
+  $ cairn volume read team-data /hello.txt
+  $ cairn volume list --field name --field sizeBytes`;
+
+const VOLUME_HELP = `
+Examples:
+  $ cairn volume create big_vol --size 10GiB --access-mode ReadWriteMany --label team=ml
+  $ cairn volume list
+  $ cairn volume get team-data --json`;
+
+/** What went wrong on the command line, as commander reported it (it only gives us a string). */
+interface UsageProblem {
+  message: string;
+  command: string;
+}
+
+function buildProgram(onServerExit: (code: number) => void, usage: { last?: UsageProblem }): Command {
+  const program = new Command("cairn")
+    .description("Persistent volumes for sandboxes: create, list, read and write Cairn volumes")
+    .version(VERSION, "-V, --version", "print the version")
+    .option("--url <url>", `cairnd's URL (env CAIRN_URL, default ${DEFAULT_URL})`)
+    .option("--api-key <key>", "API key (env CAIRN_API_KEY)")
+    .option("--project <name>", "act on this project, with an admin key (env CAIRN_PROJECT)")
+    .option("--json", "print JSON, also for errors (the default when stdout is not a terminal)")
+    .addHelpText("after", PROGRAM_HELP);
+
+  const volume = new Command("volume").alias("volumes").description("Create, inspect, read, write, grow and delete volumes").addHelpText("after", VOLUME_HELP);
+  for (const verb of volumeCommands()) volume.addCommand(verb);
+  program.addCommand(volume);
+  program.addCommand(serverCommand(onServerExit));
+
+  // Settings that commander only copies to subcommands made with .command(), applied to all.
+  const setup = (command: Command, path: string): void => {
+    command
+      .exitOverride()
+      .showSuggestionAfterError()
+      .configureHelp({ showGlobalOptions: true, sortSubcommands: false })
+      .configureOutput({
+        // Keep commander's message and print it our way (text or JSON) with the right exit code.
+        outputError: (message) => {
+          usage.last = { message: message.replace(/^error:\s*/, "").trim(), command: path };
+        },
+      });
+    for (const sub of command.commands) setup(sub, `${path} ${sub.name()}`);
+  };
+  setup(program, "cairn");
+  return program;
+}
+
+/** Set once cairnd has run in this process: it may leave timers behind, so we exit explicitly. */
+let serverRan = false;
+
+async function main(argv: string[]): Promise<number> {
+  // `cairn server …` goes straight to cairnd's own flag parser, before commander sees any of it.
+  if (argv[0] === "server") {
+    serverRan = true;
+    return runServerCommand(argv.slice(1));
+  }
+
+  let exitCode: number = EXIT.OK;
+  const usage: { last?: UsageProblem } = {};
+  const program = buildProgram((code) => {
+    serverRan = true;
+    exitCode = code;
+  }, usage);
+  const json = () => program.opts<GlobalOptions>().json === true || argv.includes("--json");
+
+  process.once("SIGINT", () => {
+    interrupt.abort();
+    // A second Ctrl-C does not wait for the clean-up.
+    process.once("SIGINT", () => process.exit(EXIT.INTERRUPTED));
+  });
+
+  try {
+    await program.parseAsync(argv, { from: "user" });
+    return exitCode;
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      if (err.exitCode === 0) return EXIT.OK; // --help, --version
+      // A command group run without a verb: commander already printed its help on stderr.
+      if (err.code === "commander.help") return EXIT.USAGE;
+      const problem = usage.last ?? { message: err.message, command: "cairn" };
+      return reportError(new UsageError(problem.message, `see \`${problem.command} --help\``), { url: DEFAULT_URL, json: json() });
+    }
+    return reportError(err, { url: resolveGlobals(program.opts<GlobalOptions>()).url, json: json() });
+  }
+}
+
+// A reader that goes away (`cairn volume list | head -1`) is not an error worth a stack trace.
+process.stdout.on("error", (err: NodeJS.ErrnoException) => {
+  if (err.code === "EPIPE") process.exit(typeof process.exitCode === "number" ? process.exitCode : 0);
+  throw err;
+});
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    if (serverRan) process.exit(code);
+    // Otherwise let pending output drain and the process end by itself.
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    // Only reached if printing the error itself failed.
+    process.stderr.write(`cairn: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    process.exitCode = EXIT.INTERNAL;
+  },
+);
