@@ -95,6 +95,14 @@ export function registerRoute(
     url: toFastifyPath(spec.path),
     ...(spec.bodyLimit !== undefined ? { bodyLimit: spec.bodyLimit } : {}),
     handler: async (req, reply) => {
+      if (spec.rawBody) {
+        // A consumer that stops early (a write that hit ENOSPC) must not destroy the body: the
+        // error handler drains it, so the client reads the answer instead of a reset.
+        const raw = req.raw;
+        const iterator = raw.iterator.bind(raw);
+        (raw as unknown as { [Symbol.asyncIterator]: () => AsyncIterator<unknown> })[Symbol.asyncIterator] = () =>
+          iterator({ destroyOnReturn: false });
+      }
       let principal: Principal = { kind: "project", projectId: "", projectName: "" };
       if (spec.auth !== false) {
         principal = await authenticate(req);
@@ -106,7 +114,10 @@ export function registerRoute(
       const query = spec.query ? parseOrThrow(spec.query, req.query, "query") : req.query;
       const body = spec.body ? parseOrThrow(spec.body, req.body, "body", spec.fieldCodes) : undefined;
       const result = await spec.handler({ params, query, body, req, reply, principal });
-      if (reply.sent) return reply;
+      // A handler that streamed (`return reply.send(stream)`) is awaited until the stream ends or the
+      // client goes away; sending again then would throw ERR_HTTP_HEADERS_SENT outside any handler
+      // and take the whole process down.
+      if (reply.sent || reply.raw.headersSent) return reply;
       return result === undefined ? reply.send() : reply.send(result);
     },
   });

@@ -1,16 +1,17 @@
 /**
- * Archives of a directory, both ways. Download: `tar` / `tar.gz` (GNU tar) or `zip` (Info-ZIP)
- * run in the volume and streamed out; symlinks are stored as links, never followed, and fifos or
- * devices are recorded (tar) or skipped (zip), never read. Upload: extracted into a staging
+ * Archives of a directory, both ways. Download: `tar` / `tar.gz` (GNU tar, run in the volume) or
+ * `zip` (yazl, fed by our own walk), streamed out; symlinks are stored as links, never followed,
+ * and fifos or devices are recorded (tar) or left out (zip), never read. Upload: extracted into a staging
  * directory on the volume, sanitised, then moved into place — all or nothing, also when the
  * volume fills up.
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { createWriteStream } from "node:fs";
-import { lstat, mkdir, rename, rm } from "node:fs/promises";
+import { constants as fsc, createWriteStream, type Dirent, type Stats } from "node:fs";
+import { lstat, mkdir, open, opendir, readlink, rename, rm } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { PassThrough, type Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
+import { ZipFile } from "yazl";
 import { CairnError, RESERVED_DIR, normalizeVolumePath, type ArchiveFormat, type ExtractResult } from "@cairn/protocol";
 import { isNoSpace, quotaError, resolvePath, syncDir } from "./files.js";
 import { lstatOrUndefined, makeDirectory } from "./files-ops.js";
@@ -44,20 +45,13 @@ export async function createArchive(root: string, rawPath: string, format: Archi
   const cwd = st.isDirectory() ? target.hostPath : dirname(target.hostPath);
   const members = st.isDirectory() ? ["."] : [basename(target.hostPath)];
   const atRoot = st.isDirectory() && target.volumePath === "/";
-  let child: ChildProcess;
-  if (format === "zip") {
-    // -y: store symlinks as links; fifos are skipped unless -FI is given.
-    const args = ["-q", "-r", "-y", "-", ...members.map((m) => (m === "." ? "." : `./${m}`))];
-    if (atRoot) args.push("-x", `${RESERVED_DIR}/*`, RESERVED_DIR, "lost+found/*", "lost+found");
-    child = spawn("zip", args, { cwd, stdio: ["ignore", "pipe", "pipe"] });
-  } else {
-    const args = ["-c", "-f", "-", "--one-file-system"];
-    if (format === "tar.gz") args.push("-z");
-    // lost+found belongs to the filesystem, not to the data (the checkpoint export leaves it out too).
-    if (atRoot) args.push(`--exclude=./${RESERVED_DIR}`, "--exclude=./lost+found");
-    args.push("--", ...members.map((m) => (m === "." ? "." : `./${m}`)));
-    child = spawn("tar", args, { cwd, stdio: ["ignore", "pipe", "pipe"] });
-  }
+  if (format === "zip") return zipArchive(target.hostPath, st.isDirectory(), atRoot, path === "/" ? volumeName : basename(path));
+  const args = ["-c", "-f", "-", "--one-file-system"];
+  if (format === "tar.gz") args.push("-z");
+  // lost+found belongs to the filesystem, not to the data (the checkpoint export leaves it out too).
+  if (atRoot) args.push(`--exclude=./${RESERVED_DIR}`, "--exclude=./lost+found");
+  args.push("--", ...members.map((m) => (m === "." ? "." : `./${m}`)));
+  const child: ChildProcess = spawn("tar", args, { cwd, stdio: ["ignore", "pipe", "pipe"] });
   const out = new PassThrough({ highWaterMark: 1024 * 1024 });
   let stderr = "";
   child.stderr!.on("data", (d) => {
@@ -70,10 +64,9 @@ export async function createArchive(root: string, rawPath: string, format: Archi
   child.stdout!.pipe(out, { end: false });
   child.stdout!.on("end", () => {
     void exited.then((code) => {
-      // tar: 1 = "some files changed while being read", still a complete archive.
-      const ok = code === 0 || (format !== "zip" && code === 1) || (format === "zip" && code === 12 /* nothing to do: empty dir */);
-      if (ok) out.end();
-      else out.destroy(new Error(`${format === "zip" ? "zip" : "tar"} exited with ${code}: ${stderr.trim().slice(0, 500)}`));
+      // 1 = "some files changed while being read": still a complete archive.
+      if (code === 0 || code === 1) out.end();
+      else out.destroy(new Error(`tar exited with ${code}: ${stderr.trim().slice(0, 500)}`));
     });
   });
   const base = st.isDirectory() ? (path === "/" ? volumeName : basename(path)) : basename(path);
@@ -82,6 +75,82 @@ export async function createArchive(root: string, rawPath: string, format: Archi
     name: `${base}.${format}`,
     stop: () => {
       if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+    },
+  };
+}
+
+/**
+ * A zip, written by yazl as the tree is walked (Info-ZIP's zip cannot stream stored entries to a
+ * pipe). Entries are fed a few at a time, so memory holds the central directory, not the files.
+ * Regular files are opened O_NOFOLLOW and checked to be regular; other special files are left out.
+ */
+function zipArchive(hostPath: string, isDir: boolean, atRoot: boolean, base: string): ArchiveStream {
+  const zip = new ZipFile();
+  let stopped = false;
+  const out = new PassThrough({ highWaterMark: 1024 * 1024 });
+  zip.outputStream.pipe(out);
+  zip.outputStream.on("error", (err) => out.destroy(err));
+  // yazl reports a file it could not read on the ZipFile itself; unhandled, that would end cairnd.
+  zip.on("error", (err: Error) => {
+    if (!stopped) out.destroy(err);
+  });
+  let started = 0;
+  const waiters: (() => void)[] = [];
+  const open_ = new Set<import("node:fs").ReadStream>();
+  const lazyFile = (path: string, rel: string, st: Stats) =>
+    zip.addReadStreamLazy(rel, { mtime: st.mtime, mode: st.mode, size: st.size }, (cb) => {
+      started++;
+      waiters.shift()?.();
+      void open(path, fsc.O_RDONLY | fsc.O_NOFOLLOW | fsc.O_NONBLOCK)
+        .then(async (fh) => {
+          const fst = await fh.stat();
+          if (!fst.isFile() || fst.ino !== st.ino) {
+            await fh.close();
+            throw new Error(`${rel} changed while the archive was written`);
+          }
+          if (stopped) {
+            await fh.close();
+            throw new Error("stopped");
+          }
+          const stream = fh.createReadStream({ highWaterMark: 1024 * 1024 });
+          // A file left open would keep the volume busy after the lease is gone.
+          open_.add(stream);
+          stream.once("close", () => open_.delete(stream));
+          cb(null, stream);
+        })
+        .catch((err: Error) => cb(err, undefined as never));
+    });
+  let added = 0;
+  const add = async (path: string, rel: string): Promise<void> => {
+    if (stopped) return;
+    const st = await lstat(path);
+    if (st.isDirectory()) {
+      if (rel !== "") zip.addEmptyDirectory(rel, { mtime: st.mtime, mode: st.mode });
+      const handle = await opendir(path, { bufferSize: 256 });
+      for await (const d of handle as AsyncIterable<Dirent>) {
+        if (atRoot && rel === "" && (d.name === RESERVED_DIR || d.name === "lost+found")) continue;
+        await add(join(path, d.name), rel === "" ? d.name : `${rel}/${d.name}`);
+      }
+    } else if (st.isFile()) {
+      // Keep at most 32 files queued ahead of the one being written.
+      while (added - started > 32 && !stopped) await new Promise<void>((r) => waiters.push(r));
+      added++;
+      lazyFile(path, rel, st);
+    } else if (st.isSymbolicLink()) {
+      zip.addBuffer(Buffer.from(await readlink(path)), rel, { mtime: st.mtime, mode: st.mode, compress: false });
+    }
+  };
+  void (isDir ? add(hostPath, "") : add(hostPath, basename(hostPath)))
+    .then(() => zip.end())
+    .catch((err: Error) => out.destroy(err));
+  return {
+    stream: out,
+    name: `${base}.zip`,
+    stop: () => {
+      stopped = true;
+      for (const w of waiters.splice(0)) w();
+      for (const s of open_) s.destroy();
+      zip.outputStream.unpipe(out);
     },
   };
 }
@@ -160,8 +229,10 @@ function archiveError(tool: string, stderr: string): CairnError {
   if (/No space left|disk full|write error/i.test(stderr)) {
     return new CairnError("QUOTA_EXCEEDED", "The archive does not fit in the volume; nothing was changed. Grow the volume or free space.");
   }
-  const first = stderr.trim().split("\n").find((l) => l.trim() !== "") ?? "";
-  return new CairnError("INVALID_ARCHIVE", `${tool} could not extract the upload: ${first.slice(0, 300)}`);
+  // Skip tar's notes ("Removing leading `/'") and its closing line for the actual error.
+  const lines = stderr.trim().split("\n").filter((l) => l.trim() !== "" && !/Removing leading|Exiting with failure status/.test(l));
+  const first = lines[0] ?? stderr.trim().split("\n")[0] ?? "";
+  return new CairnError("INVALID_ARCHIVE", `${tool} could not extract the upload, nothing was changed: ${first.slice(0, 300)}`);
 }
 
 async function untarInto(body: Readable, dir: string, gzip: boolean): Promise<void> {
