@@ -275,6 +275,23 @@ describe("file API (SDK against a real cairnd)", () => {
     assert.equal((await cairn.health()).status, "ok", "cairnd still answers");
   });
 
+  it("answers a refused upload with its error, never a connection reset", async () => {
+    const tiny = await cairn.volumes.create({ name: "tiny", sizeBytes: 16 * 1024 * 1024 });
+    const big = Buffer.alloc(48 * 1024 * 1024, 1);
+    async function* stream() {
+      for (let i = 0; i < 48; i++) yield big.subarray(i * 1024 * 1024, (i + 1) * 1024 * 1024);
+    }
+    for (let i = 0; i < 4; i++) {
+      // Known length: refused before a byte lands. Unknown length: the volume fills up mid-way.
+      await rejectsWith(tiny.files.write("/big.bin", big), "QUOTA_EXCEEDED");
+      await rejectsWith(tiny.files.write("/big.bin", stream()), "QUOTA_EXCEEDED");
+    }
+    const w = await tiny.files.write("/small.txt", "one");
+    await rejectsWith(tiny.files.write("/small.txt", Buffer.alloc(8 * 1024 * 1024), { ifMatch: '"other"' }), "PRECONDITION_FAILED");
+    assert.equal((await tiny.files.stat("/small.txt")).etag, w.etag);
+    assert.equal(await tiny.files.exists("/big.bin"), false, "no half-written file");
+  });
+
   it("keeps the owner and mode of a file it replaces", async () => {
     const { lease } = await leaseHold();
     try {

@@ -99,6 +99,48 @@ export async function sendFile(req: FastifyRequest, reply: FastifyReply, root: s
   return reply.send(stream);
 }
 
+const DRAIN_MAX_BYTES = 1024 * 1024 * 1024;
+const DRAIN_MAX_MS = 30_000;
+
+/**
+ * Read and discard what is left of an upload we refuse, before answering: closing with unread
+ * bytes makes the kernel reset the connection, and the client then sees ECONNRESET instead of our
+ * 507 or 412 (a lingering close, as nginx does). Bounded in bytes and time; past that, we close.
+ */
+export async function drainBody(req: FastifyRequest, reply: FastifyReply): Promise<void> {
+  const raw = req.raw;
+  if (raw.readableEnded || raw.complete) return;
+  const declared = Number(req.headers["content-length"] ?? NaN);
+  if (raw.destroyed || declared > DRAIN_MAX_BYTES) {
+    reply.header("connection", "close");
+    return;
+  }
+  const drained = await new Promise<boolean>((resolve) => {
+    let bytes = 0;
+    const finish = (ok: boolean) => {
+      clearTimeout(timer);
+      raw.off("data", onData);
+      raw.off("end", onEnd);
+      raw.off("error", onFail);
+      raw.off("close", onFail);
+      resolve(ok);
+    };
+    const onData = (chunk: Buffer) => {
+      bytes += chunk.length;
+      if (bytes > DRAIN_MAX_BYTES) finish(false);
+    };
+    const onEnd = () => finish(true);
+    const onFail = () => finish(raw.readableEnded);
+    const timer = setTimeout(() => finish(false), DRAIN_MAX_MS);
+    raw.on("data", onData);
+    raw.once("end", onEnd);
+    raw.once("error", onFail);
+    raw.once("close", onFail);
+    raw.resume();
+  });
+  if (!drained) reply.header("connection", "close");
+}
+
 /** Write the request body to a file (atomic); the shared part of the PUT routes. */
 export async function receiveFile(
   req: FastifyRequest,
@@ -118,8 +160,7 @@ export async function receiveFile(
     reply.code(result.created ? 201 : 200).header("etag", result.etag);
     return result;
   } catch (err) {
-    // The body may be unread: do not keep the connection for another request.
-    reply.header("connection", "close");
+    await drainBody(req, reply);
     throw err;
   }
 }
@@ -157,7 +198,7 @@ export function fileRoutes(files: FileService): RouteSpec[] {
         try {
           return await files.withVolume(principal.projectId, params.volume, (ctx) => receiveFile(req, reply, ctx, query.path));
         } catch (err) {
-          reply.header("connection", "close");
+          await drainBody(req, reply); // e.g. an unknown volume: the body was never read
           throw err;
         }
       },
@@ -378,7 +419,7 @@ export function fileRoutes(files: FileService): RouteSpec[] {
             extractArchive(root, query.path ?? "/", format, req.raw, { volumeName: volume.name, onCommit: onWrite }),
           );
         } catch (err) {
-          reply.header("connection", "close");
+          await drainBody(req, reply);
           throw err;
         }
       },

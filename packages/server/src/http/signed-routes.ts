@@ -6,7 +6,7 @@
 import { z } from "zod";
 import { WriteFileResult } from "@cairn/protocol";
 import type { FileService } from "../services/files-service.js";
-import { receiveFile, sendFile } from "./file-routes.js";
+import { drainBody, receiveFile, sendFile } from "./file-routes.js";
 import { defineRoute, type RouteSpec } from "./route.js";
 
 const SignedParams = z.object({ volume: z.string().min(1).max(128).meta({ description: "Volume id" }) });
@@ -56,7 +56,7 @@ export function signedRoutes(files: FileService): RouteSpec[] {
           const projectId = await files.projectOf(params.volume);
           return await files.withVolume(projectId, params.volume, (ctx) => receiveFile(req, reply, ctx, path));
         } catch (err) {
-          reply.header("connection", "close");
+          await drainBody(req, reply);
           throw err;
         }
       },

@@ -9,11 +9,10 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { constants as fsc, createWriteStream, type Dirent, type Stats } from "node:fs";
 import { lstat, mkdir, open, opendir, readlink, rename, rm } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
-import { PassThrough, type Readable } from "node:stream";
-import { pipeline } from "node:stream/promises";
+import { PassThrough, type Readable, type Writable } from "node:stream";
 import { ZipFile } from "yazl";
 import { CairnError, RESERVED_DIR, normalizeVolumePath, type ArchiveFormat, type ExtractResult } from "@cairn/protocol";
-import { isNoSpace, quotaError, resolvePath, syncDir } from "./files.js";
+import { chunksOf, isNoSpace, quotaError, resolvePath, syncDir } from "./files.js";
 import { lstatOrUndefined, makeDirectory } from "./files-ops.js";
 import { commitTree, sanitizeTree, Staging, syncFilesystem } from "./files-staging.js";
 
@@ -214,6 +213,38 @@ export async function extractArchive(
   }
 }
 
+/**
+ * Copy a request body into a writable with backpressure; the caller ends the writable. Unlike
+ * pipeline(), a failing writable does not destroy the body: the route drains it and the client
+ * reads the error.
+ */
+async function copyInto(body: Readable, to: Writable): Promise<void> {
+  let failed: Error | undefined;
+  const onError = (err: Error) => (failed ??= err);
+  to.on("error", onError);
+  try {
+    for await (const chunk of chunksOf(body) as AsyncIterable<Uint8Array>) {
+      if (failed) throw failed;
+      if (!to.write(chunk)) {
+        await new Promise<void>((resolve) => {
+          const done = () => {
+            to.off("drain", done);
+            to.off("error", done);
+            to.off("close", done);
+            resolve();
+          };
+          to.on("drain", done);
+          to.on("error", done);
+          to.on("close", done);
+        });
+      }
+      if (failed) throw failed;
+    }
+  } finally {
+    to.off("error", onError);
+  }
+}
+
 function run(child: ChildProcess, what: string): Promise<{ code: number | null; stderr: string }> {
   let stderr = "";
   child.stderr?.on("data", (d) => {
@@ -242,10 +273,13 @@ async function untarInto(body: Readable, dir: string, gzip: boolean): Promise<vo
   const child = spawn("tar", args, { stdio: ["pipe", "ignore", "pipe"] });
   const done = run(child, "tar");
   let bodyError: unknown;
-  await pipeline(body, child.stdin!).catch((err) => {
+  try {
+    await copyInto(body, child.stdin!);
+    child.stdin!.end();
+  } catch (err) {
     // EPIPE: tar stopped reading (bad archive, disk full); its exit status says why.
     if ((err as NodeJS.ErrnoException).code !== "EPIPE") bodyError = err;
-  });
+  }
   if (bodyError) {
     child.kill("SIGKILL");
     await done;
@@ -259,9 +293,12 @@ async function unzipInto(body: Readable, stagingDir: string, dir: string): Promi
   // zip keeps its index at the end: spool the upload into the staging dir (it counts against the
   // volume like the result will), then extract.
   const file = join(stagingDir, "upload.zip");
+  const out = createWriteStream(file, { flags: "wx", highWaterMark: 1024 * 1024 });
   try {
-    await pipeline(body, createWriteStream(file, { flags: "wx", highWaterMark: 1024 * 1024 }));
+    await copyInto(body, out);
+    await new Promise<void>((resolve, reject) => out.end((err?: Error | null) => (err ? reject(err) : resolve())));
   } catch (err) {
+    out.destroy();
     if (isNoSpace(err)) throw err;
     throw new CairnError("INVALID_REQUEST", `The upload was interrupted: ${(err as Error).message}; nothing was changed`, { cause: err });
   }

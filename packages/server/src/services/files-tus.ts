@@ -14,7 +14,7 @@ import { createHash, randomBytes, type Hash } from "node:crypto";
 import { lstat, mkdir, open, readdir, readFile, rename, rm, statfs, type FileHandle } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { CairnError, RESERVED_DIR, formatSize, normalizeVolumePath } from "@cairn/protocol";
-import { isNoSpace, resolvePath, syncDir } from "./files.js";
+import { chunksOf, isNoSpace, resolvePath, syncDir } from "./files.js";
 import { lstatOrUndefined, makeDirectory } from "./files-ops.js";
 
 export const TUS_VERSION = "1.0.0";
@@ -290,7 +290,7 @@ export class TusUploads {
       let received = start;
       let persisted = start;
       try {
-        for await (const chunk of req.body) {
+        for await (const chunk of chunksOf(req.body)) {
           received += chunk.byteLength;
           if (info.length !== null && received > info.length) {
             throw new CairnError("PAYLOAD_TOO_LARGE", `The body goes past Upload-Length (${info.length}); nothing of this request was kept`);

@@ -25,6 +25,15 @@ export function etagOf(st: Stats): string {
   return `"${st.ino.toString(16)}-${st.size.toString(16)}-${Math.floor(st.mtimeMs * 1000).toString(16)}"`;
 }
 
+/**
+ * Iterate a body without destroying it when the loop stops early (a full volume, a failed
+ * precondition): the route then drains the rest, so the client reads the error instead of a reset.
+ */
+export function chunksOf<T extends AsyncIterable<Uint8Array> | Iterable<Uint8Array>>(body: T): AsyncIterable<Uint8Array> | Iterable<Uint8Array> {
+  const it = (body as { iterator?: (o: { destroyOnReturn: boolean }) => AsyncIterable<Uint8Array> }).iterator;
+  return typeof it === "function" ? it.call(body, { destroyOnReturn: false }) : body;
+}
+
 export function isNoSpace(err: unknown): boolean {
   const code = (err as NodeJS.ErrnoException)?.code;
   return code === "ENOSPC" || code === "EDQUOT";
@@ -139,7 +148,7 @@ export async function writeFile(
     } else if (options.mode !== undefined) await fh.chmod(options.mode);
     let batch: Uint8Array[] = [];
     let batchBytes = 0;
-    for await (const chunk of body) {
+    for await (const chunk of chunksOf(body)) {
       batch.push(chunk);
       batchBytes += chunk.byteLength;
       if (batchBytes >= WRITE_BATCH_BYTES) {
