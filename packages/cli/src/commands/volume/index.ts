@@ -7,8 +7,9 @@ import { listCommand } from "./list.js";
 import { readCommand } from "./read.js";
 import { resizeCommand } from "./resize.js";
 import { writeCommand } from "./write.js";
+import { fileCommands } from "./file-commands.js";
 
 /** The verbs of `cairn volume`, in the order `--help` lists them. */
 export function volumeCommands(): Command[] {
-  return [createCommand(), listCommand(), getCommand(), writeCommand(), readCommand(), resizeCommand(), labelCommand(), deleteCommand()];
+  return [createCommand(), listCommand(), getCommand(), writeCommand(), readCommand(), resizeCommand(), labelCommand(), deleteCommand(), ...fileCommands()];
 }
