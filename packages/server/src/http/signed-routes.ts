@@ -10,11 +10,12 @@ import { drainBody, receiveFile, sendFile } from "./file-routes.js";
 import { defineRoute, type RouteSpec } from "./route.js";
 
 const SignedParams = z.object({ volume: z.string().min(1).max(128).meta({ description: "Volume id" }) });
+// All optional here: an incomplete URL is refused by the signature check (403), like any altered one.
 const SignedQuery = z.object({
-  path: z.string(),
-  method: z.string(),
-  expires: z.string().meta({ description: "Unix seconds" }),
-  signature: z.string(),
+  path: z.string().optional(),
+  method: z.string().optional(),
+  expires: z.string().optional().meta({ description: "Unix seconds" }),
+  signature: z.string().optional(),
 });
 
 export function signedRoutes(files: FileService): RouteSpec[] {
