@@ -10,6 +10,7 @@ declare -A tools=(
   [losetup]=mount [mount]=mount [nsenter]=util-linux [unshare]=util-linux [fsfreeze]=util-linux
   [mkfs.ext4]=e2fsprogs [resize2fs]=e2fsprogs [e2fsck]=e2fsprogs
   [mkfs.xfs]=xfsprogs [xfs_growfs]=xfsprogs [crun]=crun
+  [inotifywait]=inotify-tools [unzip]=unzip
   [filefrag]=e2fsprogs [blkid]=util-linux [ip]=iproute2 [socat]=socat
   [/bin/busybox]=busybox-static [/usr/bin/python3]=python3
 )
