@@ -45,3 +45,9 @@ fi
 
 # build (incremental: a no-op when nothing changed)
 npx --no-install tsc -b
+# tsc does not keep the executable bit, and npm links bins only to files that existed at install:
+# make `cairn` and `cairnd` runnable from node_modules/.bin (npx cairn, or PATH=$PWD/node_modules/.bin).
+chmod +x packages/cli/dist/src/main.js packages/server/dist/src/main.js
+mkdir -p node_modules/.bin
+ln -sf ../../packages/cli/dist/src/main.js node_modules/.bin/cairn
+ln -sf ../../packages/server/dist/src/main.js node_modules/.bin/cairnd

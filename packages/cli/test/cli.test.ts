@@ -426,12 +426,7 @@ describe("cairn CLI", () => {
 
       it(
         "is exit 6 (QUOTA_EXCEEDED)",
-        {
-          // cairnd answers 507 and closes the socket with the rest of the body unread; the client can
-          // then get EPIPE/ECONNRESET before it reads the answer, and the SDK reports UNAVAILABLE
-          // (nodejs/node#54366). Needs a lingering close (drain for a while) in cairnd's file routes.
-          todo: "cairnd closes the upload socket without draining it: sometimes UNAVAILABLE instead of QUOTA_EXCEEDED",
-        },
+        // cairnd drains the rest of an upload it refuses, so the client reads the 507, not a reset.
         async () => {
           const r = await cairn(["volume", "write", "tiny", "/big.bin"], { input: Buffer.alloc(48 * 1024 * 1024, 1) });
           assert.equal(r.code, 6, r.stderr);

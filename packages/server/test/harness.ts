@@ -54,7 +54,7 @@ export async function startCairnd(options: StartOptions = {}): Promise<CairndPro
   });
   let out = "";
   launcher.stdout!.on("data", (d) => (out += d));
-  const url = await new Promise<string>((resolve, reject) => {
+  const started = new Promise<string>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`cairnd did not start in 30 s:\n${out}`)), 30_000);
     launcher.stderr!.on("data", (d) => {
       out += d;
@@ -69,6 +69,16 @@ export async function startCairnd(options: StartOptions = {}): Promise<CairndPro
       reject(new Error(`cairnd exited with ${code} before listening:\n${out}`));
     });
   });
+  let url: string;
+  try {
+    url = await started;
+  } catch (err) {
+    // Leave nothing behind when cairnd never came up (a data dir we made is ours to delete).
+    launcher.kill("SIGKILL");
+    await releasePinnedNamespace(dataDir).catch(() => undefined);
+    if (!options.dataDir) await rm(dataDir, { recursive: true, force: true });
+    throw err;
+  }
   const adminKey = /CAIRN_API_KEY=(\S+)/.exec(out)![1]!;
   const health = (await (await fetch(`${url}/healthz`)).json()) as { pid: number };
   const exited = new Promise<number | null>((r) => launcher.on("exit", (code) => r(code)));

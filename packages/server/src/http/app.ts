@@ -69,6 +69,36 @@ export function allRoutes(deps: Pick<AppDeps, "store" | "auth" | "volumes" | "ch
   ];
 }
 
+/** Read and discard what is left of a request body: true when it ended within the bounds. */
+function drainBody(req: import("node:http").IncomingMessage, maxBytes = 256 * 1024 * 1024, timeoutMs = 5_000): Promise<boolean> {
+  if (req.complete) return Promise.resolve(true);
+  if (req.destroyed) return Promise.resolve(false);
+  return new Promise((resolve) => {
+    let seen = 0;
+    const finish = (ok: boolean) => {
+      clearTimeout(timer);
+      req.off("data", onData);
+      req.off("end", onEnd);
+      req.off("error", onEnd);
+      req.off("close", onClose);
+      if (!ok) req.pause();
+      resolve(ok);
+    };
+    const onData = (d: Buffer) => {
+      seen += d.length;
+      if (seen > maxBytes) finish(false);
+    };
+    const onEnd = () => finish(req.complete);
+    const onClose = () => finish(req.complete);
+    const timer = setTimeout(() => finish(false), timeoutMs);
+    req.on("data", onData);
+    req.on("end", onEnd);
+    req.on("error", onEnd);
+    req.on("close", onClose);
+    req.resume();
+  });
+}
+
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const app = Fastify({
     logger: deps.logger,
@@ -105,9 +135,16 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     return payload;
   });
 
-  app.setErrorHandler((err, req, reply) => {
+  app.setErrorHandler(async (err, req, reply) => {
     let ce: CairnError;
     const e = err as Error & { code?: string; statusCode?: number };
+    const clientGone = !(err instanceof CairnError) && (e.code === "ECONNRESET" || e.message === "aborted" || req.raw.destroyed);
+    if (clientGone) {
+      // Not our failure: the client went away mid-request.
+      req.log.info({ err: e.message }, "client went away");
+      reply.raw.destroy();
+      return;
+    }
     if (err instanceof CairnError) ce = err;
     else if (e.code === "FST_ERR_CTP_INVALID_MEDIA_TYPE") ce = new CairnError("UNSUPPORTED_MEDIA_TYPE", "Send JSON bodies with Content-Type: application/json");
     else if (e.code === "FST_ERR_CTP_BODY_TOO_LARGE") ce = new CairnError("PAYLOAD_TOO_LARGE", `This JSON body is larger than this route takes (${req.routeOptions.bodyLimit ?? 1048576} bytes)`);
@@ -121,7 +158,15 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       reply.raw.destroy();
       return;
     }
-    void reply.code(ce.status).type(PROBLEM_CONTENT_TYPE).send(ce.toProblem(req.id));
+    // A client still sending a body (a write that did not fit) must read our answer, not a
+    // reset: read and drop the rest of the body, within bounds, before answering.
+    if (!(await drainBody(req.raw))) {
+      // Still unread after the bounds: answer, then close the socket (the client may only look at
+      // the answer once its upload fails).
+      reply.header("connection", "close");
+      reply.raw.once("finish", () => req.raw.socket?.destroySoon?.());
+    }
+    return reply.code(ce.status).type(PROBLEM_CONTENT_TYPE).send(ce.toProblem(req.id));
   });
 
   app.setNotFoundHandler((req, reply) => {
