@@ -3,7 +3,7 @@
  * remove and edit. Every path goes through `resolvePath` (normalised, symlinks resolved inside the
  * volume, `/.cairn` out of reach); every change is synced before it is acknowledged.
  */
-import { type Dirent, type Stats } from "node:fs";
+import { type Stats } from "node:fs";
 import { chmod, link, lstat, mkdir, opendir, rename, rm, rmdir, unlink } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import {
@@ -48,22 +48,30 @@ export async function statPath(root: string, rawPath: string, options: { follow?
  */
 async function smallestNames(dir: string, after: string | undefined, count: number, skip: (name: string) => boolean): Promise<string[]> {
   let names: string[] = [];
-  const handle = await opendir(dir, { bufferSize: 512 });
-  for await (const d of handle as AsyncIterable<Dirent>) {
-    const n = d.name;
-    if ((after !== undefined && n <= after) || skip(n)) continue;
-    names.push(n);
-    if (names.length >= count * 2) {
-      names.sort();
-      names = names.slice(0, count);
+  // Once `count` names are kept, anything not below the largest of them cannot make the page.
+  let bound: string | undefined;
+  const handle = await opendir(dir, { bufferSize: 1024 });
+  try {
+    for (let d = await handle.read(); d !== null; d = await handle.read()) {
+      const n = d.name;
+      if ((after !== undefined && n <= after) || (bound !== undefined && n >= bound) || skip(n)) continue;
+      names.push(n);
+      if (names.length >= count * 2) {
+        names.sort();
+        names.length = count;
+        bound = names[count - 1];
+      }
     }
+  } finally {
+    await handle.close().catch(() => undefined);
   }
   names.sort();
-  return names.length > count ? names.slice(0, count) : names;
+  if (names.length > count) names.length = count;
+  return names;
 }
 
 /** Children of a directory in sorted order, after `after`, fetched `chunk` at a time. */
-async function* sortedChildren(dir: string, after: string | undefined, chunk: number, skip: (name: string) => boolean): AsyncGenerator<string> {
+async function* sortedChildren(dir: string, after: string | undefined, chunk: number, skip: (name: string) => boolean): AsyncGenerator<string[]> {
   let cursor = after;
   for (;;) {
     let batch: string[];
@@ -74,7 +82,7 @@ async function* sortedChildren(dir: string, after: string | undefined, chunk: nu
       if (errno(err) === "ENOENT" || errno(err) === "ENOTDIR") return;
       throw err;
     }
-    yield* batch;
+    if (batch.length > 0) yield batch;
     if (batch.length < chunk) return;
     cursor = batch.at(-1);
   }
@@ -110,18 +118,18 @@ async function* walkSorted(
       if (st?.isDirectory()) yield* walkSorted(join(hostDir, first), rel, { ...options, resume: options.resume.slice(1) });
     }
   }
-  for await (const name of sortedChildren(hostDir, after, options.chunk, skip)) {
-    const rel = relOf(name);
-    const hostPath = join(hostDir, name);
-    if (!wanted(rel) && !mayContain(rel)) continue;
-    let st: Stats;
-    try {
-      st = await lstat(hostPath);
-    } catch {
-      continue; // deleted while we listed
+  for await (const batch of sortedChildren(hostDir, after, options.chunk, skip)) {
+    const names = batch.filter((name) => wanted(relOf(name)) || mayContain(relOf(name)));
+    // lstat a batch at once: the thread pool works on many while we wait for one.
+    const stats = await Promise.all(names.map((name) => lstat(join(hostDir, name)).catch(() => undefined)));
+    for (const [i, name] of names.entries()) {
+      const st = stats[i];
+      if (!st) continue; // deleted while we listed
+      const rel = relOf(name);
+      const hostPath = join(hostDir, name);
+      if (wanted(rel)) yield { rel, hostPath, stat: st };
+      if (st.isDirectory() && mayContain(rel)) yield* walkSorted(hostPath, rel, { ...options, resume: [] });
     }
-    if (wanted(rel)) yield { rel, hostPath, stat: st };
-    if (st.isDirectory() && mayContain(rel)) yield* walkSorted(hostPath, rel, { ...options, resume: [] });
   }
 }
 
@@ -159,7 +167,8 @@ export async function listFiles(
   const walk = walkSorted(target.hostPath, "", {
     recursive: query.recursive === true,
     prefix: query.prefix ?? "",
-    chunk: Math.min(limit + 1, 1000),
+    // One pass over a directory per page (a deep tree's small directories need no more).
+    chunk: limit + 1,
     resume,
     hideReserved: target.volumePath === "/",
   });
