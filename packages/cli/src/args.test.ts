@@ -1,7 +1,7 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { CairnError } from "@cairn/protocol";
-import { collect, parseFields, parseLabels, parseRange, sizeFrom } from "./args.js";
+import { collect, parseCheckpointRef, parseDuration, parseEnv, parseFields, parseLabels, parseMemoryMb, parseMount, parseRange, shellJoin, sizeFrom } from "./args.js";
 import { UsageError } from "./errors.js";
 
 describe("option parsing", () => {
@@ -35,5 +35,44 @@ describe("option parsing", () => {
 
   it("collect accumulates repeated options", () => {
     assert.deepEqual(collect("b", collect("a", undefined)), ["a", "b"]);
+  });
+
+  it("--volume: every key, strictly", () => {
+    assert.deepEqual(parseMount("ref=team-data,mount=/workspace/shared"), { volume: "team-data", mountPath: "/workspace/shared" });
+    assert.deepEqual(parseMount("mount=/p,ref=v,mode=ro,subpath=projects/p1,checkpoint=cp"), {
+      volume: "v",
+      mountPath: "/p",
+      mode: "ro",
+      subpath: "projects/p1",
+      checkpoint: "cp",
+    });
+    for (const bad of ["", "ref=v", "mount=/m", "ref=v,mount=/m,ro", "ref=v,mount=/m,Mode=ro", "ref=v,mount=/m,mode=", "ref=v,mount=m", "ref=v,mount=/m,mode=rwx", "ref=v,ref=w,mount=/m", "ref=v,mount=/m,"]) {
+      assert.throws(() => parseMount(bad), (e) => e instanceof UsageError && /ref=<volume>,mount=/.test(e.hint ?? ""), bad);
+    }
+  });
+
+  it("--env, --timeout, --memory, --from-checkpoint", () => {
+    assert.deepEqual(parseEnv(["A=1", "B=x=y", "C="]), { A: "1", B: "x=y", C: "" });
+    assert.equal(parseEnv([]), undefined);
+    for (const bad of ["A", "=1", "1A=x", "A-B=1"]) assert.throws(() => parseEnv([bad]), UsageError, bad);
+    assert.equal(parseDuration("10m"), 600_000);
+    assert.equal(parseDuration("90"), 90_000);
+    assert.equal(parseDuration("1.5h"), 5_400_000);
+    assert.equal(parseDuration("250ms"), 250);
+    for (const bad of ["", "0", "soon", "-1s", "10 minutes"]) assert.throws(() => parseDuration(bad), UsageError, bad);
+    assert.equal(parseMemoryMb("512"), 512);
+    assert.equal(parseMemoryMb("1GiB"), 1024);
+    assert.throws(() => parseMemoryMb("lots"), UsageError);
+    assert.equal(parseCheckpointRef("team-data:before-migration"), "team-data:before-migration");
+    for (const bad of ["team-data", "a:b:c", ":b", "a:"]) assert.throws(() => parseCheckpointRef(bad), UsageError, bad);
+  });
+
+  it("shellJoin quotes only what the shell would change, and round-trips through sh", async () => {
+    assert.equal(shellJoin(["cat", "/workspace/shared/hello.txt"]), "cat /workspace/shared/hello.txt");
+    assert.equal(shellJoin(["echo", "a b", "it's", "$HOME", ""]), "echo 'a b' 'it'\\''s' '$HOME' ''");
+    const { execFileSync } = await import("node:child_process");
+    const words = ["a b", "it's", "$HOME", "*", "", "x;y", "`id`", "\\n", "--", "é"];
+    const out = execFileSync("/bin/sh", ["-c", `printf '%s\\n' ${shellJoin(words)}`]).toString();
+    assert.deepEqual(out.split("\n").slice(0, -1), words);
   });
 });

@@ -43,14 +43,29 @@ export interface Context {
   signal: AbortSignal;
 }
 
-export function contextOf(command: Command): Context {
-  const g = resolveGlobals(command.optsWithGlobals<GlobalOptions>());
+/**
+ * The exit status a command asks for without failing (`cairn sandbox exec` passes on the
+ * command's own status); main.ts reads it once the command has returned.
+ */
+export const exitStatus: { code?: number } = {};
+
+export interface ContextOptions {
+  /**
+   * `cairn deploy`, `run` and `deployments` read `--project` as the app's name (as the issues
+   * spell it), so for them the API project comes from CAIRN_PROJECT alone.
+   */
+  projectIsApp?: boolean;
+}
+
+export function contextOf(command: Command, options: ContextOptions = {}): Context {
+  const opts = command.optsWithGlobals<GlobalOptions>();
+  const g = resolveGlobals(options.projectIsApp ? { ...opts, project: undefined } : opts);
   const tty = process.stdout.isTTY === true;
-  const options: ConstructorParameters<typeof Cairn>[0] = { url: g.url };
-  if (g.apiKey !== undefined) options.apiKey = g.apiKey;
-  if (g.project !== undefined) options.project = g.project;
+  const client: ConstructorParameters<typeof Cairn>[0] = { url: g.url };
+  if (g.apiKey !== undefined) client.apiKey = g.apiKey;
+  if (g.project !== undefined) client.project = g.project;
   return {
-    cairn: new Cairn(options),
+    cairn: new Cairn(client),
     url: g.url,
     json: g.json || !tty,
     jsonRequested: g.json,

@@ -3,7 +3,7 @@
  * one hint per common code, and one place that prints (text on a terminal, JSON otherwise).
  * Commands only throw; nothing below `main.ts` prints errors or calls `process.exit`.
  */
-import { CairnError, ERROR_CODES, type ErrorCode } from "@cairn/protocol";
+import { CairnError, ERROR_CODES, TEMPLATES, type ErrorCode } from "@cairn/protocol";
 import { paint, type Style } from "./output.js";
 
 /** Exit statuses, grouped so a script can branch on the kind of failure without parsing text. */
@@ -44,6 +44,8 @@ export const EXIT_CODES = {
   METHOD_NOT_ALLOWED: EXIT.USAGE,
   PAYLOAD_TOO_LARGE: EXIT.USAGE,
   UNSUPPORTED_MEDIA_TYPE: EXIT.USAGE,
+  // 422: the uploaded app was refused (no entrypoint, crashed, never answered on $PORT). A fault
+  // in what was sent, like a validation error, not in Cairn; the previous version keeps serving.
   DEPLOY_FAILED: EXIT.USAGE,
   CHECKSUM_MISMATCH: EXIT.USAGE,
   // 3: not found
@@ -152,6 +154,8 @@ export class UsageError extends Error {
 /** What the hints need to know about the invocation. */
 export interface ErrorContext {
   url: string;
+  /** The command that ran, e.g. `cairn checkpoint restore`: some codes mean different things per command. */
+  command?: string;
 }
 
 const HINTS: Partial<Record<ErrorCode, (ctx: ErrorContext) => string>> = {
@@ -169,9 +173,27 @@ const HINTS: Partial<Record<ErrorCode, (ctx: ErrorContext) => string>> = {
   INVALID_RANGE: () => "--range takes start-end in bytes, end inclusive (e.g. 0-1023), or start- for the rest",
   VOLUME_SHRINK_NOT_ALLOWED: () => "volumes only grow: create a smaller volume and copy the files you need into it",
   VOLUME_ALREADY_EXISTS: () => "add --if-missing to get the existing volume instead of an error",
-  VOLUME_BUSY: () => "another operation is running on this volume; try again in a moment",
+  VOLUME_BUSY: (ctx) =>
+    ctx.command === "cairn checkpoint restore"
+      ? "a sandbox has this volume attached read-write: add --detach to detach it from those sandboxes first"
+      : ctx.command === "cairn sandbox detach"
+        ? "something in the sandbox still uses files under that mount: add --force to detach it anyway"
+        : "another operation is running on this volume; try again in a moment",
   VOLUME_NOT_READY: () => "the volume is still being created or resized; try again in a moment",
   PRECONDITION_FAILED: () => "the file changed since you last read it",
+  INVALID_CHECKPOINT_NAME: () => "for example: before-migration or nightly_2026-11-22",
+  CHECKPOINT_NOT_FOUND: () => "`cairn checkpoint list <volume>` shows a volume's checkpoints",
+  CHECKPOINT_ALREADY_EXISTS: () => "checkpoint names are unique per volume: pick another --name, or delete the old one",
+  CHECKPOINT_LIMIT_REACHED: () => "delete old checkpoints, or create with --keep <n> to drop the oldest automatically",
+  SANDBOX_NOT_FOUND: () => "`cairn sandbox list` shows your sandboxes",
+  SANDBOX_NOT_RUNNING: () => "`cairn sandbox resume <id>` brings a hibernated sandbox back; a killed one stays stopped",
+  ATTACHMENT_NOT_FOUND: () => "`cairn sandbox attachments <id>` lists what is mounted where",
+  VOLUME_ALREADY_ATTACHED: () => "a ReadWriteOnce volume serves one sandbox at a time: detach or kill the other sandbox first, or use a ReadWriteMany volume",
+  INVALID_MOUNT: () => "write --volume ref=<volume>,mount=</abs/path>[,mode=ro][,subpath=<dir>][,checkpoint=<name>]",
+  INVALID_TEMPLATE: () => `templates are: ${TEMPLATES.join(", ")}`,
+  DEPLOY_FAILED: () => "the previous version (if any) keeps serving; `cairn deployments logs <app>` shows the new version's output",
+  DEPLOYMENT_NOT_FOUND: () => "`cairn deployments list` shows what is deployed",
+  APP_NAME_TAKEN: () => "app names are global to this cairnd: pick another --project name",
   INTERNAL: () => "this is a bug in cairnd or cairn; cairnd's log has the cause (look for the request id)",
 };
 

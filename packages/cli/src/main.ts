@@ -4,10 +4,15 @@
  * place that prints errors and decides the exit status; commands just throw.
  */
 import { readFileSync } from "node:fs";
-import { Command, CommanderError } from "commander";
+import { Command, CommanderError, InvalidArgumentError } from "commander";
+import { checkpointCommands } from "./commands/checkpoint/index.js";
+import { deployCommand } from "./commands/deploy.js";
+import { deploymentsCommands } from "./commands/deployments/index.js";
+import { runCommand } from "./commands/run.js";
+import { sandboxCommands } from "./commands/sandbox/index.js";
 import { volumeCommands } from "./commands/volume/index.js";
 import { runServerCommand, serverCommand } from "./commands/server.js";
-import { interrupt, resolveGlobals, DEFAULT_URL, type GlobalOptions } from "./context.js";
+import { exitStatus, interrupt, resolveGlobals, DEFAULT_URL, type GlobalOptions } from "./context.js";
 import { EXIT, UsageError, exitCodeHelp, reportError } from "./errors.js";
 
 const VERSION = (JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string }).version;
@@ -29,13 +34,51 @@ Examples:
   $ cairn volume create team-data
   $ printf "persistent\\n" | cairn volume write team-data /hello.txt
   $ cairn volume read team-data /hello.txt
-  $ cairn volume list --field name --field sizeBytes`;
+  $ cairn volume list --field name --field sizeBytes
+  $ cairn checkpoint create team-data --name before-migration
+  $ id=$(cairn sandbox create --volume ref=team-data,mount=/workspace/shared)
+  $ cairn sandbox exec "$id" -- cat /workspace/shared/hello.txt
+  $ cairn deploy ./app --project shop`;
 
 const VOLUME_HELP = `
 Examples:
   $ cairn volume create big_vol --size 10GiB --access-mode ReadWriteMany --label team=ml
   $ cairn volume list
   $ cairn volume get team-data --json`;
+
+const CHECKPOINT_HELP = `
+Examples:
+  $ cairn checkpoint create team-data --name before-migration
+  $ cairn checkpoint list team-data
+  $ cairn checkpoint restore team-data before-migration
+  $ cairn volume create team-data-copy --from-checkpoint team-data:before-migration
+  $ cairn checkpoint export team-data before-migration -o team-data.img`;
+
+const SANDBOX_HELP = `
+Examples:
+  $ id=$(cairn sandbox create --template base --volume ref=team-data,mount=/workspace/shared)
+  $ cairn sandbox exec "$id" -- cat /workspace/shared/hello.txt
+  $ cairn sandbox attach "$id" --volume ref=cache,mount=/cache
+  $ cairn sandbox kill "$id"`;
+
+const DEPLOYMENTS_HELP = `
+Deploy with \`cairn deploy\` or \`cairn run\`; these commands look at what is deployed.
+
+Examples:
+  $ cairn deployments list --project shop
+  $ cairn deployments logs shop --env beta
+  $ cairn deployments delete shop --env beta`;
+
+/**
+ * `--project` may be given once: deploy, run and deployments read it as the app's name, so
+ * `cairn --project team deploy . --project shop` would otherwise silently lose one of the two.
+ */
+function once(value: string, previous: string | undefined): string {
+  if (previous !== undefined) {
+    throw new InvalidArgumentError("--project is given twice (deploy, run and deployments read it as the app's name; set CAIRN_PROJECT for the API project)");
+  }
+  return value;
+}
 
 /** What went wrong on the command line, as commander reported it (it only gives us a string). */
 interface UsageProblem {
@@ -45,17 +88,28 @@ interface UsageProblem {
 
 function buildProgram(onServerExit: (code: number) => void, usage: { last?: UsageProblem }): Command {
   const program = new Command("cairn")
-    .description("Persistent volumes for sandboxes: create, list, read and write Cairn volumes")
+    .description("Persistent volumes for sandboxes: volumes, checkpoints, sandboxes and deployed apps")
     .version(VERSION, "-V, --version", "print the version")
     .option("--url <url>", `cairnd's URL (env CAIRN_URL, default ${DEFAULT_URL})`)
     .option("--api-key <key>", "API key (env CAIRN_API_KEY)")
-    .option("--project <name>", "act on this project, with an admin key (env CAIRN_PROJECT)")
+    .option("--project <name>", "act on this project, with an admin key (env CAIRN_PROJECT); for deploy, run and deployments: the app's name", once)
     .option("--json", "print JSON, also for errors (the default when stdout is not a terminal)")
     .addHelpText("after", PROGRAM_HELP);
 
   const volume = new Command("volume").alias("volumes").description("Create, inspect, read, write, grow and delete volumes").addHelpText("after", VOLUME_HELP);
   for (const verb of volumeCommands()) volume.addCommand(verb);
   program.addCommand(volume);
+  const checkpoint = new Command("checkpoint").alias("checkpoints").description("Take, list, restore, export and delete checkpoints of a volume").addHelpText("after", CHECKPOINT_HELP);
+  for (const verb of checkpointCommands()) checkpoint.addCommand(verb);
+  program.addCommand(checkpoint);
+  const sandbox = new Command("sandbox").alias("sandboxes").description("Run sandboxes with volumes mounted: create, exec, attach, hibernate, fork, kill").addHelpText("after", SANDBOX_HELP);
+  for (const verb of sandboxCommands()) sandbox.addCommand(verb);
+  program.addCommand(sandbox);
+  program.addCommand(deployCommand());
+  program.addCommand(runCommand());
+  const deployments = new Command("deployments").alias("deployment").description("List deployed apps, read their logs, stop them").addHelpText("after", DEPLOYMENTS_HELP);
+  for (const verb of deploymentsCommands()) deployments.addCommand(verb);
+  program.addCommand(deployments);
   program.addCommand(serverCommand(onServerExit));
 
   // Settings that commander only copies to subcommands made with .command(), applied to all.
@@ -73,8 +127,17 @@ function buildProgram(onServerExit: (code: number) => void, usage: { last?: Usag
     for (const sub of command.commands) setup(sub, `${path} ${sub.name()}`);
   };
   setup(program, "cairn");
+  // Which command ran, for hints that depend on it (VOLUME_BUSY means one thing to restore, another to detach).
+  program.hook("preAction", (_program, action) => {
+    const names: string[] = [];
+    for (let c: Command | null = action; c; c = c.parent) names.unshift(c.name());
+    ran.command = names.join(" ");
+  });
   return program;
 }
+
+/** The command being run, once commander has chosen it. */
+const ran: { command?: string } = {};
 
 /** Set once cairnd has run in this process: it may leave timers behind, so we exit explicitly. */
 let serverRan = false;
@@ -92,7 +155,9 @@ async function main(argv: string[]): Promise<number> {
     serverRan = true;
     exitCode = code;
   }, usage);
-  const json = () => program.opts<GlobalOptions>().json === true || argv.includes("--json");
+  // Words after `--` belong to someone else (`cairn sandbox exec id -- curl --json …`).
+  const ours = argv.includes("--") ? argv.slice(0, argv.indexOf("--")) : argv;
+  const json = () => program.opts<GlobalOptions>().json === true || ours.includes("--json");
 
   process.once("SIGINT", () => {
     interrupt.abort();
@@ -102,7 +167,7 @@ async function main(argv: string[]): Promise<number> {
 
   try {
     await program.parseAsync(argv, { from: "user" });
-    return exitCode;
+    return exitStatus.code ?? exitCode;
   } catch (err) {
     if (err instanceof CommanderError) {
       if (err.exitCode === 0) return EXIT.OK; // --help, --version
@@ -111,7 +176,9 @@ async function main(argv: string[]): Promise<number> {
       const problem = usage.last ?? { message: err.message, command: "cairn" };
       return reportError(new UsageError(problem.message, `see \`${problem.command} --help\``), { url: DEFAULT_URL, json: json() });
     }
-    return reportError(err, { url: resolveGlobals(program.opts<GlobalOptions>()).url, json: json() });
+    const context: { url: string; json: boolean; command?: string } = { url: resolveGlobals(program.opts<GlobalOptions>()).url, json: json() };
+    if (ran.command !== undefined) context.command = ran.command;
+    return reportError(err, context);
   }
 }
 

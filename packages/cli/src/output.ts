@@ -2,7 +2,7 @@
  * Printing: JSON for scripts, aligned tables for people. Whether a stream is a terminal decides
  * the format and whether there is colour, so `cairn volume list | jq` needs no flag.
  */
-import { VOLUME_FIELDS, formatSize, type Volume } from "@cairn/protocol";
+import { VOLUME_FIELDS, formatSize, type Attachment, type Checkpoint, type Deployment, type Sandbox, type Volume } from "@cairn/protocol";
 
 export type VolumeField = keyof Volume;
 
@@ -122,6 +122,11 @@ export function volumeDetails(v: Partial<Volume>, fields: VolumeField[] = VOLUME
     else value = col.cell(v, style);
     return [`${col.header}:`, value];
   });
+  return renderDetails(rows, style);
+}
+
+/** `LABEL:  value` lines with the values aligned, for one object (`get`, `create`). */
+export function renderDetails(rows: [string, string][], style: Style = plain): string {
   const width = Math.max(...rows.map(([k]) => k.length));
   return rows.map(([k, value]) => `${style.dim(k.padEnd(width))}  ${value}`).join("\n") + "\n";
 }
@@ -132,4 +137,102 @@ export function pickFields(v: Partial<Volume>, fields: VolumeField[] | undefined
   const out: Record<string, unknown> = {};
   for (const f of fields) if (f in v) out[f] = v[f];
   return out as Partial<Volume>;
+}
+
+/** `2025-01-10T11:55:00Z (5m ago)`: exact for `get`, readable at a glance. */
+const when = (iso: string) => `${iso} (${formatAge(iso)})`;
+const exactSize = (bytes: number) => `${formatSize(bytes)} (${bytes} bytes)`;
+
+/** Green when all is well, yellow on the way, red when it failed: only the colour changes. */
+function stateCell(state: string, style: Style): string {
+  if (state === "ready" || state === "running" || state === "mounted") return style.green(state);
+  if (state === "failed") return style.red(state);
+  return style.yellow(state);
+}
+
+export function checkpointTable(items: Checkpoint[], style: Style = plain): string {
+  return renderTable(
+    ["NAME", "ID", "CREATED", "SIZE", "ALLOCATED", "EXCLUSIVE"],
+    items.map((c) => [style.bold(c.name), c.id, formatAge(c.createdAt), formatSize(c.sizeBytes), formatSize(c.allocatedBytes), formatSize(c.exclusiveBytes)]),
+    { style, rightAlign: [false, false, false, true, true, true] },
+  );
+}
+
+export function checkpointDetails(c: Checkpoint, style: Style = plain): string {
+  return renderDetails(
+    [
+      ["NAME:", style.bold(c.name)],
+      ["ID:", c.id],
+      ["VOLUME:", c.volumeId],
+      ["SIZE:", exactSize(c.sizeBytes)],
+      ["ALLOCATED:", exactSize(c.allocatedBytes)],
+      ["EXCLUSIVE:", exactSize(c.exclusiveBytes)],
+      ["FROZEN:", `${c.frozenMs} ms`],
+      ["LABELS:", formatLabels(c.labels)],
+      ["CREATED:", when(c.createdAt)],
+    ],
+    style,
+  );
+}
+
+/** `team-data:/workspace (ro)`: one attachment in a cell. */
+const mountCell = (a: Attachment) =>
+  `${a.volumeName}${a.checkpoint ? `@${a.checkpoint}` : ""}${a.subpath && a.subpath !== "/" && a.subpath !== "" ? `/${a.subpath.replace(/^\/+/, "")}` : ""}:${a.mountPath}${a.mode === "ro" ? " (ro)" : ""}`;
+
+/** Attachments that still hold or intend a mount; released and failed ones are history. */
+const liveMounts = (sb: Sandbox) => sb.attachments.filter((a) => a.state !== "released" && a.state !== "failed");
+
+export function sandboxTable(items: Sandbox[], style: Style = plain): string {
+  return renderTable(
+    ["ID", "TEMPLATE", "STATE", "VOLUMES", "CREATED"],
+    items.map((sb) => [sb.id, sb.template, stateCell(sb.state, style), liveMounts(sb).map(mountCell).join(", ") || "-", formatAge(sb.createdAt)]),
+    { style },
+  );
+}
+
+export function sandboxDetails(sb: Sandbox, style: Style = plain): string {
+  const env = Object.entries(sb.env);
+  const text = renderDetails(
+    [
+      ["ID:", style.bold(sb.id)],
+      ["TEMPLATE:", sb.template],
+      ["STATE:", stateCell(sb.state, style) + (sb.error ? ` (${sb.error})` : "")],
+      ["CWD:", sb.cwd],
+      ["ENV:", env.length === 0 ? "-" : env.map(([k, v]) => `${k}=${v}`).join(" ")],
+      ["MEMORY:", `${sb.memoryMb} MiB`],
+      ["PIDS:", String(sb.pids)],
+      ["TIMEOUT:", sb.timeoutMs === null ? "-" : formatDuration(sb.timeoutMs)],
+      ["CREATED:", when(sb.createdAt)],
+    ],
+    style,
+  );
+  if (sb.attachments.length === 0) return `${text}${style.dim("VOLUMES:")}   -\n`;
+  return `${text}\n${attachmentTable(sb.attachments, style)}`;
+}
+
+export function attachmentTable(items: Attachment[], style: Style = plain): string {
+  return renderTable(
+    ["MOUNT", "VOLUME", "MODE", "SUBPATH", "CHECKPOINT", "STATE", "ERROR"],
+    items.map((a) => [a.mountPath, a.volumeName, a.mode, a.subpath || "-", a.checkpoint ?? "-", stateCell(a.state, style), a.error ?? ""]),
+    { style },
+  );
+}
+
+export function deploymentTable(items: Deployment[], style: Style = plain): string {
+  return renderTable(
+    ["APP", "ENV", "VERSION", "STATE", "URL", "COMMAND", "CREATED"],
+    items.map((d) => [style.bold(d.app), d.env, String(d.version), stateCell(d.state, style), d.state === "running" ? d.url : "-", d.command, formatAge(d.createdAt)]),
+    { style, rightAlign: [false, false, true, false, false, false, false] },
+  );
+}
+
+/** 600000 → `10m`, 90000 → `1m30s`: the inverse of `--timeout`. */
+export function formatDuration(ms: number): string {
+  if (ms % 1000 !== 0) return `${ms}ms`;
+  let s = ms / 1000;
+  const h = Math.floor(s / 3600);
+  s -= h * 3600;
+  const m = Math.floor(s / 60);
+  s -= m * 60;
+  return [h ? `${h}h` : "", m ? `${m}m` : "", s ? `${s}s` : ""].join("") || "0s";
 }

@@ -1,7 +1,7 @@
 import { Command, Option } from "commander";
 import { ACCESS_MODES, FILESYSTEMS, type AccessMode, type Filesystem } from "@cairn/protocol";
 import type { CreateVolumeOptions } from "@cairn/sdk";
-import { collect, parseLabels, sizeFrom } from "../../args.js";
+import { collect, parseCheckpointRef, parseLabels, sizeFrom } from "../../args.js";
 import { contextOf } from "../../context.js";
 import { printJson, volumeDetails } from "../../output.js";
 
@@ -13,6 +13,7 @@ interface CreateOptions {
   label?: string[];
   region?: string;
   ifMissing?: boolean;
+  fromCheckpoint?: string;
 }
 
 export function createCommand(): Command {
@@ -26,13 +27,15 @@ export function createCommand(): Command {
     .option("--label <key=value>", "label the volume (repeatable)", collect)
     .option("--region <region>", "region the volume lives in (default: the server's)")
     .option("--if-missing", "return the existing volume of that name instead of failing")
+    .option("--from-checkpoint <volume:checkpoint>", "fork: start as a copy-on-write copy of this checkpoint (same size, or bigger with --size)")
     .addHelpText(
       "after",
       `
 Examples:
   $ cairn volume create team-data
   $ cairn volume create big_vol --size 10GiB --access-mode ReadWriteMany --label team=ml
-  $ cairn volume create cache --size-gb 5 --filesystem xfs --if-missing`,
+  $ cairn volume create cache --size-gb 5 --filesystem xfs --if-missing
+  $ cairn volume create team-data-copy --from-checkpoint team-data:before-migration`,
     )
     .action(async (name: string, options: CreateOptions, command: Command) => {
       const ctx = contextOf(command);
@@ -42,6 +45,7 @@ Examples:
       if (options.label !== undefined) request.labels = parseLabels(options.label);
       if (options.region !== undefined) request.region = options.region;
       if (options.ifMissing) request.ifExists = "return";
+      if (options.fromCheckpoint !== undefined) request.fromCheckpoint = parseCheckpointRef(options.fromCheckpoint);
       const volume = await ctx.cairn.volumes.create(request);
       if (ctx.json) printJson(volume.info);
       else process.stdout.write(volumeDetails(volume.info, undefined, ctx.out));

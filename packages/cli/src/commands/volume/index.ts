@@ -2,6 +2,7 @@ import { Command } from "commander";
 import { createCommand } from "./create.js";
 import { deleteCommand } from "./delete.js";
 import { getCommand } from "./get.js";
+import { importCommand } from "./import.js";
 import { labelCommand } from "./label.js";
 import { listCommand } from "./list.js";
 import { readCommand } from "./read.js";
@@ -11,5 +12,5 @@ import { fileCommands } from "./file-commands.js";
 
 /** The verbs of `cairn volume`, in the order `--help` lists them. */
 export function volumeCommands(): Command[] {
-  return [createCommand(), listCommand(), getCommand(), writeCommand(), readCommand(), resizeCommand(), labelCommand(), deleteCommand(), ...fileCommands()];
+  return [createCommand(), listCommand(), getCommand(), writeCommand(), readCommand(), resizeCommand(), labelCommand(), importCommand(), deleteCommand(), ...fileCommands()];
 }

@@ -1,0 +1,64 @@
+import { Command } from "commander";
+import type { CreateSandboxOptions } from "@cairn/sdk";
+import { collect, parseDuration, parseEnv, parseMemoryMb, parseMount, parsePositiveInt } from "../../args.js";
+import { contextOf } from "../../context.js";
+import { printJson, sandboxDetails } from "../../output.js";
+
+interface CreateOptions {
+  template: string;
+  volume?: string[];
+  env?: string[];
+  cwd?: string;
+  memory?: string;
+  pids?: string;
+  timeout?: string;
+}
+
+/** The `--volume` form, shared by `create` and `attach` help texts. */
+export const VOLUME_OPTION_HELP =
+  "ref=<volume>,mount=</path>[,mode=ro][,subpath=<dir>][,checkpoint=<name>]: mount a volume (ro: read-only; subpath: only that directory; checkpoint: that checkpoint, read-only)";
+
+export function createCommand(): Command {
+  return new Command("create")
+    .description("Create and start a sandbox, with volumes mounted")
+    .option("--template <name>", "what the sandbox runs: base is the host's /usr and /etc, read-only", "base")
+    .option("--volume <spec>", `${VOLUME_OPTION_HELP} (repeatable)`, collect)
+    .option("--env <NAME=value>", "environment variable for every command (repeatable)", collect)
+    .option("--cwd <dir>", "working directory of exec (default /)")
+    .option("--memory <MiB>", "memory limit in MiB, or a size such as 1GiB (default 512)")
+    .option("--pids <n>", "process limit (default 256)")
+    .option("--timeout <duration>", "kill the sandbox after this long, e.g. 10m or 2h (default: never)")
+    .addHelpText(
+      "after",
+      `
+Prints the new sandbox's id alone when stdout is not a terminal, so a script can keep it; --json
+prints the whole sandbox instead. Kill it with \`cairn sandbox kill <id>\` when done: its volumes
+are released for the next sandbox.
+
+Examples:
+  $ cairn sandbox create --template base --volume ref=team-data,mount=/workspace/shared
+  $ id=$(cairn sandbox create --volume ref=data,mount=/data,mode=ro --volume ref=team-data,mount=/proj,subpath=projects/p1)
+  $ cairn sandbox create --volume ref=team-data,mount=/old,checkpoint=before-migration --env MODE=audit --timeout 10m`,
+    )
+    .action(async (options: CreateOptions, command: Command) => {
+      // Everything is checked before the request: a typo must not leave a half-wanted sandbox running.
+      const request: CreateSandboxOptions = { template: options.template };
+      if (options.volume !== undefined) request.volumes = options.volume.map(parseMount);
+      const env = parseEnv(options.env);
+      if (env !== undefined) request.env = env;
+      if (options.cwd !== undefined) request.cwd = options.cwd;
+      if (options.memory !== undefined) request.memoryMb = parseMemoryMb(options.memory);
+      if (options.pids !== undefined) request.pids = parsePositiveInt(options.pids, "--pids");
+      if (options.timeout !== undefined) request.timeoutMs = parseDuration(options.timeout);
+      const ctx = contextOf(command);
+      const sandbox = await ctx.cairn.sandboxes.create({ ...request, signal: ctx.signal });
+      printSandbox(sandbox.info, ctx);
+    });
+}
+
+/** `create` and `fork`: the id alone for `id=$(…)`, JSON when asked, the details for a person. */
+export function printSandbox(info: Parameters<typeof sandboxDetails>[0], ctx: ReturnType<typeof contextOf>): void {
+  if (ctx.jsonRequested) printJson(info);
+  else if (!ctx.tty) process.stdout.write(`${info.id}\n`);
+  else process.stdout.write(sandboxDetails(info, ctx.out));
+}
