@@ -191,6 +191,11 @@ describe("sandboxes with volumes (crun)", () => {
     assert.doesNotMatch(look.stdout, /other\.txt/);
     assert.doesNotMatch(look.stdout, /\.bashrc|\.npm/, "the host's /root is not there");
     // A fork bomb hits the pids limit; the sandbox and cairnd go on.
+    // A timeout ends the command and everything it started, and the answer comes at once.
+    const t0 = Date.now();
+    const slow = await sb.exec("sleep 30 | cat", { timeoutMs: 1000 });
+    assert.equal(slow.exitCode, 137);
+    assert.ok(Date.now() - t0 < 10_000, `a 1 s timeout answered in ${Date.now() - t0} ms`);
     const bomb = await sb.exec("for i in $(seq 1 200); do sleep 5 & done 2>&1 | tail -1; echo done", { timeoutMs: 20_000 });
     assert.match(bomb.stdout + bomb.stderr, /Resource temporarily unavailable|fork|Cannot/i);
     const oom = await sb.exec("node -e 'const a=[]; for(;;) a.push(Buffer.alloc(1<<20, 1))'", { timeoutMs: 30_000 });

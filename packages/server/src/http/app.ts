@@ -164,7 +164,9 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       // Still unread after the bounds: answer, then close the socket (the client may only look at
       // the answer once its upload fails).
       reply.header("connection", "close");
-      reply.raw.once("finish", () => req.raw.socket?.destroySoon?.());
+      // A half-duplex client (fetch) only reads the answer once its body is sent: one that keeps
+      // sending forever must see the connection go, not wait on it.
+      reply.raw.once("finish", () => setTimeout(() => req.raw.socket?.destroy(), 100));
     }
     return reply.code(ce.status).type(PROBLEM_CONTENT_TYPE).send(ce.toProblem(req.id));
   });

@@ -90,7 +90,9 @@ export function sandboxRoutes(sandboxes: SandboxService): RouteSpec[] {
             if (rest) send({ type: name, data: rest });
           });
         }
+        const backstop = body.timeoutMs !== undefined ? setTimeout(() => child.kill("SIGKILL"), body.timeoutMs + 5_000) : undefined;
         child.on("close", (code, signal) => {
+          clearTimeout(backstop);
           send({ type: "exit", exitCode: code ?? (signal === "SIGKILL" ? 137 : 1) });
           out.end();
         });

@@ -220,8 +220,10 @@ export class CrunDriver implements SandboxDriver {
     for (const [k, v] of Object.entries(options.env)) args.push("--env", `${k}=${v}`);
     args.push(id);
     if (options.timeoutMs !== undefined) {
-      // The timeout runs inside the sandbox, so the command (not only crun exec) is killed.
-      args.push(IN_SANDBOX_BUSYBOX, "timeout", "-s", "KILL", String(Math.max(1, Math.ceil(options.timeoutMs / 1000))));
+      // The timeout runs inside the sandbox, with the sandbox's privileges: GNU timeout kills the
+      // command's whole process group (busybox's kills only the shell, and its children would keep
+      // the output open). cairnd has its own backstop in case the sandbox broke its timeout.
+      args.push("/usr/bin/timeout", "-s", "KILL", `${Math.max(0.1, options.timeoutMs / 1000)}`);
     }
     args.push("/bin/sh", "-c", options.command);
     return spawn("crun", args, { stdio: ["pipe", "pipe", "pipe"] });
