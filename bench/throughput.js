@@ -1,0 +1,354 @@
+/**
+ * Large-file write and read through the API, against `cp` of the same file on the host disk.
+ *
+ * One file of CAIRN_BENCH_SIZE_GIB (default 1 GiB, random bytes) on the host disk. Each repeat:
+ *   baseline  `cp src dst && sync dst` (host disk → host disk, fsynced), source cold and warm;
+ *             `cp src /dev/null`, source cold and warm
+ *   storage   `dd bs=4M conv=fsync` of the same file straight into a mounted volume, inside
+ *             cairnd's mount namespace: what the volume's storage stack allows with no HTTP
+ *   API       SDK `files.write(path, fs.createReadStream(src))` into a fresh volume of
+ *             size + 1 GiB (acknowledged = fdatasynced and renamed), source cold and warm;
+ *             the same with 1 MiB read chunks; `curl -T` of the same file (a C client, to tell client cost from server cost);
+ *             SDK `files.read` to a host file (fsynced) and to nothing, volume cache cold and warm;
+ *             `curl` GET to /dev/null.
+ * "Cold" drops that one file's pages (`dd iflag=nocache count=0`, checked with `fincore`); the
+ * machine-wide cache is never dropped (other work may share the machine). cairnd's RSS is
+ * sampled every 50 ms during each API transfer.
+ */
+import { createHash, randomFillSync } from "node:crypto";
+import { createReadStream } from "node:fs";
+import { open, rm } from "node:fs/promises";
+import { join } from "node:path";
+import { Cairn } from "@cairn/sdk";
+import {
+  GiB,
+  MiB,
+  fmtMBs,
+  fmtMiB,
+  fmtPct,
+  mdTable,
+  median,
+  memoryOf,
+  now,
+  rssSampler,
+  scratchDir,
+  sh,
+  textTable,
+  withCairnd,
+} from "./lib.js";
+
+export const name = "throughput";
+
+const SIZE_GIB = Number(process.env.CAIRN_BENCH_SIZE_GIB ?? 1);
+const REPEATS = Number(process.env.CAIRN_BENCH_REPEATS ?? 5);
+const SIZE = SIZE_GIB * GiB;
+/** Other sizes get their own section in RESULTS.md, after the 1 GiB one. */
+export const section = SIZE_GIB === 1 ? "throughput" : `throughput-${SIZE_GIB}gib`;
+export const title = `${SIZE_GIB} GiB write and read through the API vs cp`;
+const MBs = (ms) => SIZE / 1e6 / (ms / 1000);
+
+/** Run a command in cairnd's pinned mount namespace, where its volume mounts live. */
+const inCairnd = (c, file, args) => sh("nsenter", [`--mount=${join(c.dataDir, "run", "mnt.ns")}`, "--", file, ...args]);
+
+/** Where cairnd mounts a volume for its file API (an internal layout: the bench checks it exists). */
+const volumeMount = (c, id) => join(c.dataDir, "mounts", id);
+
+async function dropCache(path, c) {
+  const args = [`if=${path}`, "iflag=nocache", "count=0", "status=none"];
+  if (c) await inCairnd(c, "dd", args);
+  else await sh("dd", args);
+}
+
+/** Fraction of the file in the page cache. */
+async function cached(path, c) {
+  const args = ["--bytes", "--noheadings", "--output", "RES,SIZE", path];
+  const out = c ? await inCairnd(c, "fincore", args) : await sh("fincore", args);
+  const [res, size] = out.trim().split(/\s+/).map(Number);
+  return size > 0 ? res / size : NaN;
+}
+
+/** Bring a file fully into the page cache (for the "warm" cases) by reading it once. */
+async function warm(path, c) {
+  if ((await cached(path, c)) >= 0.99) return;
+  const args = [`if=${path}`, "of=/dev/null", "bs=4M", "status=none"];
+  if (c) await inCairnd(c, "dd", args);
+  else await sh("dd", args);
+}
+
+async function makeSource(path) {
+  const fh = await open(path, "w");
+  const hash = createHash("sha256");
+  const buf = Buffer.alloc(16 * MiB);
+  try {
+    for (let done = 0; done < SIZE; done += buf.length) {
+      randomFillSync(buf);
+      hash.update(buf);
+      await fh.write(buf);
+    }
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+  return hash.digest("hex");
+}
+
+async function sha256(path) {
+  const hash = createHash("sha256");
+  for await (const chunk of createReadStream(path, { highWaterMark: 4 * MiB })) hash.update(chunk);
+  return hash.digest("hex");
+}
+
+/** Consume a response stream into a host file with large writes, then fsync it (as cairnd's write path does). */
+async function streamToFile(stream, path) {
+  const fh = await open(path, "w");
+  try {
+    let batch = [];
+    let bytes = 0;
+    for await (const chunk of stream) {
+      batch.push(chunk);
+      bytes += chunk.byteLength;
+      if (bytes >= 4 * MiB) {
+        await fh.writev(batch);
+        batch = [];
+        bytes = 0;
+      }
+    }
+    if (batch.length) await fh.writev(batch);
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
+async function run1(c, dir, log) {
+  const cairn = new Cairn({ url: c.url, apiKey: c.adminKey });
+  const src = join(dir, "src.bin");
+  const dst = join(dir, "dst.bin");
+  log(`  throughput: writing a ${SIZE_GIB} GiB source file`);
+  const srcHash = await makeSource(src);
+  const curlAuth = ["-H", `authorization: Bearer ${c.adminKey}`];
+  const fileUrl = (v, path) => `${c.url}/v1/volumes/${v.id}/files/content?path=${encodeURIComponent(path)}`;
+
+  /** samples[op] = [{ ms, cachedBefore, rssPeak }] */
+  const samples = {};
+  const record = (op, ms, extra = {}) => (samples[op] ??= []).push({ ms, ...extra });
+  const timed = async (op, fn, { cachedBefore } = {}) => {
+    const sampler = rssSampler(c.serverPid);
+    const t0 = now();
+    await fn();
+    const ms = now() - t0;
+    record(op, ms, { cachedBefore, rssPeak: await sampler.stop() });
+    return ms;
+  };
+  const memStart = await memoryOf(c.serverPid);
+  let tag = 0;
+  const freshVolume = async () => {
+    const v = await cairn.volumes.create({ name: `tp-${process.pid}-${tag++}`, sizeGb: SIZE_GIB + 1 });
+    await v.files.write("/.warm", "x"); // mount it now: the mount is the lifecycle bench's business
+    return v;
+  };
+
+  let warmupMBs;
+  // Warm-up, not counted: the first large write into a fresh pool also allocates the pool
+  // image's blocks on the host disk; later volumes reuse that space, as a long-lived pool does.
+  {
+    const v = await freshVolume();
+    const t0 = now();
+    await v.files.write("/big.bin", createReadStream(src));
+    warmupMBs = MBs(now() - t0);
+    await v.delete();
+  }
+
+  const loops = new Set();
+  let verified = "not checked";
+  for (let r = 0; r < REPEATS; r++) {
+    log(`  throughput: repeat ${r + 1}/${REPEATS}`);
+    // --- baselines on the host disk
+    await dropCache(src);
+    await timed("cpNull.cold", () => sh("cp", [src, "/dev/null"]), { cachedBefore: await cached(src) });
+    await warm(src);
+    await timed("cpNull.warm", () => sh("cp", [src, "/dev/null"]), { cachedBefore: await cached(src) });
+    await rm(dst, { force: true });
+    await warm(src);
+    await timed("cp.warm", async () => {
+      await sh("cp", [src, dst]);
+      await sh("sync", [dst]);
+    }, { cachedBefore: await cached(src) });
+    await rm(dst, { force: true });
+    await dropCache(src);
+    await timed("cp.cold", async () => {
+      await sh("cp", [src, dst]);
+      await sh("sync", [dst]);
+    }, { cachedBefore: await cached(src) });
+    await rm(dst, { force: true });
+
+    // --- the volume's storage stack without HTTP
+    {
+      const v = await freshVolume();
+      const target = join(volumeMount(c, v.id), "dd.bin");
+      await inCairnd(c, "test", ["-d", volumeMount(c, v.id)]);
+      const info = await inCairnd(c, "losetup", ["--list", "--noheadings", "--output", "NAME,DIO,BACK-FILE"]);
+      for (const line of info.trim().split("\n")) {
+        const [dev, dio, back = ""] = line.trim().split(/\s+/);
+        if (!back.startsWith(c.dataDir)) continue;
+        loops.add(`${back.endsWith("/pool.img") ? "pool image" : "volume image"} on ${back.endsWith("/pool.img") ? dev : "/dev/loopN"}: direct I/O ${dio === "1" ? "on" : "OFF"}`);
+      }
+      await warm(src);
+      await timed("dd.warm", () => inCairnd(c, "dd", [`if=${src}`, `of=${target}`, "bs=4M", "conv=fsync", "status=none"]), {
+        cachedBefore: await cached(src),
+      });
+      await v.delete();
+    }
+
+    // --- writes through the API
+    const kept = await freshVolume();
+    await warm(src);
+    await timed("apiWrite.warm", () => kept.files.write("/big.bin", createReadStream(src)), { cachedBefore: await cached(src) });
+    {
+      const v = await freshVolume();
+      await dropCache(src);
+      await timed("apiWrite.cold", () => v.files.write("/big.bin", createReadStream(src)), { cachedBefore: await cached(src) });
+      await v.delete();
+    }
+    {
+      // Same call with 1 MiB chunks instead of createReadStream's default 64 KiB.
+      const v = await freshVolume();
+      await warm(src);
+      await timed("apiWrite1m.warm", () => v.files.write("/big.bin", createReadStream(src, { highWaterMark: MiB })), { cachedBefore: await cached(src) });
+      await v.delete();
+    }
+    {
+      const v = await freshVolume();
+      await warm(src);
+      const cachedBefore = await cached(src);
+      await timed("curlWrite.warm", () => sh("curl", ["-sSf", "-T", src, ...curlAuth, "-H", "content-type: application/octet-stream", "-H", "expect:", "-o", "/dev/null", fileUrl(v, "/big.bin")]), { cachedBefore });
+      await v.delete();
+    }
+
+    // --- reads through the API, from the volume written above
+    const inVolume = join(volumeMount(c, kept.id), "big.bin");
+    const readToFile = async () => streamToFile(await kept.files.read("/big.bin"), dst);
+    const readToNull = async () => {
+      for await (const _ of await kept.files.read("/big.bin"));
+    };
+    await warm(inVolume, c);
+    await timed("apiReadNull.warm", readToNull, { cachedBefore: await cached(inVolume, c) });
+    await rm(dst, { force: true });
+    await warm(inVolume, c);
+    await timed("apiReadFile.warm", readToFile, { cachedBefore: await cached(inVolume, c) });
+    if (r === 0) verified = (await sha256(dst)) === srcHash ? "read-back SHA-256 matches the source" : "READ-BACK SHA-256 DIFFERS FROM THE SOURCE";
+    await rm(dst, { force: true });
+    await warm(inVolume, c);
+    await timed("curlReadNull.warm", () => sh("curl", ["-sSf", ...curlAuth, "-o", "/dev/null", fileUrl(kept, "/big.bin")]), { cachedBefore: await cached(inVolume, c) });
+    await dropCache(inVolume, c);
+    await timed("apiReadNull.cold", readToNull, { cachedBefore: await cached(inVolume, c) });
+    await dropCache(inVolume, c);
+    await timed("apiReadFile.cold", readToFile, { cachedBefore: await cached(inVolume, c) });
+    await rm(dst, { force: true });
+    await kept.delete();
+  }
+  const memEnd = await memoryOf(c.serverPid);
+  return { samples, memStart, memEnd, warmupMBs, verified, loops: [...loops] };
+}
+
+export async function run({ log }) {
+  log(`throughput: ${SIZE_GIB} GiB file, ${REPEATS} repeats`);
+  const dir = await scratchDir("throughput");
+  let res;
+  try {
+    // Long idle timeout: volumes stay mounted between requests, so the cache state is ours to set.
+    res = await withCairnd({ CAIRN_IDLE_UNMOUNT_MS: "600000" }, (c) => run1(c, dir, log));
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+  const { samples } = res;
+  const mbs = (op) => (samples[op] ? median(samples[op].map((s) => MBs(s.ms))) : NaN);
+  const spread = (op) => {
+    if (!samples[op]) return "";
+    const v = samples[op].map((s) => MBs(s.ms));
+    return `${fmtMBs(Math.min(...v))}–${fmtMBs(Math.max(...v))}`;
+  };
+  const peak = (ops) => Math.max(...ops.flatMap((op) => (samples[op] ?? []).map((s) => s.rssPeak)));
+  const cell = (op) => (samples[op] ? `${fmtMBs(mbs(op))} (${spread(op)})` : "–");
+  const vs = (op, base) => fmtPct(mbs(op) / mbs(base));
+
+  const size = `${SIZE_GIB} GiB`;
+  const header = ["", "path", "source cold MB/s", "source warm MB/s", "vs baseline (cold / warm)"];
+  const align = "llrrr";
+  const writeRows = [
+    ["baseline", "`cp src dst && sync dst` (host disk → host disk)", cell("cp.cold"), cell("cp.warm"), "100%"],
+    ["storage", "`dd bs=4M conv=fsync` into a mounted volume (no HTTP)", "–", cell("dd.warm"), `– / ${vs("dd.warm", "cp.warm")}`],
+    ["**API**", "**SDK `files.write(path, fs.createReadStream(src))`**", cell("apiWrite.cold"), cell("apiWrite.warm"), `**${vs("apiWrite.cold", "cp.cold")} / ${vs("apiWrite.warm", "cp.warm")}**`],
+    ["API", "SDK, same with `createReadStream(src, { highWaterMark: 1 MiB })`", "–", cell("apiWrite1m.warm"), `– / ${vs("apiWrite1m.warm", "cp.warm")}`],
+    ["API", "`curl -T src` (PUT)", "–", cell("curlWrite.warm"), `– / ${vs("curlWrite.warm", "cp.warm")}`],
+  ];
+  const readHeader = ["", "path", "volume cold MB/s", "volume warm MB/s", "vs baseline (cold / warm)"];
+  const readRows = [
+    ["baseline", "`cp src dst && sync dst` (host disk → host disk)", cell("cp.cold"), cell("cp.warm"), "100%"],
+    ["**API**", "**SDK `files.read` → host file (large writes + fsync)**", cell("apiReadFile.cold"), cell("apiReadFile.warm"), `**${vs("apiReadFile.cold", "cp.cold")} / ${vs("apiReadFile.warm", "cp.warm")}**`],
+    ["baseline", "`cp src /dev/null`", cell("cpNull.cold"), cell("cpNull.warm"), "100%"],
+    ["**API**", "**SDK `files.read` → discarded**", cell("apiReadNull.cold"), cell("apiReadNull.warm"), `**${vs("apiReadNull.cold", "cpNull.cold")} / ${vs("apiReadNull.warm", "cpNull.warm")}**`],
+    ["API", "`curl -o /dev/null` (GET)", "–", cell("curlReadNull.warm"), `– / ${vs("curlReadNull.warm", "cpNull.warm")}`],
+  ];
+  const memHeader = ["cairnd RSS", "MiB"];
+  const memRows = [
+    ["at start (idle, after start-up)", fmtMiB(res.memStart.rss)],
+    ["peak sampled during API writes", fmtMiB(peak(["apiWrite.cold", "apiWrite.warm", "apiWrite1m.warm", "curlWrite.warm"]))],
+    ["peak sampled during API reads", fmtMiB(peak(["apiReadNull.cold", "apiReadNull.warm", "apiReadFile.cold", "apiReadFile.warm", "curlReadNull.warm"]))],
+    ["VmHWM (kernel's peak) at end", fmtMiB(res.memEnd.hwm)],
+    ["at end", fmtMiB(res.memEnd.rss)],
+  ];
+
+  const cacheNotes = Object.entries(samples)
+    .filter(([op, list]) => list.some((s) => (op.endsWith(".cold") ? s.cachedBefore > 0.05 : s.cachedBefore < 0.95)))
+    .map(([op]) => op);
+  const reading =
+    `API write reaches ${vs("apiWrite.warm", "cp.warm")} of \`cp\` + sync with the SDK as documented ` +
+    `(${fmtMBs(mbs("apiWrite.warm"))} vs ${fmtMBs(mbs("cp.warm"))} MB/s, source warm; ${vs("apiWrite.cold", "cp.cold")} with the source cold), ` +
+    `${vs("apiWrite1m.warm", "cp.warm")} when the SDK is fed 1 MiB chunks and ${vs("curlWrite.warm", "cp.warm")} with curl; ` +
+    `the volume's storage alone (no HTTP) reaches ${vs("dd.warm", "cp.warm")}. ` +
+    `API read to a host file reaches ${vs("apiReadFile.warm", "cp.warm")} of \`cp\` (volume warm; ${vs("apiReadFile.cold", "cp.cold")} cold). ` +
+    `cairnd's RSS peaked at ${fmtMiB(res.memEnd.hwm)} while moving ${size} bodies.`;
+  const notes = [
+    `${size} file of random bytes, ${REPEATS} repeats; each cell is the median MB/s (10^6 bytes/s) with min–max in parentheses. ` +
+      `Each API write goes into a fresh ${SIZE_GIB + 1} GiB ext4 volume (already mounted; an untimed 1-byte write mounts it), timed until the response (cairnd fdatasyncs, renames and fsyncs the directory first).`,
+    `Page cache: "cold" = that one file's pages dropped just before (\`dd iflag=nocache count=0\`, the host file or the file inside the volume), "warm" = fully cached (read once beforehand if it was not), checked with \`fincore\`` +
+      (cacheNotes.length ? `; **not as intended for: ${cacheNotes.join(", ")}**.` : " before every transfer (all as intended)."),
+    `The virtual disk below may have its own cache in the hypervisor; nothing here can drop it.`,
+    `Client and server share the same 2 cores: the SDK client (Node \`fetch\`) costs CPU that cairnd then lacks; the curl rows show the API with a cheaper client.`,
+    `Storage stack: cairnd's pool is a sparse XFS image loop-mounted on the host's ext4 (which cannot reflink), each volume an ext4 image in it on its own loop device; ${res.loops.join("; ") || "loop devices unknown"}.`,
+    `Warm-up (not counted): the first ${size} API write into the fresh pool ran at ${fmtMBs(res.warmupMBs)} MB/s (it also allocates the pool image's blocks on the host disk).`,
+    `Integrity: ${res.verified}.`,
+  ];
+  const md = [
+    `### Write ${size} (host file → durable file)`,
+    "",
+    mdTable(header, writeRows, align),
+    "",
+    `### Read ${size} (volume file → host)`,
+    "",
+    mdTable(readHeader, readRows, align),
+    "",
+    "### cairnd memory",
+    "",
+    mdTable(memHeader, memRows, "lr"),
+    "",
+    `**Reading:** ${reading}`,
+    "",
+    ...notes.map((n) => `- ${n}`),
+  ].join("\n");
+  const plain = (rows) => rows.map((r) => r.map((x) => x.replace(/\*\*|`/g, "")));
+  const text = [
+    `Write ${size}`,
+    textTable(header, plain(writeRows), align),
+    "",
+    `Read ${size}`,
+    textTable(readHeader, plain(readRows), align),
+    "",
+    textTable(memHeader, memRows, "lr"),
+    "",
+    reading,
+    ...(cacheNotes.length ? [`cache state not as intended for: ${cacheNotes.join(", ")}`] : []),
+  ].join("\n");
+  return { reading, markdown: md, text };
+}
