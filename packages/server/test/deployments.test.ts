@@ -107,6 +107,30 @@ describe("deployments", () => {
     assert.equal(logs.deployment.state, "failed");
   });
 
+  it("proxies websocket upgrades to the app", async () => {
+    const ws = await tarOf({
+      "package.json": JSON.stringify({ name: "ws", scripts: { start: "node server.js" } }),
+      // A bare upgrade handler that echoes: enough to prove the router splices both ways.
+      "server.js": `const s = require('http').createServer((q, r) => r.end('http ok'));
+s.on('upgrade', (req, sock) => { sock.write('HTTP/1.1 101 Switching Protocols\\r\\nUpgrade: websocket\\r\\nConnection: Upgrade\\r\\n\\r\\n'); sock.on('data', (d) => sock.write('echo:' + d)); });
+s.listen(process.env.PORT, '127.0.0.1');`,
+    });
+    await cairn.deployments.deploy({ app: "wsapp", data: ws });
+    const { connect } = await import("node:net");
+    const sock = connect(Number(port()), "127.0.0.1");
+    let got = "";
+    sock.on("data", (d) => (got += d));
+    await new Promise((r) => sock.on("connect", r));
+    sock.write(`GET /chat HTTP/1.1\r\nHost: wsapp.localhost:${port()}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n`);
+    for (let i = 0; i < 50 && !got.includes("101"); i++) await new Promise((r) => setTimeout(r, 100));
+    assert.match(got, /^HTTP\/1.1 101/);
+    sock.write("hello");
+    for (let i = 0; i < 50 && !got.includes("echo:hello"); i++) await new Promise((r) => setTimeout(r, 100));
+    assert.match(got, /echo:hello/);
+    sock.destroy();
+    await cairn.deployments.remove({ app: "wsapp", deleteFilesystem: true });
+  });
+
   it("runs a package.json start script, and stops an app while keeping its filesystem unless asked", async () => {
     const node = await tarOf({
       "package.json": JSON.stringify({ name: "n", scripts: { start: "node server.js" } }),
