@@ -13,7 +13,8 @@ export const ACCESS_MODES = ["ReadWriteOnce", "ReadWriteMany", "ReadOnlyMany"] a
 export type AccessMode = (typeof ACCESS_MODES)[number];
 export const FILESYSTEMS = ["ext4", "xfs"] as const;
 export type Filesystem = (typeof FILESYSTEMS)[number];
-export const VOLUME_STATUSES = ["creating", "ready", "resizing", "restoring", "deleting"] as const;
+/** `deleted`: the volume's data is gone but its checkpoints were kept (delete with keepCheckpoints). */
+export const VOLUME_STATUSES = ["creating", "ready", "resizing", "restoring", "deleting", "deleted"] as const;
 export type VolumeStatus = (typeof VOLUME_STATUSES)[number];
 
 /** Label keys and values follow Kubernetes' shape: short, printable, no `=` or `,`. */
@@ -128,6 +129,10 @@ export const ListVolumesQuery = z.object({
     .meta({ description: "Return only these fields (comma-separated or repeated)." }),
   limit: z.coerce.number().int().min(1).max(1000).optional().meta({ description: "Page size, default 100." }),
   cursor: z.string().optional().meta({ description: "`nextCursor` of the previous page." }),
+  deleted: z
+    .enum(["true", "false"])
+    .optional()
+    .meta({ description: "`true`: list deleted volumes whose checkpoints were kept (fork them with fromCheckpoint)." }),
 });
 
 export const VolumeList = z

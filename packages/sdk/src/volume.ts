@@ -42,6 +42,8 @@ export interface ListVolumesOptions extends RequestOptions {
   /** Page size (default 100, at most 1000). */
   limit?: number;
   cursor?: string;
+  /** Deleted volumes whose checkpoints were kept, instead of live ones. */
+  deleted?: boolean;
 }
 
 export interface ResizeOptions extends RequestOptions {
@@ -259,6 +261,7 @@ export class Volumes {
         fields: options.fields?.join(","),
         limit: options.limit,
         cursor: options.cursor,
+        deleted: options.deleted ? "true" : undefined,
       },
       signal: options.signal,
     });
@@ -321,8 +324,19 @@ export class Volumes {
     return this.wrap((await res.json()) as VolumeInfo);
   }
 
-  /** Delete a volume and its data. @example await cairn.volumes.delete("team-data"); */
-  async delete(ref: string, options: RequestOptions = {}): Promise<void> {
-    await this.http.json({ method: "DELETE", path: `/v1/volumes/${enc(ref)}`, signal: options.signal });
+  /**
+   * Delete a volume and its data. With `keepCheckpoints` its checkpoints stay, restorable as new
+   * volumes (`fromCheckpoint: "<volume id>:<checkpoint>"`); `list({ deleted: true })` shows them.
+   *
+   * @example
+   * await cairn.volumes.delete("team-data", { keepCheckpoints: true });
+   */
+  async delete(ref: string, options: RequestOptions & { keepCheckpoints?: boolean } = {}): Promise<void> {
+    await this.http.json({
+      method: "DELETE",
+      path: `/v1/volumes/${enc(ref)}`,
+      query: { keepCheckpoints: options.keepCheckpoints ? "true" : undefined },
+      signal: options.signal,
+    });
   }
 }

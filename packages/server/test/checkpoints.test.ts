@@ -216,6 +216,23 @@ describe("checkpoints", () => {
     assert.equal(await codeOf(cairn.volumes.get("cp-too-small")), "VOLUME_NOT_FOUND");
   });
 
+  it("keeps checkpoints of a deleted volume restorable as new volumes when asked", async () => {
+    const v = await cairn.volumes.create({ name: "cp-keepme" });
+    await v.files.write("/precious.txt", "precious");
+    await v.checkpoints.create({ name: "last" });
+    await cairn.volumes.delete("cp-keepme", { keepCheckpoints: true });
+    assert.equal(await codeOf(cairn.volumes.get("cp-keepme")), "VOLUME_NOT_FOUND");
+    assert.ok(!(await cairn.volumes.list()).items.some((x) => x.id === v.id), "not among live volumes");
+    const deleted = (await cairn.volumes.list({ deleted: true })).items;
+    assert.deepEqual(deleted.map((x) => [x.id, x.status]), [[v.id, "deleted"]]);
+    const again = await cairn.volumes.create({ name: "cp-keepme" });
+    assert.notEqual(again.id, v.id, "the name is free again");
+    const revived = await cairn.volumes.create({ name: "cp-revived", fromCheckpoint: `${v.id}:last` });
+    assert.equal(await revived.files.readText("/precious.txt"), "precious");
+    await v.checkpoints.delete("last");
+    assert.deepEqual((await cairn.volumes.list({ deleted: true })).items, [], "its last checkpoint took the record with it");
+  });
+
   it("costs no space until blocks diverge", async () => {
     const v = await cairn.volumes.create({ name: "cp-space" });
     await v.files.write("/big.bin", randomBytes(16 * MiB));

@@ -114,6 +114,11 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
         if (m) deps.deployments.proxy(req, res, m.route, m.key);
         else handler(req, res);
       });
+      // Fastify applies its timeouts only to servers it makes: set its defaults here. Node's own
+      // 5 s keep-alive races clients that reuse a connection at 4-5 s (EPIPE on a large upload).
+      server.keepAliveTimeout = 72_000;
+      server.headersTimeout = 73_000;
+      server.requestTimeout = 0;
       server.on("upgrade", (req, socket, head) => {
         const m = deps.deployments.match(req.headers.host);
         if (m) deps.deployments.upgrade(req, socket, head, m.route);

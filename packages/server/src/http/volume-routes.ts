@@ -100,6 +100,7 @@ export function volumeRoutes(volumes: VolumeService): RouteSpec[] {
           fields: fields.length ? fields : undefined,
           limit: query.limit ?? 100,
           cursor: query.cursor,
+          deleted: query.deleted === "true",
         });
       },
     }),
@@ -131,11 +132,14 @@ export function volumeRoutes(volumes: VolumeService): RouteSpec[] {
       path: "/v1/volumes/{volume}",
       operationId: "deleteVolume",
       summary: "Delete a volume and its data",
+      description:
+        "Deletes the volume's checkpoints too, unless `keepCheckpoints=true`: then the data goes, the checkpoints stay, and the volume is listed with `deleted=true` (status `deleted`, found by id) until its last checkpoint is deleted; fork them with `fromCheckpoint: \"<volume id>:<checkpoint>\"`.",
       tags: ["volumes"],
       params: VolumeParams,
+      query: z.object({ keepCheckpoints: z.enum(["true", "false"]).optional() }),
       responses: { 204: { description: "Deleted" } },
-      handler: async ({ params, principal, reply }) => {
-        await volumes.delete(principal.projectId, params.volume);
+      handler: async ({ params, query, principal, reply }) => {
+        await volumes.delete(principal.projectId, params.volume, { keepCheckpoints: query.keepCheckpoints === "true" });
         reply.code(204);
         return undefined;
       },

@@ -112,30 +112,37 @@ export class CheckpointService {
   }
 
   async list(projectId: string, volumeRef: string): Promise<Checkpoint[]> {
-    const volume = await this.deps.volumes.find(projectId, volumeRef);
+    const volume = await this.deps.volumes.find(projectId, volumeRef, { includeDeleted: true });
     const all = (await this.deps.store.listCheckpoints(volume.id)).filter((c) => c.status === "ready");
     return Promise.all(all.map((c) => this.toWire(c)));
   }
 
   async get(projectId: string, volumeRef: string, ref: string): Promise<Checkpoint> {
-    const volume = await this.deps.volumes.find(projectId, volumeRef);
+    const volume = await this.deps.volumes.find(projectId, volumeRef, { includeDeleted: true });
     return this.toWire(await this.find(volume, ref));
   }
 
   async delete(projectId: string, volumeRef: string, ref: string): Promise<void> {
-    const volume = await this.deps.volumes.find(projectId, volumeRef);
+    const volume = await this.deps.volumes.find(projectId, volumeRef, { includeDeleted: true });
     await this.remove(await this.find(volume, ref));
   }
 
   private async remove(cp: CheckpointRecord): Promise<void> {
-    await this.deps.store.updateCheckpoint(cp.id, { status: "deleting" });
-    await this.deps.engine.deleteCheckpoint({ volumeId: cp.volumeId, checkpointId: cp.id });
-    await this.deps.store.deleteCheckpoint(cp.id);
+    const { store, engine } = this.deps;
+    await store.updateCheckpoint(cp.id, { status: "deleting" });
+    await engine.deleteCheckpoint({ volumeId: cp.volumeId, checkpointId: cp.id });
+    await store.deleteCheckpoint(cp.id);
+    // The last checkpoint of a deleted volume takes the volume's record with it.
+    const volume = await store.getVolumeById(cp.volumeId);
+    if (volume?.status === "deleted" && (await store.listCheckpoints(volume.id)).length === 0) {
+      await engine.deleteCheckpoints(volume.id);
+      await store.deleteVolume(volume.id);
+    }
   }
 
   /** The checkpoint's raw image, to stream out (zeros included: a reader may write it sparse). */
   async exportImage(projectId: string, volumeRef: string, ref: string): Promise<{ path: string; size: number; name: string }> {
-    const volume = await this.deps.volumes.find(projectId, volumeRef);
+    const volume = await this.deps.volumes.find(projectId, volumeRef, { includeDeleted: true });
     const cp = await this.find(volume, ref);
     const path = this.deps.engine.checkpointPath(volume.id, cp.id);
     return { path, size: (await stat(path)).size, name: `${volume.name}-${cp.name}.img` };
@@ -146,7 +153,7 @@ export class CheckpointService {
    * mount goes when the stream ends or is abandoned.
    */
   async exportTar(projectId: string, volumeRef: string, ref: string): Promise<{ stream: Readable; name: string; done: () => void }> {
-    const volume = await this.deps.volumes.find(projectId, volumeRef);
+    const volume = await this.deps.volumes.find(projectId, volumeRef, { includeDeleted: true });
     const cp = await this.find(volume, ref);
     const lease = await this.deps.engine.mountCheckpoint({ volumeId: volume.id, checkpointId: cp.id });
     const tar = spawn("tar", ["-c", "-f", "-", "-C", lease.path, "--one-file-system", "--sparse", "--exclude=./lost+found", "."], {

@@ -31,11 +31,14 @@ export class VolumeService {
   constructor(private readonly deps: VolumeServiceDeps) {}
 
   /** Find a volume of the project by id or name; another project's volume is simply not found. */
-  async find(projectId: string, ref: string): Promise<VolumeRecord> {
+  async find(projectId: string, ref: string, options: { includeDeleted?: boolean } = {}): Promise<VolumeRecord> {
     const { store } = this.deps;
     const byId = ID_PATTERN.test(ref) ? await store.getVolume(projectId, { id: ref }) : undefined;
     const v = byId ?? (await store.getVolume(projectId, { name: ref }));
-    if (!v) throw new CairnError("VOLUME_NOT_FOUND", `Volume "${ref}" not found`);
+    // A deleted volume kept for its checkpoints is found by id, and only where its checkpoints are used.
+    if (!v || (v.status === "deleted" && !(options.includeDeleted && byId))) {
+      throw new CairnError("VOLUME_NOT_FOUND", `Volume "${ref}" not found`);
+    }
     return v;
   }
 
@@ -130,7 +133,7 @@ export class VolumeService {
 
   private async findCheckpointSource(projectId: string, ref: string) {
     const [volRef, cpRef] = ref.split(":") as [string, string];
-    const volume = await this.find(projectId, volRef);
+    const volume = await this.find(projectId, volRef, { includeDeleted: true });
     const { store } = this.deps;
     const checkpoint =
       (ID_PATTERN.test(cpRef) ? await store.getCheckpoint(volume.id, { id: cpRef }) : undefined) ??
@@ -220,7 +223,7 @@ export class VolumeService {
 
   async list(
     projectId: string,
-    query: { labels: Record<string, string>; fields: string[] | undefined; limit: number; cursor: string | undefined },
+    query: { labels: Record<string, string>; fields: string[] | undefined; limit: number; cursor: string | undefined; deleted?: boolean },
   ): Promise<VolumeList> {
     let afterName: string | undefined;
     if (query.cursor !== undefined) {
@@ -233,7 +236,7 @@ export class VolumeService {
         throw new CairnError("INVALID_REQUEST", `Unknown field "${f}"; fields are ${VOLUME_FIELDS.join(", ")}`);
       }
     }
-    const rows = await this.deps.store.listVolumes(projectId, { labels: query.labels, limit: query.limit + 1, afterName });
+    const rows = await this.deps.store.listVolumes(projectId, { labels: query.labels, limit: query.limit + 1, afterName, deleted: query.deleted === true });
     const page = rows.slice(0, query.limit);
     const items = await Promise.all(
       page.map(async (v) => {
@@ -281,7 +284,7 @@ export class VolumeService {
     }
   }
 
-  async delete(projectId: string, ref: string): Promise<void> {
+  async delete(projectId: string, ref: string, options: { keepCheckpoints?: boolean } = {}): Promise<{ keptCheckpoints: number }> {
     const { store, engine } = this.deps;
     const v = await this.find(projectId, ref);
     const attached = await store.listLiveAttachmentsOfVolume(v.id);
@@ -302,9 +305,17 @@ export class VolumeService {
       await store.transitionVolume(v.id, ["deleting"], "ready");
       throw err;
     }
+    const kept = options.keepCheckpoints ? (await store.listCheckpoints(v.id)).filter((c) => c.status === "ready").length : 0;
+    if (kept > 0) {
+      // The data goes, the checkpoints stay: the volume is `deleted` under a name that frees its
+      // own (a "." never appears in a volume name), found by id to fork its checkpoints.
+      await store.updateVolume(v.id, { status: "deleted", name: `${v.name}.deleted.${Date.now()}`, usedBytes: 0 });
+      return { keptCheckpoints: kept };
+    }
     await engine.deleteCheckpoints(v.id);
     await store.deleteCheckpointsOf(v.id);
     await store.deleteVolume(v.id);
+    return { keptCheckpoints: 0 };
   }
 
   /** Take a lease on a volume for host-side file work; the volume is mounted while leases exist. */
@@ -345,8 +356,9 @@ export class VolumeService {
       }
     }
     const checkpoints = new Map<string, Set<string>>();
+    const deleted = new Set((await store.listAllVolumes()).filter((v) => v.status === "deleted").map((v) => v.id));
     for (const cp of await store.listAllCheckpoints()) {
-      if (cp.status !== "ready" || !known.has(cp.volumeId)) {
+      if (cp.status !== "ready" || !(known.has(cp.volumeId) || deleted.has(cp.volumeId))) {
         await store.deleteCheckpoint(cp.id);
         continue;
       }

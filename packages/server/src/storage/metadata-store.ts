@@ -44,6 +44,8 @@ export interface ListVolumesOptions {
   limit: number;
   /** Exclusive lower bound on name (pages are ordered by name). */
   afterName?: string | undefined;
+  /** Only deleted volumes (kept for their checkpoints) instead of live ones. */
+  deleted?: boolean;
 }
 
 export interface CheckpointRecord {
@@ -351,6 +353,7 @@ export class MetadataStore {
       );
     }
     if (options.afterName !== undefined) q = q.where("name", ">", options.afterName);
+    q = options.deleted ? q.where("status", "=", "deleted") : q.where("status", "!=", "deleted");
     const rows = await q.orderBy("name").limit(options.limit).execute();
     return rows.map(toVolume);
   }
@@ -362,13 +365,14 @@ export class MetadataStore {
 
   async updateVolume(
     id: string,
-    patch: Partial<Pick<VolumeRecord, "sizeBytes" | "usedBytes" | "status" | "labels">>,
+    patch: Partial<Pick<VolumeRecord, "sizeBytes" | "usedBytes" | "status" | "labels" | "name">>,
   ): Promise<VolumeRecord | undefined> {
     await this.db.transaction().execute(async (trx) => {
       const values: Partial<Database["volumes"]> = { updated_at: now() };
       if (patch.sizeBytes !== undefined) values.size_bytes = patch.sizeBytes;
       if (patch.usedBytes !== undefined) values.used_bytes = patch.usedBytes;
       if (patch.status !== undefined) values.status = patch.status;
+      if (patch.name !== undefined) values.name = patch.name;
       if (patch.labels !== undefined) {
         values.labels = JSON.stringify(patch.labels);
         await trx.deleteFrom("volume_labels").where("volume_id", "=", id).execute();
