@@ -13,6 +13,7 @@ interface ListOptions {
   cursor?: string;
   recursive?: boolean;
   prefix?: string;
+  deleted?: boolean;
 }
 
 export function listCommand(): Command {
@@ -27,6 +28,7 @@ export function listCommand(): Command {
     .option("--label <key=value>", "only volumes with this label (repeatable: all must match)", collect)
     .option("--limit <n>", "one page of at most n volumes; the next page's cursor goes to stderr")
     .option("--cursor <cursor>", "start after this cursor (from a previous --limit page)")
+    .option("--deleted", "deleted volumes whose checkpoints were kept (volume delete --keep-checkpoints)")
     .addHelpText(
       "after",
       `
@@ -46,6 +48,7 @@ Examples:
       const fields = parseFields(options.field);
       const query: ListVolumesOptions = { signal: ctx.signal };
       if (options.label !== undefined) query.labels = parseLabels(options.label);
+      if (options.deleted) query.deleted = true;
       // Ask the server for just these fields: less to fetch, and usedBytes (a statfs per volume) is skipped unless asked for.
       if (fields) query.fields = fields;
 
