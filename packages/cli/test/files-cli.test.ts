@@ -148,7 +148,8 @@ describe("cairn volume file commands", () => {
     assert.ok(url, "the upload was recorded for resuming");
     // Let a few chunks land, then kill it mid-transfer.
     const offsetOf = async () => Number((await fetch(url!, { method: "HEAD", headers: { authorization: `Bearer ${cairnd.adminKey}`, "tus-resumable": "1.0.0" } })).headers.get("upload-offset"));
-    for (let i = 0; i < 200 && (await offsetOf()) < 24 * 1024 * 1024; i++) await new Promise((r) => setTimeout(r, 25));
+    // (up to a minute: a loaded machine is slow, and killing before any chunk landed proves nothing)
+    for (let i = 0; i < 2400 && (await offsetOf()) < 24 * 1024 * 1024; i++) await new Promise((r) => setTimeout(r, 25));
     first.kill("SIGKILL");
     await new Promise((r) => first.once("close", r));
     const stored = await offsetOf();

@@ -101,44 +101,57 @@ export async function sendFile(req: FastifyRequest, reply: FastifyReply, root: s
 
 const DRAIN_MAX_BYTES = 1024 * 1024 * 1024;
 const DRAIN_MAX_MS = 30_000;
+/** A client that sends nothing for this long is not going to finish its body soon: answer now. */
+const DRAIN_IDLE_MS = 2_000;
+const drained = new WeakSet<object>();
 
 /**
  * Read and discard what is left of an upload we refuse, before answering: closing with unread
  * bytes makes the kernel reset the connection, and the client then sees ECONNRESET instead of our
- * 507 or 412 (a lingering close, as nginx does). Bounded in bytes and time; past that, we close.
+ * 507 or 412 (a lingering close, as nginx does). Bounded in bytes and time, and given up when the
+ * client pauses; then the connection is closed after the answer.
  */
 export async function drainBody(req: FastifyRequest, reply: FastifyReply): Promise<void> {
   const raw = req.raw;
   if (raw.readableEnded || raw.complete) return;
+  if (drained.has(raw)) {
+    reply.header("connection", "close");
+    return;
+  }
+  drained.add(raw);
   const declared = Number(req.headers["content-length"] ?? NaN);
   if (raw.destroyed || declared > DRAIN_MAX_BYTES) {
     reply.header("connection", "close");
     return;
   }
-  const drained = await new Promise<boolean>((resolve) => {
+  const ok = await new Promise<boolean>((resolve) => {
     let bytes = 0;
-    const finish = (ok: boolean) => {
-      clearTimeout(timer);
+    const finish = (result: boolean) => {
+      clearTimeout(total);
+      clearTimeout(idle);
       raw.off("data", onData);
       raw.off("end", onEnd);
       raw.off("error", onFail);
       raw.off("close", onFail);
-      resolve(ok);
+      raw.pause();
+      resolve(result);
     };
     const onData = (chunk: Buffer) => {
       bytes += chunk.length;
-      if (bytes > DRAIN_MAX_BYTES) finish(false);
+      if (bytes > DRAIN_MAX_BYTES) return finish(false);
+      idle.refresh();
     };
     const onEnd = () => finish(true);
     const onFail = () => finish(raw.readableEnded);
-    const timer = setTimeout(() => finish(false), DRAIN_MAX_MS);
+    const total = setTimeout(() => finish(false), DRAIN_MAX_MS);
+    const idle = setTimeout(() => finish(false), DRAIN_IDLE_MS);
     raw.on("data", onData);
     raw.once("end", onEnd);
     raw.once("error", onFail);
     raw.once("close", onFail);
     raw.resume();
   });
-  if (!drained) reply.header("connection", "close");
+  if (!ok) reply.header("connection", "close");
 }
 
 /** Write the request body to a file (atomic); the shared part of the PUT routes. */
