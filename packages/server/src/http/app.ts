@@ -171,7 +171,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       reply.header("connection", "close");
       // A half-duplex client (fetch) only reads the answer once its body is sent: one that keeps
       // sending forever must see the connection go, not wait on it.
-      reply.raw.once("finish", () => setTimeout(() => req.raw.socket?.destroy(), 100));
+      const socket = req.raw.socket;
+      reply.raw.once("finish", () => setTimeout(() => socket?.destroy(), 100));
     }
     return reply.code(ce.status).type(PROBLEM_CONTENT_TYPE).send(ce.toProblem(req.id));
   });
