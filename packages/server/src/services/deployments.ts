@@ -186,7 +186,7 @@ export class DeploymentService {
     await rm(socket, { force: true });
     const bridge = spawn(
       "nsenter",
-      ["-t", String(pid), "-n", "socat", `UNIX-LISTEN:${socket},fork,mode=600`, `TCP:127.0.0.1:${APP_PORT}`],
+      ["-t", String(pid), "-n", "socat", `UNIX-LISTEN:${socket},fork,mode=600,backlog=256`, `TCP:127.0.0.1:${APP_PORT}`],
       { stdio: "ignore" },
     );
     for (let i = 0; i < 100; i++) {
