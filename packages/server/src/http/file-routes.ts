@@ -99,83 +99,27 @@ export async function sendFile(req: FastifyRequest, reply: FastifyReply, root: s
   return reply.send(stream);
 }
 
-const DRAIN_MAX_BYTES = 1024 * 1024 * 1024;
-const DRAIN_MAX_MS = 30_000;
-/** A client that sends nothing for this long is not going to finish its body soon: answer now. */
-const DRAIN_IDLE_MS = 2_000;
-const drained = new WeakSet<object>();
-
 /**
- * Read and discard what is left of an upload we refuse, before answering: closing with unread
- * bytes makes the kernel reset the connection, and the client then sees ECONNRESET instead of our
- * 507 or 412 (a lingering close, as nginx does). Bounded in bytes and time, and given up when the
- * client pauses; then the connection is closed after the answer.
+ * Write the request body to a file (atomic); the shared part of the PUT routes. A refused body
+ * (full volume, failed precondition) is not destroyed: the error handler (app.ts) drains what is
+ * left before answering, so the client reads the answer rather than a reset.
  */
-export async function drainBody(req: FastifyRequest, reply: FastifyReply): Promise<void> {
-  const raw = req.raw;
-  if (raw.readableEnded || raw.complete) return;
-  if (drained.has(raw)) {
-    reply.header("connection", "close");
-    return;
-  }
-  drained.add(raw);
-  const declared = Number(req.headers["content-length"] ?? NaN);
-  if (raw.destroyed || declared > DRAIN_MAX_BYTES) {
-    reply.header("connection", "close");
-    return;
-  }
-  const ok = await new Promise<boolean>((resolve) => {
-    let bytes = 0;
-    const finish = (result: boolean) => {
-      clearTimeout(total);
-      clearTimeout(idle);
-      raw.off("data", onData);
-      raw.off("end", onEnd);
-      raw.off("error", onFail);
-      raw.off("close", onFail);
-      raw.pause();
-      resolve(result);
-    };
-    const onData = (chunk: Buffer) => {
-      bytes += chunk.length;
-      if (bytes > DRAIN_MAX_BYTES) return finish(false);
-      idle.refresh();
-    };
-    const onEnd = () => finish(true);
-    const onFail = () => finish(raw.readableEnded);
-    const total = setTimeout(() => finish(false), DRAIN_MAX_MS);
-    const idle = setTimeout(() => finish(false), DRAIN_IDLE_MS);
-    raw.on("data", onData);
-    raw.once("end", onEnd);
-    raw.once("error", onFail);
-    raw.once("close", onFail);
-    raw.resume();
-  });
-  if (!ok) reply.header("connection", "close");
-}
-
-/** Write the request body to a file (atomic); the shared part of the PUT routes. */
 export async function receiveFile(
   req: FastifyRequest,
   reply: FastifyReply,
   ctx: { root: string; volume: { name: string }; onWrite: (path: string, created: boolean) => void },
   path: string,
 ) {
-  try {
-    const length = req.headers["content-length"];
-    const result = await writeFile(ctx.root, path, req.raw, {
-      volumeName: ctx.volume.name,
-      contentLength: length !== undefined ? Number(length) : undefined,
-      ifMatch: header(req.headers["if-match"]),
-      ifNoneMatch: header(req.headers["if-none-match"]),
-      onCommit: ctx.onWrite,
-    });
-    reply.code(result.created ? 201 : 200).header("etag", result.etag);
-    return result;
-  } catch (err) {
-    await drainBody(req, reply);
-    throw err;
-  }
+  const length = req.headers["content-length"];
+  const result = await writeFile(ctx.root, path, req.raw, {
+    volumeName: ctx.volume.name,
+    contentLength: length !== undefined ? Number(length) : undefined,
+    ifMatch: header(req.headers["if-match"]),
+    ifNoneMatch: header(req.headers["if-none-match"]),
+    onCommit: ctx.onWrite,
+  });
+  reply.code(result.created ? 201 : 200).header("etag", result.etag);
+  return result;
 }
 
 function archiveFormatOf(query: ArchiveFormat | undefined, contentType: string | undefined): ArchiveFormat {
@@ -208,12 +152,7 @@ export function fileRoutes(files: FileService): RouteSpec[] {
         200: { description: "Replaced", schema: WriteFileResult },
       },
       handler: async ({ params, query, req, reply, principal }) => {
-        try {
-          return await files.withVolume(principal.projectId, params.volume, (ctx) => receiveFile(req, reply, ctx, query.path));
-        } catch (err) {
-          await drainBody(req, reply); // e.g. an unknown volume: the body was never read
-          throw err;
-        }
+        return files.withVolume(principal.projectId, params.volume, (ctx) => receiveFile(req, reply, ctx, query.path));
       },
     }),
     defineRoute({
@@ -427,14 +366,9 @@ export function fileRoutes(files: FileService): RouteSpec[] {
       responses: { 200: { description: "Extracted", schema: ExtractResult } },
       handler: async ({ params, query, req, reply, principal }) => {
         const format = archiveFormatOf(query.format, header(req.headers["content-type"]));
-        try {
-          return await files.withVolume(principal.projectId, params.volume, ({ root, volume, onWrite }) =>
-            extractArchive(root, query.path ?? "/", format, req.raw, { volumeName: volume.name, onCommit: onWrite }),
-          );
-        } catch (err) {
-          await drainBody(req, reply);
-          throw err;
-        }
+        return files.withVolume(principal.projectId, params.volume, ({ root, volume, onWrite }) =>
+          extractArchive(root, query.path ?? "/", format, req.raw, { volumeName: volume.name, onCommit: onWrite }),
+        );
       },
     }),
     defineRoute({

@@ -6,7 +6,7 @@
 import { z } from "zod";
 import { WriteFileResult } from "@cairn/protocol";
 import type { FileService } from "../services/files-service.js";
-import { drainBody, receiveFile, sendFile } from "./file-routes.js";
+import { receiveFile, sendFile } from "./file-routes.js";
 import { defineRoute, type RouteSpec } from "./route.js";
 
 const SignedParams = z.object({ volume: z.string().min(1).max(128).meta({ description: "Volume id" }) });
@@ -52,14 +52,9 @@ export function signedRoutes(files: FileService): RouteSpec[] {
       headers: { "If-Match": "Compare-and-swap on the ETag", "If-None-Match": "`*`: only if the file does not exist" },
       responses: { 201: { description: "Created", schema: WriteFileResult }, 200: { description: "Replaced", schema: WriteFileResult } },
       handler: async ({ params, req, reply }) => {
-        try {
-          const { path } = files.signer.verify({ method: req.method, volumeId: params.volume, query: req.query as Record<string, unknown> });
-          const projectId = await files.projectOf(params.volume);
-          return await files.withVolume(projectId, params.volume, (ctx) => receiveFile(req, reply, ctx, path));
-        } catch (err) {
-          await drainBody(req, reply);
-          throw err;
-        }
+        const { path } = files.signer.verify({ method: req.method, volumeId: params.volume, query: req.query as Record<string, unknown> });
+        const projectId = await files.projectOf(params.volume);
+        return files.withVolume(projectId, params.volume, (ctx) => receiveFile(req, reply, ctx, path));
       },
     }),
   ];

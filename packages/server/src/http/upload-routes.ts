@@ -8,7 +8,7 @@ import { z } from "zod";
 import { CairnError } from "@cairn/protocol";
 import type { FileService } from "../services/files-service.js";
 import { parseChecksum, parseMetadata, TUS_CHECKSUM_ALGORITHMS, TUS_EXTENSIONS, TUS_VERSION, type UploadInfo } from "../services/files-tus.js";
-import { drainBody, header } from "./file-routes.js";
+import { header } from "./file-routes.js";
 import { defineRoute, type RouteSpec } from "./route.js";
 import { VolumeParams } from "./volume-routes.js";
 
@@ -120,7 +120,6 @@ export function uploadRoutes(files: FileService): RouteSpec[] {
             reply.raw.destroy();
             return undefined;
           }
-          await drainBody(req, reply);
           throw err;
         }
       },
@@ -173,7 +172,6 @@ export function uploadRoutes(files: FileService): RouteSpec[] {
             reply.raw.destroy();
             return undefined;
           }
-          await drainBody(req, reply);
           if (err instanceof CairnError && err.code === "UPLOAD_OFFSET_MISMATCH" && typeof err.meta?.offset === "number") {
             reply.header("upload-offset", String(err.meta.offset));
           }

@@ -5,9 +5,9 @@
  * State lives in the volume, under `/.cairn/uploads/<id>/` (`data` + `info.json`): the bytes count
  * against the volume's quota, survive a cairnd restart, and the finished file is renamed into
  * place on the same filesystem (no copy). An offset is acknowledged only after the data is
- * fdatasync'ed and `info.json` (written atomically) says so. A request that arrives while an older
- * one still streams into the same upload (its connection was cut, the server has not noticed yet)
- * stops the older one first, as tusd does.
+ * fdatasync'ed and `info.json` (written atomically) says so. A PATCH or DELETE that arrives while
+ * an older PATCH still streams into the same upload (its connection was cut, the server has not
+ * noticed yet) stops the older one first, as tusd does.
  */
 import { constants as fsc } from "node:fs";
 import { createHash, randomBytes, type Hash } from "node:crypto";
@@ -200,9 +200,12 @@ export class TusUploads {
     await old.done;
   }
 
-  /** HEAD: take over from a stale PATCH first, so the offset answered is final. */
+  /**
+   * HEAD: the acknowledged (synced) offset. It does not interrupt a PATCH in flight (a client that
+   * polls would stall its own upload); a resuming client whose PATCH then finds the offset moved
+   * on gets a 409 with the real offset and continues from there.
+   */
   async head(root: string, volumeId: string, id: string, volumeName: string): Promise<UploadInfo> {
-    await this.takeOver(`${volumeId}/${id}`);
     return this.get(root, volumeId, id, volumeName);
   }
 
