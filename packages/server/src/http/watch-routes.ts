@@ -3,7 +3,7 @@
  * is its cursor; a reconnecting client (EventSource sends `Last-Event-ID` by itself) gets what it
  * missed while that is retained, else an `event: reset` telling it to list again.
  */
-import { CairnError, WatchEvent, WatchQuery, normalizeVolumePath } from "@cairn/protocol";
+import { CairnError, WatchQuery, normalizeVolumePath } from "@cairn/protocol";
 import type { FileService } from "../services/files-service.js";
 import { header } from "./file-routes.js";
 import { defineRoute, type RouteSpec } from "./route.js";
@@ -26,7 +26,7 @@ export function watchRoutes(files: FileService): RouteSpec[] {
       params: VolumeParams,
       query: WatchQuery,
       headers: { "Last-Event-ID": "Resume after this event (EventSource sends it on reconnect)" },
-      responses: { 200: { description: "text/event-stream of WatchEvent", contentType: "text/event-stream", schema: WatchEvent } },
+      responses: { 200: { description: "Server-Sent Events; each change's `data` is `{type: create|modify|delete|rename, path, oldPath?, isDir, at}`", contentType: "text/event-stream" } },
       handler: async ({ params, query, req, reply, principal }) => {
         const path = normalizeVolumePath(query.path ?? "/");
         const volume = await files.volumes.find(principal.projectId, params.volume);
