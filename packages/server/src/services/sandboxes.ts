@@ -260,21 +260,32 @@ export class SandboxService {
       const sources = [];
       for (const a of claimed) sources.push(await this.mountSource(a));
       await driver.prepare(sb.id);
-      await driver.start(sb.id, sb.spec, sources);
-      for (const a of claimed) await store.updateAttachment(a.id, { state: "mounted" });
-      await store.updateSandbox(sb.id, { state: "running" });
+      await this.startWith(sb, claimed, sources);
     } catch (err) {
       log.warn({ err, sandboxId: sb.id }, "sandbox create failed");
-      await driver.destroy(sb.id).catch(() => undefined);
-      for (const a of claimed) {
-        this.releaseLease(a.id);
-        await store.updateAttachment(a.id, { state: "failed", error: (err as Error).message });
-      }
-      await store.updateSandbox(sb.id, { state: "failed", error: (err as Error).message });
-      throw err;
+      await this.failStart(sb, claimed, err);
     }
     this.armTimeout(sb);
     return this.get(projectId, sb.id);
+  }
+
+  /** Start the container with its mounts; the attachments become mounted and the sandbox running. */
+  private async startWith(sb: SandboxRecord, claimed: AttachmentRecord[], sources: VolumeMount[]): Promise<void> {
+    await this.deps.driver.start(sb.id, sb.spec, sources);
+    for (const a of claimed) await this.deps.store.updateAttachment(a.id, { state: "mounted" });
+    await this.deps.store.updateSandbox(sb.id, { state: "running" });
+  }
+
+  /** Undo a start that failed: no container, no leases, claims given up, the error recorded. */
+  private async failStart(sb: SandboxRecord, claimed: AttachmentRecord[], err: unknown): Promise<never> {
+    const { store, driver } = this.deps;
+    await driver.destroy(sb.id).catch(() => undefined);
+    for (const a of claimed) {
+      this.releaseLease(a.id);
+      await store.updateAttachment(a.id, { state: "failed", error: (err as Error).message });
+    }
+    await store.updateSandbox(sb.id, { state: "failed", error: (err as Error).message });
+    throw err;
   }
 
   private armTimeout(sb: SandboxRecord): void {
@@ -493,17 +504,9 @@ export class SandboxService {
       }
       const sources = [];
       for (const a of claimed) sources.push(await this.mountSource(a));
-      await driver.start(sb.id, sb.spec, sources);
-      for (const a of claimed) await store.updateAttachment(a.id, { state: "mounted" });
-      await store.updateSandbox(sb.id, { state: "running" });
+      await this.startWith(sb, claimed, sources);
     } catch (err) {
-      await driver.destroy(sb.id).catch(() => undefined);
-      for (const a of claimed) {
-        this.releaseLease(a.id);
-        await store.updateAttachment(a.id, { state: "failed", error: (err as Error).message });
-      }
-      await store.updateSandbox(sb.id, { state: "failed", error: (err as Error).message });
-      throw err;
+      await this.failStart(sb, claimed, err);
     }
     this.armTimeout(sb);
     return this.get(projectId, sb.id);

@@ -7,6 +7,7 @@ import {
   VOLUME_FIELDS,
   formatSize,
   type CreateVolumeRequest,
+  type Filesystem,
   type ResizeResult,
   type UpdateVolumeRequest,
   type Volume,
@@ -82,21 +83,7 @@ export class VolumeService {
         `This cairnd serves region ${config.region}; create volumes for region ${req.region} on a host of that region`,
       );
     }
-    const at = new Date().toISOString();
-    const record: VolumeRecord = {
-      id: newId("vol"),
-      projectId,
-      name: req.name,
-      region: config.region,
-      sizeBytes,
-      usedBytes: 0,
-      filesystem,
-      accessMode: req.accessMode ?? "ReadWriteOnce",
-      status: "creating",
-      labels: req.labels ?? {},
-      createdAt: at,
-      updatedAt: at,
-    };
+    const record = this.newRecord(projectId, req, sizeBytes, filesystem);
     try {
       await store.insertVolume(record);
     } catch (err) {
@@ -159,21 +146,7 @@ export class VolumeService {
     }
     const filesystem = req.filesystem ?? "ext4";
     const sizeBytes = req.format === "tar" ? this.resolveSize(req, filesystem) : 0;
-    const at = new Date().toISOString();
-    const record: VolumeRecord = {
-      id: newId("vol"),
-      projectId,
-      name: req.name,
-      region: config.region,
-      sizeBytes,
-      usedBytes: 0,
-      filesystem,
-      accessMode: req.accessMode ?? "ReadWriteOnce",
-      status: "creating",
-      labels: req.labels ?? {},
-      createdAt: at,
-      updatedAt: at,
-    };
+    const record = this.newRecord(projectId, req, sizeBytes, filesystem);
     await store.insertVolume(record);
     const opId = newId("op");
     await store.startOperation({ id: opId, volumeId: record.id, kind: `import-${req.format}`, detail: {} });
@@ -202,6 +175,25 @@ export class VolumeService {
       throw err;
     }
     return this.get(projectId, record.id);
+  }
+
+  /** The record of a volume about to be created: `creating` until its image exists. */
+  private newRecord(projectId: string, req: CreateVolumeRequest, sizeBytes: number, filesystem: Filesystem): VolumeRecord {
+    const at = new Date().toISOString();
+    return {
+      id: newId("vol"),
+      projectId,
+      name: req.name,
+      region: this.deps.config.region,
+      sizeBytes,
+      usedBytes: 0,
+      filesystem,
+      accessMode: req.accessMode ?? "ReadWriteOnce",
+      status: "creating",
+      labels: req.labels ?? {},
+      createdAt: at,
+      updatedAt: at,
+    };
   }
 
   /** A create-if-missing racing a create returns the volume once it is ready. */
