@@ -12,7 +12,7 @@
  *                `files.search` (GNU grep in the volume, results parsed and returned as JSON);
  *                names by glob: `find -name` vs `files.search({ glob })`. Warm caches on both sides.
  *   large        1 GiB: `cp` + `sync` on the host disk vs the resumable (tus) upload of the SDK
- *                (32 MiB checksummed chunks, each fsynced before it is acknowledged), and the
+ *                (32 MiB SHA-256-checked chunks, the next read ahead, each fsynced before it is acknowledged), and the
  *                tar.gz / zip archive downloads of a directory holding that file vs `tar -cz` locally.
  *                (Plain PUT/GET of 1 GiB is the throughput bench.)
  *   listing      a directory of 200,000 entries listed page by page (1,000 and 10,000 per page)
@@ -21,7 +21,7 @@
  *                streamed upload (PUT) and download (GET).
  */
 import { createHash, randomFillSync } from "node:crypto";
-import { createReadStream, openAsBlob } from "node:fs";
+import { createReadStream } from "node:fs";
 import { mkdir, open, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -104,7 +104,8 @@ async function run1(c, dir, log) {
     const res = await timed("apiExtract", () => v.files.uploadArchive(`/small-${r}`, createReadStream(tarFile, { highWaterMark: MiB })));
     if (res.files !== FILES) throw new Error(`extracted ${res.files} files, expected ${FILES}`);
     await timed("cliPut", () => sh(process.execPath, [CLI, "volume", "put", tree, "bench-files", `/cli-${r}`], { env: cliEnv }));
-    await timed("tarc", () => sh("sh", ["-c", `tar -c -f - -C '${tree}' . > /dev/null`]));
+    // Through cat: GNU tar skips reading file contents when its archive is /dev/null itself.
+    await timed("tarc", () => sh("sh", ["-c", `tar -c -f - -C '${tree}' . | cat > /dev/null`]));
     await timed("apiArchive", async () => drain(await v.files.downloadArchive(`/small-${r}`)));
     // search, warm on both sides (the tree was just written / read)
     await sh("grep", ["-r", "-n", "NEEDLE-cairn-bench", tree]).catch(() => "");
@@ -138,9 +139,10 @@ async function run1(c, dir, log) {
       await sh("sync", [dst]);
     });
     await rm(dst, { force: true });
-    await timed("tus", async () => vb.files.upload(`/tus-${r}.bin`, await openAsBlob(big)));
+    // As `cairn volume put` sends a large file: a file stream with large reads, its length given.
+    await timed("tus", async () => vb.files.upload(`/tus-${r}.bin`, createReadStream(big, { highWaterMark: 4 * MiB }), { length: GiB }));
     await vb.files.remove(`/tus-${r}.bin`);
-    await timed("tarczLocal", () => sh("sh", ["-c", `tar -cz -f - -C '${bigDir}' . > /dev/null`]));
+    await timed("tarczLocal", () => sh("sh", ["-c", `tar -cz -f - -C '${bigDir}' . | cat > /dev/null`]));
     await timed("apiTarGz", async () => drain(await vb.files.downloadArchive("/dir", { format: "tar.gz" })));
     await timed("apiZip", async () => drain(await vb.files.downloadArchive("/dir", { format: "zip" })));
     await timed("apiTar", async () => drain(await vb.files.downloadArchive("/dir", { format: "tar" })));
@@ -229,7 +231,7 @@ export async function run({ log }) {
     ["10,000 × 1 KiB files in", "`tar -x` + `sync -f` (host disk)", f1(m("tarx")), `${f0(filesPerS("tarx"))} files/s`, "100%"],
     ["", "API: tar upload, extracted all or nothing", f1(m("apiExtract")), `${f0(filesPerS("apiExtract"))} files/s`, fmtPct(m("tarx") / m("apiExtract"))],
     ["", "CLI: `cairn volume put <dir>` (local tar + upload)", f1(m("cliPut")), `${f0(filesPerS("cliPut"))} files/s`, fmtPct(m("tarx") / m("cliPut"))],
-    ["10,000 × 1 KiB files out", "`tar -c` (host disk) to /dev/null", f1(m("tarc")), `${f0(filesPerS("tarc"))} files/s`, "100%"],
+    ["10,000 × 1 KiB files out", "`tar -c \\| cat > /dev/null` (host disk)", f1(m("tarc")), `${f0(filesPerS("tarc"))} files/s`, "100%"],
     ["", "API: tar archive download", f1(m("apiArchive")), `${f0(filesPerS("apiArchive"))} files/s`, fmtPct(m("tarc") / m("apiArchive"))],
     ["content search, 10,000 files", "`grep -r -n` (host disk, warm)", f1(m("grep")), `${f0(filesPerS("grep"))} files/s`, "100%"],
     ["", "API: `files.search({ query })`", f1(m("apiSearch")), `${f0(filesPerS("apiSearch"))} files/s`, fmtPct(m("grep") / m("apiSearch"))],
@@ -237,7 +239,7 @@ export async function run({ log }) {
     ["", "API: `files.search({ glob })`", f1(m("apiGlob")), `${f0(filesPerS("apiGlob"))} files/s`, fmtPct(m("find") / m("apiGlob"))],
     ["1 GiB in", "`cp` + `sync` (host disk, warm source)", f0(m("cp")), `${f0(mbs("cp"))} MB/s`, "100%"],
     ["", "SDK resumable upload (tus, 32 MiB chunks)", f0(m("tus")), `${f0(mbs("tus"))} MB/s`, fmtPct(m("cp") / m("tus"))],
-    ["1 GiB directory out", "`tar -cz` (host disk) to /dev/null", f0(m("tarczLocal")), `${f0(mbs("tarczLocal"))} MB/s`, "100%"],
+    ["1 GiB directory out", "`tar -cz \\| cat > /dev/null` (host disk)", f0(m("tarczLocal")), `${f0(mbs("tarczLocal"))} MB/s`, "100%"],
     ["", "API: tar.gz archive download", f0(m("apiTarGz")), `${f0(mbs("apiTarGz"))} MB/s`, fmtPct(m("tarczLocal") / m("apiTarGz"))],
     ["", "API: zip archive download (deflate)", f0(m("apiZip")), `${f0(mbs("apiZip"))} MB/s`, fmtPct(m("tarczLocal") / m("apiZip"))],
     ["", "API: tar archive download", f0(m("apiTar")), `${f0(mbs("apiTar"))} MB/s`, "–"],

@@ -101,7 +101,7 @@ export interface WatchOptions extends RequestOptions {
 }
 
 export interface UploadOptions extends RequestOptions {
-  /** Bytes per PATCH (default 32 MiB); each chunk is held in memory once to checksum it. */
+  /** Bytes per PATCH (default 32 MiB). Two chunks are in memory: the one uploading and the next, read and hashed ahead. */
   chunkSize?: number;
   /** Called after each acknowledged chunk with the bytes the server has durably stored. */
   onProgress?: (uploaded: number, total: number | undefined) => void;
@@ -524,10 +524,24 @@ export class VolumeFiles {
       options.onUploadUrl?.(uploadUrl);
     }
     options.onProgress?.(offset, source.size);
+    const digest = async (bytes: Uint8Array) => bytesToBase64(new Uint8Array(await crypto.subtle.digest("SHA-256", bytes as unknown as BufferSource)));
+    /** A chunk and the checksum of all of it, read and hashed ahead while the previous one uploads. */
+    const prepare = async (at: number) => {
+      const chunk = await source.read(at, chunkSize);
+      return { chunk, checksum: await digest(chunk.bytes) };
+    };
+    let ahead: ReturnType<typeof prepare> | undefined;
     // A known size is done at that offset (0 bytes: done at creation); a stream when its last chunk is in.
     while (source.size === undefined || offset < source.size) {
-      const chunk = await source.read(offset, chunkSize);
+      const prepared = ahead && (await ahead);
+      ahead = undefined;
+      const { chunk, checksum } = prepared && prepared.chunk.start === offset ? prepared : await prepare(offset);
       const last = chunk.final;
+      // Read and hash the next chunk during this one's upload (a retry resends the chunk in hand).
+      if (!last) {
+        ahead = prepare(chunk.start + chunk.bytes.length);
+        ahead.catch(() => undefined);
+      }
       let sent = false;
       for (let attempt = 0; !sent; attempt++) {
         const start = chunk.start;
@@ -536,7 +550,7 @@ export class VolumeFiles {
           ...tusHeaders,
           "content-type": "application/offset+octet-stream",
           "upload-offset": String(offset),
-          "upload-checksum": `sha256 ${bytesToBase64(new Uint8Array(await crypto.subtle.digest("SHA-256", body as unknown as BufferSource)))}`,
+          "upload-checksum": `sha256 ${offset === start ? checksum : await digest(body)}`,
         };
         if (last && source.size === undefined) headers["upload-length"] = String(offset + body.length);
         try {
@@ -553,14 +567,18 @@ export class VolumeFiles {
           await delay(Math.min(10_000, 250 * 2 ** attempt), options.signal);
           const h = await head().catch(() => undefined);
           if (h) {
-            if (h.offset < start) throw new CairnError("INVALID_REQUEST", `The server has ${h.offset} bytes, before this chunk (${start}); a stream cannot be rewound. Upload again.`);
+            const outside = h.offset < start || h.offset > start + chunk.bytes.length;
+            if (outside && !source.randomAccess) {
+              throw new CairnError("INVALID_REQUEST", `The server has ${h.offset} bytes, outside the chunk in hand (${start}-${start + chunk.bytes.length}); a stream cannot be rewound. Upload again.`);
+            }
             offset = h.offset;
-            if (offset >= start + chunk.bytes.length) sent = true;
+            // Done with this chunk, or (random access) re-read from wherever the server is.
+            if (outside || offset >= start + chunk.bytes.length) sent = true;
           }
         }
       }
       options.onProgress?.(offset, source.size);
-      if (last) break;
+      if (last && offset >= chunk.start + chunk.bytes.length) break;
     }
     return { path: target, size: offset, uploadUrl };
   }
@@ -577,6 +595,8 @@ interface Chunk {
 
 interface Source {
   size: number | undefined;
+  /** Any offset can be read again (bytes, Blobs); a stream only moves forward. */
+  randomAccess: boolean;
   /** The chunk starting at `offset` (for streams: the next one; the server never runs ahead of it). */
   read(offset: number, max: number): Promise<Chunk>;
 }
@@ -588,6 +608,7 @@ function toSource(data: Blob | Uint8Array | ArrayBuffer | string | ReadableStrea
     const bytes = data;
     return {
       size: bytes.length,
+      randomAccess: true,
       read: async (offset, max) => ({ start: offset, bytes: bytes.subarray(offset, offset + max), final: offset + max >= bytes.length }),
     };
   }
@@ -595,6 +616,7 @@ function toSource(data: Blob | Uint8Array | ArrayBuffer | string | ReadableStrea
     const blob = data;
     return {
       size: blob.size,
+      randomAccess: true,
       read: async (offset, max) => ({
         start: offset,
         bytes: new Uint8Array(await blob.slice(offset, offset + max).arrayBuffer()),
@@ -610,6 +632,7 @@ function toSource(data: Blob | Uint8Array | ArrayBuffer | string | ReadableStrea
   let current: Chunk | undefined;
   return {
     size: length,
+    randomAccess: false,
     async read(offset, max) {
       // Asked again for the chunk in hand (a retry): give it again.
       if (current && offset >= current.start && offset < current.start + current.bytes.length) return current;

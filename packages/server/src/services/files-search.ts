@@ -6,7 +6,7 @@
  * worker thread with a time limit, so a catastrophic pattern cannot stall cairnd.
  */
 import { spawn } from "node:child_process";
-import { constants as fsc, type Dirent, type Stats } from "node:fs";
+import { constants as fsc, type Dirent } from "node:fs";
 import { lstat, mkdir, open, opendir } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { Worker } from "node:worker_threads";
@@ -14,12 +14,13 @@ import {
   CairnError,
   RESERVED_DIR,
   normalizeVolumePath,
+  type FileType,
   type ReplaceRequest,
   type ReplaceResult,
   type SearchMatch,
   type SearchResult,
 } from "@cairn/protocol";
-import { checkPreconditions, etagOf, fileTypeOf, isNoSpace, quotaError, resolvePath } from "./files.js";
+import { checkPreconditions, etagOf, isNoSpace, quotaError, resolvePath } from "./files.js";
 import { lstatOrUndefined, MAX_EDIT_BYTES, readWhole } from "./files-ops.js";
 import { commitTree, Staging, syncFilesystem } from "./files-staging.js";
 
@@ -91,29 +92,39 @@ function globMatcher(glob: string | undefined): (rel: string) => boolean {
 interface Found {
   rel: string;
   hostPath: string;
-  stat: Stats;
+  /** The entry's type as the directory reports it (no stat needed). */
+  type: FileType;
+}
+
+function typeOfDirent(d: Dirent): FileType {
+  if (d.isFile()) return "file";
+  if (d.isDirectory()) return "directory";
+  if (d.isSymbolicLink()) return "symlink";
+  if (d.isFIFO()) return "fifo";
+  if (d.isSocket()) return "socket";
+  if (d.isBlockDevice()) return "block-device";
+  return "char-device";
 }
 
 /** Every entry below a directory, depth first, in directory order; symlinks are not entered. */
 async function* walk(hostDir: string, rel: string, hideReserved: boolean): AsyncGenerator<Found> {
   let handle;
   try {
-    handle = await opendir(hostDir, { bufferSize: 512 });
+    handle = await opendir(hostDir, { bufferSize: 1024 });
   } catch {
     return; // removed while we walked
   }
-  for await (const d of handle as AsyncIterable<Dirent>) {
-    if (hideReserved && rel === "" && d.name === RESERVED_DIR) continue;
-    const r = rel ? `${rel}/${d.name}` : d.name;
-    const hostPath = join(hostDir, d.name);
-    let st: Stats;
-    try {
-      st = await lstat(hostPath);
-    } catch {
-      continue;
+  try {
+    for (let d = await handle.read(); d !== null; d = await handle.read()) {
+      if (hideReserved && rel === "" && d.name === RESERVED_DIR) continue;
+      const r = rel ? `${rel}/${d.name}` : d.name;
+      const hostPath = join(hostDir, d.name);
+      const type = typeOfDirent(d);
+      yield { rel: r, hostPath, type };
+      if (type === "directory") yield* walk(hostPath, r, false);
     }
-    yield { rel: r, hostPath, stat: st };
-    if (st.isDirectory()) yield* walk(hostPath, r, false);
+  } finally {
+    await handle.close().catch(() => undefined);
   }
 }
 
@@ -160,7 +171,7 @@ export async function searchFiles(root: string, q: SearchOptions, signal?: Abort
       if (signal?.aborted) break;
       if (!matchesGlob(f.rel)) continue;
       if (matches.length === limit) return { matches, truncated: true };
-      matches.push({ path: volumePathOf(f.rel), type: fileTypeOf(f.stat) });
+      matches.push({ path: volumePathOf(f.rel), type: f.type });
     }
     return { matches, truncated: false };
   }
@@ -435,13 +446,14 @@ export async function replaceInFiles(
   try {
     const candidates: AsyncIterable<Found> = st.isFile()
       ? (async function* () {
-          yield { rel: "", hostPath: target.hostPath, stat: st };
+          yield { rel: "", hostPath: target.hostPath, type: "file" as const };
         })()
       : walk(target.hostPath, "", target.volumePath === "/");
     for await (const f of candidates) {
       if (options.signal?.aborted) throw new CairnError("INVALID_REQUEST", "The request was cancelled; nothing was changed");
-      if (!f.stat.isFile() || f.stat.size === 0 || f.stat.size > MAX_EDIT_BYTES) continue;
-      if (f.rel !== "" && !matchesGlob(f.rel)) continue;
+      if (f.type !== "file" || (f.rel !== "" && !matchesGlob(f.rel))) continue;
+      const fst = await lstat(f.hostPath).catch(() => undefined);
+      if (!fst?.isFile() || fst.size === 0 || fst.size > MAX_EDIT_BYTES) continue;
       const path = volumePathOf(f.rel);
       let data: Buffer;
       let etag: string;
@@ -479,8 +491,8 @@ export async function replaceInFiles(
         const out = Buffer.from(applied.output!, "utf8");
         let off = 0;
         while (off < out.length) off += (await fh.write(out, off)).bytesWritten;
-        await fh.chown(f.stat.uid, f.stat.gid);
-        await fh.chmod(f.stat.mode & 0o7777);
+        await fh.chown(fst.uid, fst.gid);
+        await fh.chmod(fst.mode & 0o7777);
       } finally {
         await fh.close();
       }

@@ -1,4 +1,4 @@
-import { createReadStream, openAsBlob } from "node:fs";
+import { createReadStream } from "node:fs";
 import { lstat } from "node:fs/promises";
 import { basename } from "node:path";
 import { Command, Option } from "commander";
@@ -113,8 +113,11 @@ Examples:
       try {
         if (options.resumable ?? st.size >= RESUMABLE_FROM) {
           const key = uploadKey(ctx.url, volume.id, target, local, st);
-          const blob = await openAsBlob(local);
+          // A file stream with large reads (a file-backed Blob reads slower): the SDK resumes a
+          // stream by skipping what the server already has.
+          const data = () => createReadStream(local, { highWaterMark: 4 * 1024 * 1024 });
           const uploadOptions = {
+            length: st.size,
             signal: ctx.signal,
             ...(chunkSize !== undefined ? { chunkSize } : {}),
             onProgress: (n: number) => bar.update(n),
@@ -123,11 +126,11 @@ Examples:
           const previous = await rememberedUpload(key);
           let r;
           try {
-            r = await volume.files.upload(target, blob, previous ? { ...uploadOptions, uploadUrl: previous } : uploadOptions);
+            r = await volume.files.upload(target, data(), previous ? { ...uploadOptions, uploadUrl: previous } : uploadOptions);
           } catch (err) {
             // The earlier upload expired or was removed: start again.
             if (!(previous && err instanceof CairnError && err.code === "UPLOAD_NOT_FOUND")) throw err;
-            r = await volume.files.upload(target, blob, uploadOptions);
+            r = await volume.files.upload(target, data(), uploadOptions);
           }
           await rememberUpload(key, undefined);
           report({ path: r.path, size: r.size }, `uploaded ${formatSize(r.size)} to ${volume.name}:${r.path}`);
