@@ -73,9 +73,44 @@ export function textTable(header, rows, align = "") {
   return [line(all[0]), widths.map((w) => "-".repeat(w)).join("  "), ...all.slice(1).map(line)].join("\n");
 }
 
-/** A scratch directory on the host disk, named so a leftover is easy to spot. */
+/**
+ * What an interrupted run must still undo. The private mount namespace takes the mounts away
+ * with it, but not the files: on SIGINT/SIGTERM/SIGHUP the running cairnds are destroyed and
+ * the scratch directories removed before the process exits.
+ */
+const servers = new Set();
+const scratch = new Set();
+let handlersInstalled = false;
+
+function installSignalHandlers() {
+  if (handlersInstalled) return;
+  handlersInstalled = true;
+  let cleaning = false;
+  const onSignal = (sig) => {
+    if (cleaning) return;
+    cleaning = true;
+    process.stderr.write(`bench: ${sig}: stopping cairnd and removing scratch files\n`);
+    (async () => {
+      await Promise.allSettled([...servers].map((c) => c.destroy()));
+      for (const dir of scratch) await removeScratch(dir).catch(() => undefined);
+    })().finally(() => process.exit(130));
+  };
+  for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"]) process.on(sig, onSignal);
+}
+
+/** Unmount whatever is still mounted under a scratch dir (deepest first), then delete it. */
+async function removeScratch(dir) {
+  const mounts = (await sh("findmnt", ["-rno", "TARGET"]).catch(() => "")).split("\n").filter((t) => t.startsWith(dir + "/"));
+  for (const m of mounts.sort((a, b) => b.length - a.length)) await sh("umount", ["-l", m]).catch(() => undefined);
+  await rm(dir, { recursive: true, force: true });
+}
+
+/** A scratch directory on the host disk, named so a leftover is easy to spot; removed on a signal too. */
 export async function scratchDir(label) {
-  return mkdtemp(join(tmpdir(), `cairn-bench-${label}-`));
+  installSignalHandlers();
+  const dir = await mkdtemp(join(tmpdir(), `cairn-bench-${label}-`));
+  scratch.add(dir);
+  return dir;
 }
 
 /**
@@ -104,6 +139,7 @@ export let startRetries = 0;
 /** A cairnd for one bench; stopped, unmounted and deleted afterwards whatever happens. */
 export async function withCairnd(env, fn) {
   const c = await startWithRetry(env);
+  servers.add(c);
   let failed = false;
   try {
     return await fn(c);
@@ -114,6 +150,7 @@ export async function withCairnd(env, fn) {
   } finally {
     try {
       await c.destroy();
+      servers.delete(c);
     } catch (err) {
       // Do not let a cleanup error hide the bench's own failure.
       if (!failed) throw err;

@@ -69,7 +69,7 @@ As root on Linux (cairnd makes loop devices and mounts), from the repository roo
 
 \`\`\`sh
 npm run bench                      # setup + build, then every bench; rewrites this file
-npm run bench -- lifecycle         # one bench (lifecycle | throughput); the other sections stay
+npm run bench -- lifecycle         # one bench (${BENCHES.join(" | ")}); the other sections stay
 node bench/run.js --no-write throughput   # print only
 \`\`\`
 
@@ -148,7 +148,14 @@ async function main() {
   const done = new Map();
   let failed = false;
   for (const name of names) {
-    const bench = await import(`./${name}.js`);
+    let bench;
+    try {
+      bench = await import(`./${name}.js`);
+    } catch (err) {
+      failed = true;
+      process.stderr.write(`bench ${name} cannot be loaded: ${err.message}\n`);
+      continue;
+    }
     const waited = await waitForQuiet();
     const started = await describeMachine();
     const loadSampler = sampleLoad();
@@ -193,6 +200,8 @@ async function main() {
       const variants = new Set([...old.matchAll(/<!-- bench:([a-z0-9-]+) -->/g)].map((m) => m[1]).concat([...done.keys()]));
       keys.push(n, ...[...variants].filter((k) => k.startsWith(`${n}-`)).sort());
     }
+    // Sections of benches this run.js does not list (yet) are kept, never dropped.
+    for (const m of old.matchAll(/<!-- bench:([a-z0-9-]+) -->/g)) if (!keys.includes(m[1])) keys.push(m[1]);
     const sections = keys.map((n) => done.get(n) ?? extractSection(old, n) ?? `${marker(n)[0]}\n## ${n}\n\nNot run yet.\n${marker(n)[1]}`);
     await writeFile(RESULTS, [HEADER, machineBlock(machine), ...sections.map((s) => s + "\n")].join("\n"));
     process.stdout.write(`Updated ${RESULTS}\n`);
