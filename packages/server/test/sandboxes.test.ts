@@ -190,6 +190,11 @@ describe("sandboxes with volumes (crun)", () => {
     assert.match(look.stdout, /No such file or directory/);
     assert.doesNotMatch(look.stdout, /other\.txt/);
     assert.doesNotMatch(look.stdout, /\.bashrc|\.npm/, "the host's /root is not there");
+    // The network is loopback only, and loopback is up: a server in the sandbox answers on 127.0.0.1.
+    const net = await sb.exec(
+      `ls /sys/class/net; python3 -c "import socket; s=socket.socket(); s.bind(('127.0.0.1', 0)); s.listen(); socket.create_connection(s.getsockname()); print('loopback ok')"`,
+    );
+    assert.equal(net.stdout, "lo\nloopback ok\n", net.stderr);
     // A fork bomb hits the pids limit; the sandbox and cairnd go on.
     // A timeout ends the command and everything it started, and the answer comes at once.
     const t0 = Date.now();

@@ -9,7 +9,7 @@ import { access, mkdir, open, readFile, rm, symlink, writeFile } from "node:fs/p
 import { join } from "node:path";
 import { CairnError } from "@cairn/protocol";
 import { run, type ExecError } from "../volumes/exec.js";
-import { findMount } from "../volumes/mountinfo.js";
+import { findMount, readMounts } from "../volumes/mountinfo.js";
 import { buildConfig, type OciMount } from "./oci-config.js";
 
 /** A static busybox, bound read-only into every sandbox: the only binary cairnd runs inside a sandbox's mount namespace with host privileges. Never a sandbox's own (it could replace those). */
@@ -66,6 +66,13 @@ export interface SandboxDriver {
 
 export class CrunDriver implements SandboxDriver {
   private readonly stateRoot: string;
+  /**
+   * One shared mount for all sandboxes' staging directories, made once: each sandbox binds its
+   * own subdirectory rslave, and a mount made under it propagates into that sandbox only (a
+   * mount propagates to a peer or slave only where the peer's root can see it).
+   */
+  private readonly stagingRoot: string;
+  private initialized: Promise<void> | undefined;
 
   constructor(
     private readonly root: string,
@@ -73,10 +80,30 @@ export class CrunDriver implements SandboxDriver {
     private readonly cgroupPrefix: string,
   ) {
     this.stateRoot = stateRoot;
+    this.stagingRoot = join(root, ".staging");
   }
 
   dir(id: string): string {
     return join(this.root, id);
+  }
+
+  private staging(id: string): string {
+    return join(this.stagingRoot, id);
+  }
+
+  /** Make the shared staging mount (once per namespace: a restarted cairnd finds it there). */
+  init(): Promise<void> {
+    this.initialized ??= (async () => {
+      await mkdir(this.stagingRoot, { recursive: true });
+      if (!(await findMount(this.stagingRoot))) {
+        await run("mount", ["--bind", this.stagingRoot, this.stagingRoot]);
+        await run("mount", ["--make-shared", this.stagingRoot]);
+      }
+    })().catch((err: unknown) => {
+      this.initialized = undefined;
+      throw err;
+    });
+    return this.initialized;
   }
 
   private crun(args: string[], timeoutMs = 30_000) {
@@ -86,30 +113,26 @@ export class CrunDriver implements SandboxDriver {
   async prepare(id: string): Promise<void> {
     const d = this.dir(id);
     const rootfs = join(d, "rootfs");
-    for (const sub of ["usr", "etc"]) {
-      await mkdir(join(d, "upper", sub), { recursive: true });
-      await mkdir(join(d, "work", sub), { recursive: true });
-    }
-    await mkdir(join(d, "staging"), { recursive: true });
-    await mkdir(join(d, "prep"), { recursive: true });
-    for (const sub of ["usr", "etc", "proc", "sys", "dev", "tmp", "root", "home", "var/tmp", "run/cairn/staging", "opt", "srv", "mnt"]) {
-      await mkdir(join(rootfs, sub), { recursive: true });
-    }
-    await writeFile(join(rootfs, "run/cairn/busybox"), "");
-    for (const l of ["bin", "lib", "lib64", "sbin"]) {
-      const target = `usr/${l}`;
-      if (await access(join("/usr", l)).then(() => true, () => false)) await symlink(target, join(rootfs, l)).catch(() => undefined);
-    }
+    const dirs = [
+      ...["usr", "etc"].flatMap((sub) => [join(d, "upper", sub), join(d, "work", sub)]),
+      join(d, "prep"),
+      this.staging(id),
+      ...["usr", "etc", "proc", "sys", "dev", "tmp", "root", "home", "var/tmp", "run/cairn/staging", "opt", "srv", "mnt"].map((sub) => join(rootfs, sub)),
+    ];
+    await Promise.all(dirs.map((dir) => mkdir(dir, { recursive: true })));
+    await Promise.all([
+      writeFile(join(rootfs, "run/cairn/busybox"), ""),
+      ...["bin", "lib", "lib64", "sbin"].map(async (l) => {
+        if (await access(join("/usr", l)).then(() => true, () => false)) await symlink(`usr/${l}`, join(rootfs, l)).catch(() => undefined);
+      }),
+    ]);
   }
 
   async start(id: string, spec: SandboxSpecInput, mounts: VolumeMount[]): Promise<void> {
     const d = this.dir(id);
-    const staging = join(d, "staging");
-    // A shared staging mount, seen by the sandbox as an rslave copy: how volumes are hot-plugged later.
-    if (!(await findMount(staging))) {
-      await run("mount", ["--bind", staging, staging]);
-      await run("mount", ["--make-shared", staging]);
-    }
+    // The sandbox's part of the shared staging mount, seen by it as an rslave copy: how volumes are hot-plugged later.
+    await this.init();
+    const staging = this.staging(id);
     const volumeMounts: OciMount[] = mounts.map((m) => ({
       destination: m.destination,
       type: "bind",
@@ -138,14 +161,19 @@ export class CrunDriver implements SandboxDriver {
       cgroupsPath: `/${this.cgroupPrefix}/${id}`,
     });
     await writeFile(join(d, "config.json"), JSON.stringify(config, null, 1));
-    await this.crun(["delete", "--force", id]).catch(() => undefined);
+    // A container left from an earlier start (resume after a crash) is in the way; a new one has no state.
+    if (await access(join(this.stateRoot, id)).then(() => true, () => false)) {
+      await this.crun(["delete", "--force", id]).catch(() => undefined);
+    }
     // The container inherits crun's stdio: give it a log file, not a pipe (a pipe would stay open
     // as long as the sandbox runs, and whoever waits for it would wait that long).
     const logPath = join(d, "init.log");
     const log = await open(logPath, "w");
     try {
       const code = await new Promise<number | null>((resolve, reject) => {
-        const child = spawn("crun", ["--root", this.stateRoot, "run", "--detach", "--bundle", d, id], { stdio: ["ignore", log.fd, log.fd] });
+        const child = spawn("crun", ["--root", this.stateRoot, "run", "--detach", "--bundle", d, id], {
+          stdio: ["ignore", log.fd, log.fd],
+        });
         child.on("error", reject);
         child.on("exit", (c) => resolve(c));
       });
@@ -156,9 +184,7 @@ export class CrunDriver implements SandboxDriver {
     } finally {
       await log.close();
     }
-    // Loopback only: bring `lo` up with the host's `ip` (nsenter -n keeps the host's filesystem).
-    const pid = await this.pid(id);
-    if (pid) await run("nsenter", ["-t", String(pid), "-n", "ip", "link", "set", "lo", "up"]).catch(() => undefined);
+    // Loopback only: crun brings `lo` up in the new network namespace itself.
   }
 
   /** The sandbox's init process on the host, while it runs. */
@@ -193,12 +219,20 @@ export class CrunDriver implements SandboxDriver {
       await new Promise((r) => setTimeout(r, 20));
     }
     await this.crun(["delete", "--force", id]).catch(() => undefined);
-    const staging = join(this.dir(id), "staging");
-    if (await findMount(staging)) await run("umount", ["-l", staging]).catch(() => undefined);
+    // A hot-plug interrupted by a crash may have left a volume mounted in the staging directory.
+    const staging = this.staging(id);
+    const left = (await readMounts()).filter((m) => m.mountPoint.startsWith(staging + "/")).map((m) => m.mountPoint);
+    for (const m of left.sort((a, b) => b.length - a.length)) await run("umount", ["-l", m]).catch(() => undefined);
   }
 
   async destroy(id: string): Promise<void> {
     await this.stop(id);
+    const staging = this.staging(id);
+    // Never delete through a mount: what is still mounted there is a volume's content.
+    if ((await readMounts()).some((m) => m.mountPoint.startsWith(staging + "/"))) {
+      throw new CairnError("INTERNAL", `sandbox ${id}: a volume is still mounted under ${staging}`);
+    }
+    await rm(staging, { recursive: true, force: true });
     await rm(this.dir(id), { recursive: true, force: true });
   }
 
@@ -211,7 +245,7 @@ export class CrunDriver implements SandboxDriver {
       await run("cp", ["-a", "--reflink=auto", join(from, sub), join(to, sub)]);
     }
     for (const sub of ["usr", "etc"]) await mkdir(join(to, "work", sub), { recursive: true });
-    await mkdir(join(to, "staging"), { recursive: true });
+    await mkdir(this.staging(toId), { recursive: true });
     await mkdir(join(to, "prep"), { recursive: true });
   }
 
@@ -234,7 +268,7 @@ export class CrunDriver implements SandboxDriver {
     if (!pid) throw new CairnError("SANDBOX_NOT_RUNNING", `Sandbox ${id} is not running`);
     const d = this.dir(id);
     const prep = join(d, "prep", attachmentId);
-    const staging = join(d, "staging", attachmentId);
+    const staging = join(this.staging(id), attachmentId);
     await mkdir(prep, { recursive: true });
     await mkdir(staging, { recursive: true });
     // exec,symfollow: clear the host mount's noexec,nosymfollow (util-linux keeps flags not named).

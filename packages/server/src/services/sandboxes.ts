@@ -257,10 +257,11 @@ export class SandboxService {
     const claimed: AttachmentRecord[] = [];
     try {
       for (const [i, m] of mounts.entries()) claimed.push(await this.claim(sb, resolved[i]!, m, paths[i]!));
-      const sources = [];
-      for (const a of claimed) sources.push(await this.mountSource(a));
-      await driver.prepare(sb.id);
-      await this.startWith(sb, claimed, sources);
+      // Volumes mount in parallel, and alongside the sandbox's directories (each has its own lock).
+      const [mounted] = await Promise.all([Promise.allSettled(claimed.map((a) => this.mountSource(a))), driver.prepare(sb.id)]);
+      const failed = mounted.find((r) => r.status === "rejected");
+      if (failed) throw failed.reason;
+      await this.startWith(sb, claimed, mounted.map((r) => (r as PromiseFulfilledResult<VolumeMount>).value));
     } catch (err) {
       log.warn({ err, sandboxId: sb.id }, "sandbox create failed");
       await this.failStart(sb, claimed, err);
