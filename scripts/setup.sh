@@ -13,6 +13,7 @@ declare -A tools=(
   [inotifywait]=inotify-tools [unzip]=unzip
   [filefrag]=e2fsprogs [blkid]=util-linux [ip]=iproute2 [socat]=socat
   [/bin/busybox]=busybox-static [/usr/bin/python3]=python3
+  [cc]=gcc [/usr/include/stdio.h]=libc6-dev
 )
 if [[ "${1:-}" == "--test" || "${1:-}" == "--bench" ]]; then
   tools[/usr/lib/postgresql/15/bin/initdb]=postgresql-15
@@ -45,6 +46,12 @@ fi
 
 # build (incremental: a no-op when nothing changed)
 npx --no-install tsc -b
+# cairnd's one native helper (hot-plugs mounts into a running sandbox with open_tree/move_mount).
+helper=packages/server/dist/native/cairn-mount
+if [[ ! -x $helper || packages/server/native/cairn-mount.c -nt $helper ]]; then
+  mkdir -p "$(dirname "$helper")"
+  cc -O2 -Wall -Wextra -Werror -o "$helper" packages/server/native/cairn-mount.c
+fi
 # tsc does not keep the executable bit, and npm links bins only to files that existed at install:
 # make `cairn` and `cairnd` runnable from node_modules/.bin (npx cairn, or PATH=$PWD/node_modules/.bin).
 chmod +x packages/cli/dist/src/main.js packages/server/dist/src/main.js

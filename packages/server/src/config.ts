@@ -31,6 +31,8 @@ export interface Config {
   readonly deployVolumeBytes: number;
   /** `CAIRN_MAX_VOLUMES_PER_SANDBOX`, default 8. */
   readonly maxVolumesPerSandbox: number;
+  /** `CAIRN_WARM_SANDBOXES`, default 2: sandboxes kept started ahead of demand (0 turns the pool off). */
+  readonly warmSandboxes: number;
   /** `CAIRN_LOG_LEVEL`, default `info`. */
   readonly logLevel: string;
   /** `CAIRN_SIGNING_KEY` (hex, at least 32 bytes); else generated once into `<data-dir>/signing.key`. Signs file URLs. */
@@ -109,6 +111,7 @@ export function resolveConfig(options: ConfigOptions = {}, env: NodeJS.ProcessEn
     deployDomain: (env.CAIRN_DEPLOY_DOMAIN ?? "localhost").toLowerCase(),
     deployVolumeBytes: sizeOf("CAIRN_DEPLOY_VOLUME_SIZE", env.CAIRN_DEPLOY_VOLUME_SIZE) ?? 1 * GiB,
     maxVolumesPerSandbox: intOf("CAIRN_MAX_VOLUMES_PER_SANDBOX", env.CAIRN_MAX_VOLUMES_PER_SANDBOX, 8, 1, 64),
+    warmSandboxes: intOf("CAIRN_WARM_SANDBOXES", env.CAIRN_WARM_SANDBOXES, 2, 0, 64),
     logLevel: options.logLevel ?? env.CAIRN_LOG_LEVEL ?? "info",
     signingKey: signingKeyOf(env.CAIRN_SIGNING_KEY),
   });

@@ -113,6 +113,7 @@ export async function startCairnd(config: Config, options: { logger?: boolean | 
       log,
       region: config.region,
       maxVolumesPerSandbox: config.maxVolumesPerSandbox,
+      warmSandboxes: config.warmSandboxes,
     });
     sandboxesRef = sandboxes;
     const files = new FileService({ volumes, store, signingKey: await loadSigningKey(config), log });
@@ -150,7 +151,7 @@ export async function startCairnd(config: Config, options: { logger?: boolean | 
       close() {
         closing ??= (async () => {
           await server.close(); // in-flight requests finish first
-          sandboxesRef?.close();
+          await sandboxesRef?.close();
           deploymentsRef?.close();
           await engine.close(); // then every lease is gone: unmount
           await store.close();

@@ -7,6 +7,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { createHash } from "node:crypto";
 import { access, mkdir, open, readFile, rm, symlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { CairnError } from "@cairn/protocol";
 import { run, type ExecError } from "../volumes/exec.js";
 import { findMount, readMounts } from "../volumes/mountinfo.js";
@@ -15,7 +16,8 @@ import { buildConfig, type OciMount } from "./oci-config.js";
 /** A static busybox, bound read-only into every sandbox: the only binary cairnd runs inside a sandbox's mount namespace with host privileges. Never a sandbox's own (it could replace those). */
 export const BUSYBOX = "/bin/busybox";
 const IN_SANDBOX_BUSYBOX = "/run/cairn/busybox";
-const IN_SANDBOX_STAGING = "/run/cairn/staging";
+/** Built by scripts/setup.sh from packages/server/native/cairn-mount.c. */
+export const MOUNT_HELPER = fileURLToPath(new URL("../../native/cairn-mount", import.meta.url));
 
 /** The cgroup parent of one data dir's sandboxes (two cairnd never share one). */
 export function cgroupPrefix(dataDir: string): string {
@@ -46,8 +48,12 @@ export interface ExecOptions {
 export interface SandboxDriver {
   /** Prepare the sandbox's directories (first start only). */
   prepare(id: string): Promise<void>;
-  /** Start the container with these volume mounts (create or resume). */
-  start(id: string, spec: SandboxSpecInput, mounts: VolumeMount[]): Promise<void>;
+  /**
+   * Start the container with these volume mounts (create or resume). `background`: a start
+   * nobody waits for (a warm sandbox), run at the lowest CPU priority so it does not slow the
+   * sandboxes in use; only the container's idle init keeps that priority, commands run later get their own.
+   */
+  start(id: string, spec: SandboxSpecInput, mounts: VolumeMount[], options?: { background?: boolean }): Promise<void>;
   /** Stop the container; its directories stay (hibernate). */
   stop(id: string): Promise<void>;
   /** Stop and remove everything of the sandbox. */
@@ -58,21 +64,16 @@ export interface SandboxDriver {
   pid(id: string): Promise<number | undefined>;
   list(): Promise<string[]>;
   exec(id: string, options: ExecOptions): ChildProcess;
-  /** Hot-plug a volume mount into the running sandbox. */
-  attach(id: string, attachmentId: string, mount: VolumeMount): Promise<void>;
+  /** Hot-plug volume mounts into the running sandbox (all in one pass). */
+  attach(id: string, mounts: { attachmentId: string; mount: VolumeMount }[]): Promise<void>;
+  /** Change a running sandbox's memory and pid limits. */
+  update(id: string, limits: { memoryBytes: number; pids: number }): Promise<void>;
   /** Unmount a path inside the running sandbox; `force` detaches lazily when busy. */
   detach(id: string, destination: string, options: { force: boolean }): Promise<void>;
 }
 
 export class CrunDriver implements SandboxDriver {
   private readonly stateRoot: string;
-  /**
-   * One shared mount for all sandboxes' staging directories, made once: each sandbox binds its
-   * own subdirectory rslave, and a mount made under it propagates into that sandbox only (a
-   * mount propagates to a peer or slave only where the peer's root can see it).
-   */
-  private readonly stagingRoot: string;
-  private initialized: Promise<void> | undefined;
 
   constructor(
     private readonly root: string,
@@ -80,30 +81,10 @@ export class CrunDriver implements SandboxDriver {
     private readonly cgroupPrefix: string,
   ) {
     this.stateRoot = stateRoot;
-    this.stagingRoot = join(root, ".staging");
   }
 
   dir(id: string): string {
     return join(this.root, id);
-  }
-
-  private staging(id: string): string {
-    return join(this.stagingRoot, id);
-  }
-
-  /** Make the shared staging mount (once per namespace: a restarted cairnd finds it there). */
-  init(): Promise<void> {
-    this.initialized ??= (async () => {
-      await mkdir(this.stagingRoot, { recursive: true });
-      if (!(await findMount(this.stagingRoot))) {
-        await run("mount", ["--bind", this.stagingRoot, this.stagingRoot]);
-        await run("mount", ["--make-shared", this.stagingRoot]);
-      }
-    })().catch((err: unknown) => {
-      this.initialized = undefined;
-      throw err;
-    });
-    return this.initialized;
   }
 
   private crun(args: string[], timeoutMs = 30_000) {
@@ -115,9 +96,7 @@ export class CrunDriver implements SandboxDriver {
     const rootfs = join(d, "rootfs");
     const dirs = [
       ...["usr", "etc"].flatMap((sub) => [join(d, "upper", sub), join(d, "work", sub)]),
-      join(d, "prep"),
-      this.staging(id),
-      ...["usr", "etc", "proc", "sys", "dev", "tmp", "root", "home", "var/tmp", "run/cairn/staging", "opt", "srv", "mnt"].map((sub) => join(rootfs, sub)),
+      ...["usr", "etc", "proc", "sys", "dev", "tmp", "root", "home", "var/tmp", "run/cairn", "opt", "srv", "mnt"].map((sub) => join(rootfs, sub)),
     ];
     await Promise.all(dirs.map((dir) => mkdir(dir, { recursive: true })));
     await Promise.all([
@@ -128,11 +107,8 @@ export class CrunDriver implements SandboxDriver {
     ]);
   }
 
-  async start(id: string, spec: SandboxSpecInput, mounts: VolumeMount[]): Promise<void> {
+  async start(id: string, spec: SandboxSpecInput, mounts: VolumeMount[], options: { background?: boolean } = {}): Promise<void> {
     const d = this.dir(id);
-    // The sandbox's part of the shared staging mount, seen by it as an rslave copy: how volumes are hot-plugged later.
-    await this.init();
-    const staging = this.staging(id);
     const volumeMounts: OciMount[] = mounts.map((m) => ({
       destination: m.destination,
       type: "bind",
@@ -151,7 +127,6 @@ export class CrunDriver implements SandboxDriver {
       })),
       mounts: [
         { destination: IN_SANDBOX_BUSYBOX, type: "bind", source: BUSYBOX, options: ["bind", "ro", "nosuid", "nodev"] },
-        { destination: IN_SANDBOX_STAGING, type: "bind", source: staging, options: ["rbind", "rslave", "nosuid", "nodev", "noexec"] },
         ...volumeMounts,
       ],
       env: spec.env,
@@ -171,7 +146,9 @@ export class CrunDriver implements SandboxDriver {
     const log = await open(logPath, "w");
     try {
       const code = await new Promise<number | null>((resolve, reject) => {
-        const child = spawn("crun", ["--root", this.stateRoot, "run", "--detach", "--bundle", d, id], {
+        const argv = ["crun", "--root", this.stateRoot, "run", "--detach", "--bundle", d, id];
+        if (options.background) argv.unshift("nice", "-n", "19");
+        const child = spawn(argv[0]!, argv.slice(1), {
           stdio: ["ignore", log.fd, log.fd],
         });
         child.on("error", reject);
@@ -187,12 +164,19 @@ export class CrunDriver implements SandboxDriver {
     // Loopback only: crun brings `lo` up in the new network namespace itself.
   }
 
-  /** The sandbox's init process on the host, while it runs. */
+  /**
+   * The sandbox's init process on the host, while it runs: crun's state file names it with its
+   * start time, which must match /proc (as `crun state` checks it, without spawning crun).
+   */
   async pid(id: string): Promise<number | undefined> {
     try {
-      const { stdout } = await this.crun(["state", id]);
-      const st = JSON.parse(stdout) as { pid?: number; status?: string };
-      return st.status === "running" ? st.pid : undefined;
+      const st = JSON.parse(await readFile(join(this.stateRoot, id, "status"), "utf8")) as { pid?: unknown; "process-start-time"?: unknown };
+      if (typeof st.pid !== "number" || !Number.isInteger(st.pid) || st.pid <= 1) return undefined;
+      const stat = await readFile(`/proc/${st.pid}/stat`, "utf8");
+      // Fields after the command name (which may hold spaces and parentheses): state is field 3, starttime field 22.
+      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      if (fields[0] === "Z" || fields[0] === "X") return undefined;
+      return fields[19] === String(st["process-start-time"]) ? st.pid : undefined;
     } catch {
       return undefined;
     }
@@ -219,21 +203,17 @@ export class CrunDriver implements SandboxDriver {
       await new Promise((r) => setTimeout(r, 20));
     }
     await this.crun(["delete", "--force", id]).catch(() => undefined);
-    // A hot-plug interrupted by a crash may have left a volume mounted in the staging directory.
-    const staging = this.staging(id);
-    const left = (await readMounts()).filter((m) => m.mountPoint.startsWith(staging + "/")).map((m) => m.mountPoint);
-    for (const m of left.sort((a, b) => b.length - a.length)) await run("umount", ["-l", m]).catch(() => undefined);
   }
 
   async destroy(id: string): Promise<void> {
     await this.stop(id);
-    const staging = this.staging(id);
-    // Never delete through a mount: what is still mounted there is a volume's content.
-    if ((await readMounts()).some((m) => m.mountPoint.startsWith(staging + "/"))) {
-      throw new CairnError("INTERNAL", `sandbox ${id}: a volume is still mounted under ${staging}`);
+    const d = this.dir(id);
+    // Never delete through a mount: what is mounted there would be a volume's content (cairnd
+    // itself mounts nothing under a sandbox's directory; this guards against what it did before).
+    if ((await readMounts()).some((m) => m.mountPoint.startsWith(d + "/"))) {
+      throw new CairnError("INTERNAL", `sandbox ${id}: something is still mounted under ${d}`);
     }
-    await rm(staging, { recursive: true, force: true });
-    await rm(this.dir(id), { recursive: true, force: true });
+    await rm(d, { recursive: true, force: true });
   }
 
   async copy(fromId: string, toId: string): Promise<void> {
@@ -245,8 +225,7 @@ export class CrunDriver implements SandboxDriver {
       await run("cp", ["-a", "--reflink=auto", join(from, sub), join(to, sub)]);
     }
     for (const sub of ["usr", "etc"]) await mkdir(join(to, "work", sub), { recursive: true });
-    await mkdir(this.staging(toId), { recursive: true });
-    await mkdir(join(to, "prep"), { recursive: true });
+
   }
 
   exec(id: string, options: ExecOptions): ChildProcess {
@@ -263,33 +242,23 @@ export class CrunDriver implements SandboxDriver {
     return spawn("crun", args, { stdio: ["pipe", "pipe", "pipe"] });
   }
 
-  async attach(id: string, attachmentId: string, mount: VolumeMount): Promise<void> {
+  async attach(id: string, mounts: { attachmentId: string; mount: VolumeMount }[]): Promise<void> {
+    if (mounts.length === 0) return;
     const pid = await this.pid(id);
     if (!pid) throw new CairnError("SANDBOX_NOT_RUNNING", `Sandbox ${id} is not running`);
-    const d = this.dir(id);
-    const prep = join(d, "prep", attachmentId);
-    const staging = join(this.staging(id), attachmentId);
-    await mkdir(prep, { recursive: true });
-    await mkdir(staging, { recursive: true });
-    // exec,symfollow: clear the host mount's noexec,nosymfollow (util-linux keeps flags not named).
-    const flags = ["nosuid", "nodev", "exec", "symfollow", ...(mount.readonly ? ["ro"] : [])].join(",");
+    // One process for all mounts: detached clones of the sources with the sandbox's flags,
+    // attached inside the sandbox's mount namespace (native/cairn-mount.c says how and why).
+    const args = [String(pid), ...mounts.flatMap(({ mount }) => [mount.readonly ? "ro" : "rw", mount.source, mount.destination])];
     try {
-      // Set the flags on a private bind first: a bind copies its source's flags, and so does
-      // propagation, so the copy that reaches the sandbox is born with them.
-      await run("mount", ["--bind", mount.source, prep]);
-      await run("mount", ["-o", `remount,bind,${flags}`, prep]);
-      await run("mount", ["--bind", prep, staging]);
-      await run("umount", [prep]);
-      const bb = IN_SANDBOX_BUSYBOX;
-      await run("nsenter", ["-t", String(pid), "-m", "--", bb, "mkdir", "-p", mount.destination]);
-      // The new bind copies the staged mount's flags: nothing to remount inside.
-      await run("nsenter", ["-t", String(pid), "-m", "--", bb, "mount", "--bind", `${IN_SANDBOX_STAGING}/${attachmentId}`, mount.destination]);
-    } finally {
-      if (await findMount(prep)) await run("umount", ["-l", prep]).catch(() => undefined);
-      if (await findMount(staging)) await run("umount", ["-l", staging]).catch(() => undefined);
-      await rm(prep, { recursive: true, force: true }).catch(() => undefined);
-      await rm(staging, { recursive: true, force: true }).catch(() => undefined);
+      await run(MOUNT_HELPER, args);
+    } catch (err) {
+      const text = ((err as ExecError).stderr ?? (err as Error).message).trim();
+      throw new CairnError("INTERNAL", `could not mount into sandbox ${id}: ${text}`);
     }
+  }
+
+  async update(id: string, limits: { memoryBytes: number; pids: number }): Promise<void> {
+    await this.crun(["update", `--memory=${limits.memoryBytes}`, `--pids-limit=${limits.pids}`, id]);
   }
 
   async detach(id: string, destination: string, options: { force: boolean }): Promise<void> {

@@ -35,7 +35,13 @@ export interface SandboxServiceDeps {
   log: Logger;
   region: string;
   maxVolumesPerSandbox: number;
+  /** How many `base` sandboxes to keep started ahead of demand (0: none). */
+  warmSandboxes?: number;
 }
+
+/** The limits a sandbox gets when the request names none (what warm sandboxes start with). */
+const DEFAULT_MEMORY_MB = 512;
+const DEFAULT_PIDS = 256;
 
 /** Paths a volume may not be mounted on: they are the sandbox's own machinery. */
 const RESERVED = ["/proc", "/sys", "/dev", "/run/cairn", "/usr", "/etc", "/tmp"];
@@ -58,8 +64,63 @@ export class SandboxService {
   private readonly leases = new Map<string, Lease>();
   private readonly timers = new Map<string, NodeJS.Timeout>();
   private readonly processes = new Map<string, Map<string, BackgroundProcess>>();
+  /**
+   * Warm pool: containers already started (template base, default limits, no volumes), known
+   * only here until a create claims one; it then gets its id as the sandbox's and its volumes
+   * hot-plugged. Not in the metadata store, so a restarted cairnd removes them as unknown.
+   */
+  private readonly warm: string[] = [];
+  private filling: Promise<void> | undefined;
+  private closed = false;
+  private warmFailures = 0;
+  private wakeFiller: (() => void) | undefined;
 
   constructor(private readonly deps: SandboxServiceDeps) {}
+
+  /** Start warm sandboxes until the pool is full; one at a time, in the background. */
+  private fillWarmPool(): void {
+    const size = this.deps.warmSandboxes ?? 0;
+    if (this.filling || this.closed || this.warm.length >= size) return;
+    this.filling = (async () => {
+      while (!this.closed && this.warm.length < size) {
+        const id = newId("sbx");
+        try {
+          await this.deps.driver.prepare(id);
+          await this.deps.driver.start(id, { env: {}, cwd: "/", memoryBytes: DEFAULT_MEMORY_MB * MiB, pids: DEFAULT_PIDS }, [], { background: true });
+        } catch (err) {
+          await this.deps.driver.destroy(id).catch(() => undefined);
+          // A host that cannot start sandboxes now: back off, creates still work (cold, with their error).
+          this.warmFailures++;
+          this.deps.log.warn({ err }, "could not start a warm sandbox");
+          await new Promise<void>((r) => {
+            const t = setTimeout(r, Math.min(60_000, 500 * 2 ** this.warmFailures));
+            t.unref();
+            this.wakeFiller = () => (clearTimeout(t), r());
+          });
+          this.wakeFiller = undefined;
+          continue;
+        }
+        this.warmFailures = 0;
+        if (this.closed) await this.deps.driver.destroy(id).catch(() => undefined);
+        else this.warm.push(id);
+      }
+    })().finally(() => {
+      this.filling = undefined;
+    });
+  }
+
+  /** A running warm sandbox, or undefined when the pool is empty. */
+  private async takeWarm(): Promise<string | undefined> {
+    for (let id = this.warm.shift(); id !== undefined; id = this.warm.shift()) {
+      if (await this.deps.driver.isRunning(id)) {
+        this.fillWarmPool();
+        return id;
+      }
+      await this.deps.driver.destroy(id).catch(() => undefined);
+    }
+    this.fillWarmPool();
+    return undefined;
+  }
 
   async find(projectId: string, id: string): Promise<SandboxRecord> {
     const sb = await this.deps.store.getSandbox(projectId, id);
@@ -237,16 +298,17 @@ export class SandboxService {
       }
     }
     const at = new Date().toISOString();
+    const warmId = template === "base" ? await this.takeWarm() : undefined;
     const sb: SandboxRecord = {
-      id: newId("sbx"),
+      id: warmId ?? newId("sbx"),
       projectId,
       template,
       state: "starting",
       spec: {
         env: req.env ?? {},
         cwd,
-        memoryBytes: (req.memoryMb ?? 512) * MiB,
-        pids: req.pids ?? 256,
+        memoryBytes: (req.memoryMb ?? DEFAULT_MEMORY_MB) * MiB,
+        pids: req.pids ?? DEFAULT_PIDS,
         timeoutMs: req.timeoutMs ?? null,
       },
       error: null,
@@ -258,10 +320,19 @@ export class SandboxService {
     try {
       for (const [i, m] of mounts.entries()) claimed.push(await this.claim(sb, resolved[i]!, m, paths[i]!));
       // Volumes mount in parallel, and alongside the sandbox's directories (each has its own lock).
-      const [mounted] = await Promise.all([Promise.allSettled(claimed.map((a) => this.mountSource(a))), driver.prepare(sb.id)]);
+      const [mounted] = await Promise.all([Promise.allSettled(claimed.map((a) => this.mountSource(a))), warmId ? undefined : driver.prepare(sb.id)]);
       const failed = mounted.find((r) => r.status === "rejected");
       if (failed) throw failed.reason;
-      await this.startWith(sb, claimed, mounted.map((r) => (r as PromiseFulfilledResult<VolumeMount>).value));
+      const sources = mounted.map((r) => (r as PromiseFulfilledResult<VolumeMount>).value);
+      if (warmId) {
+        // Already running: the volumes are hot-plugged (all in one pass), the limits set if not the defaults.
+        await driver.attach(sb.id, claimed.map((a, i) => ({ attachmentId: a.id, mount: sources[i]! })));
+        if (sb.spec.memoryBytes !== DEFAULT_MEMORY_MB * MiB || sb.spec.pids !== DEFAULT_PIDS) await driver.update(sb.id, sb.spec);
+        for (const a of claimed) await store.updateAttachment(a.id, { state: "mounted" });
+        await store.updateSandbox(sb.id, { state: "running" });
+      } else {
+        await this.startWith(sb, claimed, sources);
+      }
     } catch (err) {
       log.warn({ err, sandboxId: sb.id }, "sandbox create failed");
       await this.failStart(sb, claimed, err);
@@ -396,7 +467,7 @@ export class SandboxService {
     const a = await this.claim(sb, volume, m, mountPath);
     try {
       const source = await this.mountSource(a);
-      await driver.attach(sb.id, a.id, source);
+      await driver.attach(sb.id, [{ attachmentId: a.id, mount: source }]);
       await store.updateAttachment(a.id, { state: "mounted" });
     } catch (err) {
       this.releaseLease(a.id);
@@ -562,6 +633,7 @@ export class SandboxService {
     for (const id of running) {
       if (!known.has(id)) await driver.destroy(id).catch(() => undefined);
     }
+    this.fillWarmPool();
   }
 
   /**
@@ -569,9 +641,14 @@ export class SandboxService {
    * released), so a restarted cairnd adopts the same mounts. Mounting an image again while a
    * sandbox still uses it through another loop device would corrupt it.
    */
-  close(): void {
+  async close(): Promise<void> {
+    this.closed = true;
     for (const t of this.timers.values()) clearTimeout(t);
     for (const p of this.processes.values()) for (const proc of p.values()) proc.child.kill("SIGKILL");
+    // Warm sandboxes belong to nobody: they go (a start in flight is destroyed when it ends).
+    this.wakeFiller?.();
+    await this.filling;
+    await Promise.all(this.warm.splice(0).map((id) => this.deps.driver.destroy(id).catch(() => undefined)));
   }
 }
 

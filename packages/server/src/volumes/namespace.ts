@@ -4,7 +4,7 @@
  * rejoins the same namespace, and two cairnd on one machine never share one.
  */
 import { spawn } from "node:child_process";
-import { mkdir, readFile, rmdir, stat, writeFile } from "node:fs/promises";
+import { mkdir, readdir, readFile, rmdir, stat, writeFile } from "node:fs/promises";
 import { cgroupPrefix } from "../sandboxes/crun-driver.js";
 import { join } from "node:path";
 import { run } from "./exec.js";
@@ -100,7 +100,11 @@ export async function releasePinnedNamespace(dataDir: string): Promise<void> {
     }
   }
   for (const controller of ["memory", "pids", "cpu", "cpuacct", "blkio", "devices", "freezer", "cpuset", "systemd"]) {
-    await rmdir(join("/sys/fs/cgroup", controller, cgroupPrefix(dataDir))).catch(() => undefined);
+    const parent = join("/sys/fs/cgroup", controller, cgroupPrefix(dataDir));
+    // A container whose start was cut short (cairnd killed mid-start) can leave its empty cgroup.
+    const children = await readdir(parent, { withFileTypes: true }).catch(() => []);
+    for (const child of children) if (child.isDirectory()) await rmdir(join(parent, child.name)).catch(() => undefined);
+    await rmdir(parent).catch(() => undefined);
   }
   if (await findMount(pin)) await run("umount", [pin]);
   if (await findMount(runDir)) await run("umount", [runDir]);
