@@ -2,12 +2,12 @@
  * Sandbox create → first exec latency, and a small-file workload on a volume (issue 4).
  *
  * Cairn: `cairn.sandboxes.create({ volumes })` with 0, 1 and 4 volumes, then `sb.exec("true")`,
- * then `sb.kill()` (timed apart). The volumes are created (and first mounted) once, before the
- * timed runs, and reused: each run attaches them again.
+ * then `sb.kill()` (timed apart), on two cairnds: one with the warm pool (the default) and one
+ * without. The volumes are created (and first mounted) once, before the timed runs, and reused.
  *
- * Baseline, same run and interleaved round by round: `crun run` of an equivalent bundle made with
- * `crun spec` (rootfs with the host's /usr and /etc bound read-only, running /usr/bin/true),
- * started with execFile from Node, state under a scratch `--root`.
+ * Baselines, same run and interleaved round by round: `crun run` of the same bundle (a copy of a
+ * Cairn sandbox's own bundle, volume binds included, running /usr/bin/true), and `crun run` of a
+ * minimal `crun spec` bundle.
  *
  * Small files: `for i in $(seq 1 N); do echo $i > f$i; done` in a fresh directory, inside a
  * sandbox on a volume (through `sb.exec`) vs the same `sh -c` on the host disk (execFile).
@@ -62,87 +62,165 @@ async function hostSmallFiles(dir, k, sub = "") {
   return ms;
 }
 
+/** Run a command in a cairnd's mount namespace (nsenter execs it: no extra fork). */
+function inNs(c, file, args) {
+  return sh("nsenter", [`--mount=${join(c.dataDir, "run", "mnt.ns")}`, "--", file, ...args]);
+}
+
+/**
+ * The same bundle, raw: a copy of a cold-started Cairn sandbox's directory (rootfs, overlay
+ * dirs, its config.json with its volume binds, seccomp, limits), its process replaced by
+ * /usr/bin/true and its cgroup renamed, run with `crun run` in cairnd's namespace.
+ */
+async function captureBundle(c, id, n) {
+  const sandboxes = join(c.dataDir, "pool", "sandboxes");
+  const from = join(sandboxes, id);
+  const to = join(sandboxes, `bench-raw-${n}`);
+  await inNs(c, "cp", ["-a", from, to]);
+  const config = JSON.parse((await inNs(c, "cat", [join(to, "config.json")])));
+  const text = JSON.stringify({
+    ...config,
+    process: { ...config.process, args: ["/usr/bin/true"] },
+    linux: { ...config.linux, cgroupsPath: `/cairn-bench-raw/${n}` },
+  }).replaceAll(from, to);
+  await sh("nsenter", [`--mount=${join(c.dataDir, "run", "mnt.ns")}`, "--", "python3", "-c", "import sys; open(sys.argv[1], 'w').write(sys.argv[2])", join(to, "config.json"), text]);
+  return to;
+}
+
+async function rawSameBundle(c, bundle, i) {
+  const t0 = now();
+  await inNs(c, "crun", ["--root", join(c.dataDir, "run", "bench-crun"), "run", "-b", bundle, `bench-raw-${i}`]);
+  return now() - t0;
+}
+
+async function waitWarm(cairn) {
+  for (let i = 0; i < 400; i++) {
+    const h = await cairn.health();
+    if (h.warmSandboxes.ready >= h.warmSandboxes.target) return;
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  throw new Error("the warm pool did not refill in 10 s");
+}
+
 export async function run({ log }) {
   const dir = await scratchDir("sandboxes");
   try {
     // crun refuses the v1/v2 hybrid's unified hierarchy; run.js's namespace is private, so hiding it here does not touch the host.
     await sh("umount", ["/sys/fs/cgroup/unified"]).catch(() => undefined);
     const bundle = await makeBundle(dir);
-    const raw = [];
     for (let i = 0; i < WARMUP; i++) await crunOnce(dir, bundle, `w${i}`);
 
-    const result = await withCairnd({}, async (c) => {
-      const cairn = new Cairn({ url: c.url, apiKey: c.adminKey });
-      const tag = randomBytes(3).toString("hex");
-      const volumes = [];
-      for (let i = 0; i < 4; i++) {
-        const v = await cairn.volumes.create({ name: `bench-sb-${tag}-${i}` });
-        await v.files.write("/hello.txt", "hi");
-        volumes.push(v);
-      }
-      const m = Object.fromEntries(VOLUME_COUNTS.map((n) => [n, { create: [], exec: [], total: [], kill: [] }]));
-      const once = async (n, record) => {
-        const t0 = now();
-        const sb = await cairn.sandboxes.create({ volumes: volumes.slice(0, n).map((v, j) => v.mount(`/v${j}`)) });
-        const t1 = now();
-        let t2;
-        try {
-          const r = await sb.exec("true");
-          t2 = now();
-          if (r.exitCode !== 0) throw new Error(`exec true exited ${r.exitCode}: ${r.stderr}`);
-        } finally {
-          const t3 = now();
+    const result = await withCairnd({ CAIRN_WARM_SANDBOXES: "0", CAIRN_IDLE_UNMOUNT_MS: "600000" }, (cold) =>
+      withCairnd({ CAIRN_WARM_SANDBOXES: "2", CAIRN_IDLE_UNMOUNT_MS: "600000" }, async (warm) => {
+        const modes = { warm, cold };
+        const clients = {};
+        const volumes = {};
+        for (const [mode, c] of Object.entries(modes)) {
+          clients[mode] = new Cairn({ url: c.url, apiKey: c.adminKey });
+          volumes[mode] = [];
+          for (let i = 0; i < 4; i++) {
+            const v = await clients[mode].volumes.create({ name: `bench-sb-${mode}-${i}` });
+            await v.files.write("/hello.txt", "hi");
+            volumes[mode].push(v);
+          }
+        }
+        // The raw bundles: one cold-started sandbox per volume count, copied while it runs.
+        const bundles = {};
+        for (const n of VOLUME_COUNTS) {
+          const sb = await clients.cold.sandboxes.create({ volumes: volumes.cold.slice(0, n).map((v, j) => v.mount(`/v${j}`)) });
+          bundles[n] = await captureBundle(cold, sb.id, n);
           await sb.kill();
-          if (record) m[n].kill.push(now() - t3);
         }
-        if (record) {
-          m[n].create.push(t1 - t0);
-          m[n].exec.push(t2 - t1);
-          m[n].total.push(t2 - t0);
+        const m = {};
+        for (const n of VOLUME_COUNTS) {
+          m[n] = { raw: [], minimal: [] };
+          for (const mode of Object.keys(modes)) m[n][mode] = { create: [], exec: [], total: [], kill: [] };
         }
-      };
-      for (let i = 0; i < WARMUP; i++) for (const n of VOLUME_COUNTS) await once(n, false);
-      for (let i = 0; i < RUNS; i++) {
-        raw.push(await crunOnce(dir, bundle, i));
-        for (const n of VOLUME_COUNTS) await once(n, true);
-        if ((i + 1) % 5 === 0) log(`  sandboxes: ${i + 1}/${RUNS} rounds`);
-      }
+        const once = async (mode, n, record) => {
+          if (mode === "warm") await waitWarm(clients.warm);
+          const t0 = now();
+          const sb = await clients[mode].sandboxes.create({ volumes: volumes[mode].slice(0, n).map((v, j) => v.mount(`/v${j}`)) });
+          const t1 = now();
+          let t2;
+          try {
+            const r = await sb.exec("true");
+            t2 = now();
+            if (r.exitCode !== 0) throw new Error(`exec true exited ${r.exitCode}: ${r.stderr}`);
+          } finally {
+            const t3 = now();
+            await sb.kill();
+            if (record) m[n][mode].kill.push(now() - t3);
+          }
+          if (record) {
+            m[n][mode].create.push(t1 - t0);
+            m[n][mode].exec.push(t2 - t1);
+            m[n][mode].total.push(t2 - t0);
+          }
+        };
+        for (let i = 0; i < WARMUP; i++) {
+          for (const n of VOLUME_COUNTS) {
+            await rawSameBundle(cold, bundles[n], `w${n}-${i}`);
+            for (const mode of Object.keys(modes)) await once(mode, n, false);
+          }
+        }
+        for (let i = 0; i < RUNS; i++) {
+          for (const n of VOLUME_COUNTS) {
+            await waitWarm(clients.warm);
+            m[n].minimal.push(await crunOnce(dir, bundle, `${n}-${i}`));
+            m[n].raw.push(await rawSameBundle(cold, bundles[n], `${n}-${i}`));
+            for (const mode of Object.keys(modes)) await once(mode, n, true);
+          }
+          if ((i + 1) % 5 === 0) log(`  sandboxes: ${i + 1}/${RUNS} rounds`);
+        }
+        const nsenterTrue = [];
+        for (let i = 0; i < 10; i++) {
+          const t0 = now();
+          await inNs(cold, "true", []);
+          nsenterTrue.push(now() - t0);
+        }
+        for (const n of VOLUME_COUNTS) await inNs(cold, "rm", ["-rf", bundles[n]]);
+        for (const ctl of ["memory", "pids", "cpu,cpuacct", "blkio", "devices", "freezer", "cpuset", "systemd", "net_cls,net_prio", "perf_event", "hugetlb", "rdma", "misc"]) {
+          for (const n of VOLUME_COUNTS) await sh("rmdir", [`/sys/fs/cgroup/${ctl}/cairn-bench-raw/${n}`]).catch(() => undefined);
+          await sh("rmdir", [`/sys/fs/cgroup/${ctl}/cairn-bench-raw`]).catch(() => undefined);
+        }
 
-      // Small files: one sandbox with one volume, a fresh directory per repeat; host runs interleaved.
-      const files = { cairn: [], host: [], loop: [] };
-      // Second baseline: what a volume is without Cairn, an ext4 image (cairnd's mkfs options) loop-mounted from the host disk.
-      await sh("truncate", ["-s", "1G", join(dir, "loop.img")]);
-      await sh("mkfs.ext4", ["-q", "-F", "-m", "0", "-E", "lazy_itable_init=1,lazy_journal_init=1,nodiscard", join(dir, "loop.img")]);
-      await mkdir(join(dir, "loop"));
-      await sh("mount", ["-o", "loop", join(dir, "loop.img"), join(dir, "loop")]);
-      const sb = await cairn.sandboxes.create({ volumes: [volumes[0].mount("/v")] });
-      try {
-        await sb.exec(`mkdir -p /v/w && cd /v/w && for i in $(seq 1 ${FILES}); do echo $i > f$i; done && rm -rf /v/w`); // warm-up
-        await hostSmallFiles(dir, "w");
-        await hostSmallFiles(dir, "w", "loop");
-        for (let k = 0; k < FILE_REPEATS; k++) {
-          const t0 = now();
-          const r = await sb.exec(`mkdir /v/r${k} && cd /v/r${k} && for i in $(seq 1 ${FILES}); do echo $i > f$i; done`);
-          files.cairn.push(now() - t0);
-          if (r.exitCode !== 0) throw new Error(`small-file loop exited ${r.exitCode}: ${r.stderr}`);
-          files.host.push(await hostSmallFiles(dir, k));
-          files.loop.push(await hostSmallFiles(dir, k, "loop"));
+        // Small files: one sandbox with one volume, a fresh directory per repeat; host runs interleaved.
+        const cairn = clients.warm;
+        const files = { cairn: [], host: [], loop: [] };
+        // Second baseline: what a volume is without Cairn, an ext4 image (cairnd's mkfs options) loop-mounted from the host disk.
+        await sh("truncate", ["-s", "1G", join(dir, "loop.img")]);
+        await sh("mkfs.ext4", ["-q", "-F", "-m", "0", "-E", "lazy_itable_init=1,lazy_journal_init=1,nodiscard", join(dir, "loop.img")]);
+        await mkdir(join(dir, "loop"));
+        await sh("mount", ["-o", "loop", join(dir, "loop.img"), join(dir, "loop")]);
+        const sb = await cairn.sandboxes.create({ volumes: [volumes.warm[0].mount("/v")] });
+        try {
+          await sb.exec(`mkdir -p /v/w && cd /v/w && for i in $(seq 1 ${FILES}); do echo $i > f$i; done && rm -rf /v/w`); // warm-up
+          await hostSmallFiles(dir, "w");
+          await hostSmallFiles(dir, "w", "loop");
+          for (let k = 0; k < FILE_REPEATS; k++) {
+            const t0 = now();
+            const r = await sb.exec(`mkdir /v/r${k} && cd /v/r${k} && for i in $(seq 1 ${FILES}); do echo $i > f$i; done`);
+            files.cairn.push(now() - t0);
+            if (r.exitCode !== 0) throw new Error(`small-file loop exited ${r.exitCode}: ${r.stderr}`);
+            files.host.push(await hostSmallFiles(dir, k));
+            files.loop.push(await hostSmallFiles(dir, k, "loop"));
+          }
+          const count = (await sb.exec(`ls /v/r0 | wc -l`)).stdout.trim();
+          if (Number(count) !== FILES) throw new Error(`expected ${FILES} files in the volume, found ${count}`);
+          files.execOverhead = [];
+          for (let k = 0; k < 10; k++) {
+            const t0 = now();
+            await sb.exec("true");
+            files.execOverhead.push(now() - t0);
+          }
+        } finally {
+          await sb.kill();
         }
-        const count = (await sb.exec(`ls /v/r0 | wc -l`)).stdout.trim();
-        if (Number(count) !== FILES) throw new Error(`expected ${FILES} files in the volume, found ${count}`);
-        files.execOverhead = [];
-        for (let k = 0; k < 10; k++) {
-          const t0 = now();
-          await sb.exec("true");
-          files.execOverhead.push(now() - t0);
-        }
-      } finally {
-        await sb.kill();
-      }
-      for (const v of volumes) await v.delete();
-      return { m, files };
-    });
-    return report({ ...result, raw });
+        for (const mode of Object.keys(modes)) for (const v of volumes[mode]) await v.delete();
+        return { m, files, nsenterTrue };
+      }),
+    );
+    return report(result);
   } finally {
     await sh("umount", [join(dir, "loop")]).catch(() => undefined);
     await sh("crun", ["--root", join(dir, "state"), "list", "-q"])
@@ -154,19 +232,23 @@ export async function run({ log }) {
   }
 }
 
-function report({ m, files, raw }) {
-  const r = summarize(raw);
-  const header = ["", "step", "n", "p50 ms", "p90 ms", "max ms", "p50 vs raw crun"];
-  const row = (who, step, values, vsRaw) => {
+function report({ m, files, nsenterTrue }) {
+  const header = ["", "step", "n", "p50 ms", "p90 ms", "max ms", "p50 vs raw (same bundle)"];
+  const row = (who, step, values, raw) => {
     const s = summarize(values);
-    return [who, step, String(s.n), fmtMs(s.p50), fmtMs(s.p90), fmtMs(s.max), vsRaw ? `${(s.p50 / r.p50).toFixed(1)}×` : ""];
+    return [who, step, String(s.n), fmtMs(s.p50), fmtMs(s.p90), fmtMs(s.max), raw ? `${(s.p50 / summarize(raw).p50).toFixed(1)}×` : ""];
   };
-  const rows = [row("crun", "**`crun run` of the bundle (`/usr/bin/true`)**", raw, true)];
+  const rows = [];
   for (const n of VOLUME_COUNTS) {
-    rows.push(row(`Cairn, ${n} vol`, "create (`POST /v1/sandboxes`)", m[n].create));
-    rows.push(row(`Cairn, ${n} vol`, "first `exec true`", m[n].exec));
-    rows.push(row(`Cairn, ${n} vol`, "**create → first exec done**", m[n].total, true));
-    rows.push(row(`Cairn, ${n} vol`, "kill (not in the total)", m[n].kill));
+    const raw = m[n].raw;
+    rows.push(row(`${n} vol`, "**raw `crun run` of the same bundle** (`/usr/bin/true`)", raw, raw));
+    rows.push(row(`${n} vol`, "raw `crun run` of a minimal `crun spec` bundle", m[n].minimal, raw));
+    for (const [mode, label] of [["warm", "Cairn, warm pool"], ["cold", "Cairn, no pool"]]) {
+      rows.push(row(`${n} vol`, `${label}: create (\`POST /v1/sandboxes\`)`, m[n][mode].create));
+      rows.push(row(`${n} vol`, `${label}: first \`exec true\``, m[n][mode].exec));
+      rows.push(row(`${n} vol`, `**${label}: create → first exec done**`, m[n][mode].total, raw));
+      rows.push(row(`${n} vol`, `${label}: kill (not in the total)`, m[n][mode].kill));
+    }
   }
   const fc = median(files.cairn);
   const fh = median(files.host);
@@ -177,17 +259,23 @@ function report({ m, files, raw }) {
     ["host", "`sh -c` from Node, ext4 image loop-mounted from the host disk", String(files.loop.length), fmtMs(fl), String(Math.round(FILES / (fl / 1000))), fmtPct(fh / fl)],
   ];
   const fileHeader = ["", "where", "n", "median ms", "files/s", "speed vs host"];
-  const t = (n) => summarize(m[n].total).p50;
+  const p50 = (v) => summarize(v).p50;
+  const ratio = (n, mode) => `${(p50(m[n][mode].total) / p50(m[n].raw)).toFixed(1)}×`;
   const reading =
-    `Create → first exec p50: ${fmtMs(t(0))} ms with no volume, ${fmtMs(t(1))} ms with 1, ${fmtMs(t(4))} ms with 4 — ` +
-    `${(t(0) / r.p50).toFixed(1)}×, ${(t(1) / r.p50).toFixed(1)}× and ${(t(4) / r.p50).toFixed(1)}× a raw \`crun run\` (p50 ${fmtMs(r.p50)} ms; the issue's target is ≤ 2×). ` +
+    `Create → first exec p50 with the warm pool: ${VOLUME_COUNTS.map((n) => `${fmtMs(p50(m[n].warm.total))} ms with ${n} volume${n === 1 ? "" : "s"} (${ratio(n, "warm")})`).join(", ")} ` +
+    `of a raw \`crun run\` of the same bundle (p50 ${VOLUME_COUNTS.map((n) => fmtMs(p50(m[n].raw))).join(" / ")} ms; the issue's target is ≤ 2×). ` +
+    `Without a pool: ${VOLUME_COUNTS.map((n) => `${fmtMs(p50(m[n].cold.total))} ms (${ratio(n, "cold")})`).join(", ")}. ` +
     `Writing ${FILES} small files in a sandbox on a volume runs at ${fmtPct(fh / fc)} of the host disk's speed (${fmtMs(fc)} vs ${fmtMs(fh)} ms; target ≥ 80%) and at ${fmtPct(fl / fc)} of a plain loop-mounted ext4 image's (${fmtMs(fl)} ms).`;
   const notes = [
-    `Sequential, one client; ${RUNS} rounds after ${WARMUP} warm-up rounds, each round one raw crun run, then a sandbox with 0, 1 and 4 volumes, so all see the same load. ` +
-      `Volumes (1 GiB ext4, created and first mounted before the timed runs) are attached afresh by every create; \`kill\` detaches them.`,
-    `Raw baseline: \`crun spec\` defaults (pid, network, ipc, uts, mount, cgroup namespaces), read-only rootfs with the host's /usr and /etc bound read-only and a tmpfs /tmp, ` +
-      `\`crun --root <scratch> run\` started with execFile, which runs the container to completion and deletes it. It has no overlay, no cgroup limits set by us, no seccomp profile beyond crun's default, no HTTP and no exec channel, so it is a floor, not an equivalent service.`,
-    `Small files: \`for i in $(seq 1 ${FILES}); do echo $i > f$i; done\` in a fresh directory, no fsync in either; the Cairn time includes one exec round trip (\`exec true\` on the same sandbox: p50 ${fmtMs(summarize(files.execOverhead).p50)} ms). ` +
+    `Two cairnds in the same run: one with the warm pool (\`CAIRN_WARM_SANDBOXES=2\`, the default), one without (\`0\`). ${RUNS} rounds after ${WARMUP} warm-up rounds; in each round and for 0, 1 and 4 volumes: the minimal raw run, the same-bundle raw run, then one sandbox from each cairnd, so all see the same load. ` +
+      `Before every raw run and every warm-pool create the bench waits until the pool is full again (\`GET /healthz\` → \`warmSandboxes\`): the warm rows are the latency at a create rate the pool sustains (here one per ~50 ms of refill); a burst beyond the pool's size gets the no-pool numbers for the excess.`,
+    `Warm pool: the create takes a started \`base\` sandbox, hot-plugs the volumes (one helper process: \`open_tree\` clone with the sandbox's flags, \`move_mount\` inside the sandbox's namespace) and sets the requested limits if they differ (not here); a replacement starts in the background at nice 19, so it may overlap the first exec. ` +
+      `No pool: the create prepares the sandbox's directories and runs \`crun run --detach\` with the volumes bound in the bundle.`,
+    `Same-bundle baseline: the directory of a cold-started Cairn sandbox with 0, 1 or 4 volumes (writable rootfs, /usr and /etc overlays, seccomp profile, memory and pids limits, the volume binds) copied, its process replaced by \`/usr/bin/true\`, ` +
+      `run by \`crun run\` (to completion, then deleted) in cairnd's mount namespace through \`nsenter\`, which adds one exec (\`nsenter true\` p50 ${fmtMs(p50(nsenterTrue))} ms). ` +
+      `Minimal bundle: \`crun spec\` defaults with the host's /usr and /etc bound read-only, run from the bench's own namespace: no overlay, no limits, no seccomp profile beyond crun's default, a floor rather than an equivalent.`,
+    `Volumes: 1 GiB ext4, created and first mounted before the timed runs (idle unmount 10 min); every create attaches them afresh and \`kill\` detaches them. Client and both cairnds share the machine's 2 cores.`,
+    `Small files (warm-pool cairnd): \`for i in $(seq 1 ${FILES}); do echo $i > f$i; done\` in a fresh directory, no fsync in either; the Cairn time includes one exec round trip (\`exec true\` on the same sandbox: p50 ${fmtMs(summarize(files.execOverhead).p50)} ms). ` +
       `The host disk's own ext4 (/ on /dev/vda, mounted with \`discard,resv_strict\`) is unusually slow at creating files on this machine: nearly all of its time is system time (about 0.3 ms per create, measured with /usr/bin/time), ` +
       `so the loop-mounted ext4 image (cairnd's mkfs options, \`mount -o loop\`, no direct I/O, on that same disk) is the fairer baseline for the volume. ` +
       `The shell is the host's dash in both (the sandbox sees the host's /usr). Repeats interleaved: ${FILE_REPEATS} each after one warm-up.`,

@@ -32,5 +32,13 @@ export type ApiKey = z.infer<typeof ApiKey>;
 export const CreateProjectResult = z.object({ project: Project, apiKey: ApiKey });
 export type CreateProjectResult = z.infer<typeof CreateProjectResult>;
 
-export const Health = z.object({ status: z.literal("ok"), version: z.string(), region: z.string(), pid: z.int() });
+export const Health = z.object({
+  status: z.literal("ok"),
+  version: z.string(),
+  region: z.string(),
+  pid: z.int(),
+  warmSandboxes: z
+    .object({ ready: z.int(), target: z.int() })
+    .meta({ description: "The warm pool: sandboxes started ahead of demand, and how many cairnd keeps (CAIRN_WARM_SANDBOXES)." }),
+});
 export type Health = z.infer<typeof Health>;

@@ -92,6 +92,7 @@ describe("warm pool", () => {
     await makeVolumes(cairn);
     const warm = await until("two warm sandboxes", async () => ((await containers(c)).length === 2 ? containers(c) : undefined));
     assert.deepEqual(await cairn.sandboxes.list(), [], "warm sandboxes are nobody's: the API does not list them");
+    assert.deepEqual((await cairn.health()).warmSandboxes, { ready: 2, target: 2 });
 
     const sb = await cairn.sandboxes.create(request);
     assert.ok(warm.includes(sb.id), `the create took a warm sandbox (${sb.id} of ${warm.join(", ")})`);

@@ -45,7 +45,7 @@ export function allRoutes(deps: Pick<AppDeps, "store" | "auth" | "volumes" | "ch
       tags: ["meta"],
       auth: false,
       responses: { 200: { description: "cairnd is up", schema: Health } },
-      handler: async () => ({ status: "ok", version: deps.version, region: deps.region, pid: process.pid }),
+      handler: async () => ({ status: "ok", version: deps.version, region: deps.region, pid: process.pid, warmSandboxes: deps.sandboxes.warmPool() }),
     }),
     defineRoute({
       method: "GET",

@@ -42,6 +42,8 @@ export interface SandboxServiceDeps {
 /** The limits a sandbox gets when the request names none (what warm sandboxes start with). */
 const DEFAULT_MEMORY_MB = 512;
 const DEFAULT_PIDS = 256;
+const REFILL_QUIET_MS = 100;
+const REFILL_MAX_DELAY_MS = 1000;
 
 /** Paths a volume may not be mounted on: they are the sandbox's own machinery. */
 const RESERVED = ["/proc", "/sys", "/dev", "/run/cairn", "/usr", "/etc", "/tmp"];
@@ -71,6 +73,9 @@ export class SandboxService {
    */
   private readonly warm: string[] = [];
   private filling: Promise<void> | undefined;
+  /** A refill waits for a quiet moment: see `refillSoon`. */
+  private refillTimer: NodeJS.Timeout | undefined;
+  private refillDeadline = 0;
   private closed = false;
   private warmFailures = 0;
   private wakeFiller: (() => void) | undefined;
@@ -109,16 +114,39 @@ export class SandboxService {
     });
   }
 
+  /** How many warm sandboxes are ready, of how many cairnd keeps. */
+  warmPool(): { ready: number; target: number } {
+    return { ready: this.warm.length, target: this.deps.warmSandboxes ?? 0 };
+  }
+
+  /**
+   * Refill once sandbox work has paused: a create is nearly always followed at once by an exec,
+   * and a container start at the same moment competes with it for the kernel's mount and cgroup
+   * locks (nice does not help there). Each create or exec postpones the refill by QUIET_MS, but
+   * never beyond MAX_DELAY_MS after the pool first ran short.
+   */
+  private refillSoon(): void {
+    if (this.closed || this.warm.length >= (this.deps.warmSandboxes ?? 0)) return;
+    const t = Date.now();
+    if (!this.refillTimer) this.refillDeadline = t + REFILL_MAX_DELAY_MS;
+    clearTimeout(this.refillTimer);
+    this.refillTimer = setTimeout(() => {
+      this.refillTimer = undefined;
+      this.fillWarmPool();
+    }, Math.max(0, Math.min(REFILL_QUIET_MS, this.refillDeadline - t)));
+    this.refillTimer.unref();
+  }
+
   /** A running warm sandbox, or undefined when the pool is empty. */
   private async takeWarm(): Promise<string | undefined> {
     for (let id = this.warm.shift(); id !== undefined; id = this.warm.shift()) {
       if (await this.deps.driver.isRunning(id)) {
-        this.fillWarmPool();
+        this.refillSoon();
         return id;
       }
       await this.deps.driver.destroy(id).catch(() => undefined);
     }
-    this.fillWarmPool();
+    this.refillSoon();
     return undefined;
   }
 
@@ -380,6 +408,7 @@ export class SandboxService {
 
   async exec(projectId: string, id: string, req: ExecRequest): Promise<ChildProcess> {
     const sb = await this.requireRunning(projectId, id);
+    if (this.refillTimer) this.refillSoon();
     const cwd = req.cwd !== undefined ? normalizeVolumePath(req.cwd) : sb.spec.cwd;
     return this.deps.driver.exec(sb.id, { command: req.command, cwd, env: { ...sb.spec.env, ...req.env }, timeoutMs: req.timeoutMs });
   }
@@ -643,6 +672,7 @@ export class SandboxService {
    */
   async close(): Promise<void> {
     this.closed = true;
+    clearTimeout(this.refillTimer);
     for (const t of this.timers.values()) clearTimeout(t);
     for (const p of this.processes.values()) for (const proc of p.values()) proc.child.kill("SIGKILL");
     // Warm sandboxes belong to nobody: they go (a start in flight is destroyed when it ends).
