@@ -72,6 +72,8 @@ export interface SandboxDriver {
   detach(id: string, destination: string, options: { force: boolean }): Promise<void>;
 }
 
+const exists = (path: string) => access(path).then(() => true, () => false);
+
 export class CrunDriver implements SandboxDriver {
   private readonly stateRoot: string;
 
@@ -137,7 +139,7 @@ export class CrunDriver implements SandboxDriver {
     });
     await writeFile(join(d, "config.json"), JSON.stringify(config, null, 1));
     // A container left from an earlier start (resume after a crash) is in the way; a new one has no state.
-    if (await access(join(this.stateRoot, id)).then(() => true, () => false)) {
+    if (await exists(join(this.stateRoot, id))) {
       await this.crun(["delete", "--force", id]).catch(() => undefined);
     }
     // The container inherits crun's stdio: give it a log file, not a pipe (a pipe would stay open
@@ -197,6 +199,10 @@ export class CrunDriver implements SandboxDriver {
   }
 
   async stop(id: string): Promise<void> {
+    // `delete --force` kills every process of the container (SIGKILL) and removes it in one call.
+    await this.crun(["delete", "--force", id]).catch(() => undefined);
+    if (!(await this.pid(id)) && !(await exists(join(this.stateRoot, id)))) return;
+    // Still there (a process that took its time to die): kill, wait, delete again.
     await this.crun(["kill", id, "KILL"]).catch(() => undefined);
     for (let i = 0; i < 50; i++) {
       if (!(await this.pid(id))) break;
