@@ -1,7 +1,9 @@
 /** Logic of the SDK above `fetch`: the real server is tested in packages/server/test. */
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
+import { Readable } from "node:stream";
 import { Cairn, CairnError } from "./index.js";
+import { toStream } from "./files.js";
 import * as sdk from "./index.js";
 
 function fakeFetch(responses: (() => Response | Promise<Response>)[]) {
@@ -72,5 +74,30 @@ describe("SDK", () => {
     const ac = new AbortController();
     await new Cairn({ url: "http://cairn.test", fetch: f }).volumes.get("v", { signal: ac.signal });
     assert.equal(calls[0]!.init.signal, ac.signal);
+  });
+
+  it("reads a Node stream whole and in large pieces, also when data was already buffered", async () => {
+    const data = new Uint8Array(9 * 1024 * 1024 + 77).map((_, i) => (i * 7) & 0xff);
+    const pieces = (size: number) => {
+      const out: Uint8Array[] = [];
+      for (let o = 0; o < data.length; o += size) out.push(data.subarray(o, o + size));
+      return out;
+    };
+    const sizes: number[] = [];
+    const small = new Readable({
+      highWaterMark: 64 * 1024,
+      read(n) {
+        sizes.push(n);
+        this.push(sent < data.length ? data.subarray(sent, (sent += n)) : null);
+      },
+    });
+    let sent = 0;
+    const same = async (body: BodyInit) => assert.deepEqual(new Uint8Array(await new Response(body).arrayBuffer()), data);
+    await same(toStream(small));
+    assert.ok(sizes[1]! >= 4 * 1024 * 1024, `asked for ${sizes.slice(0, 3).join(", ")}`);
+    const buffered = Readable.from(pieces(1000), { objectMode: false });
+    await new Promise((r) => buffered.once("readable", r));
+    await same(toStream(buffered));
+    await same(toStream((async function* () { yield* pieces(12345); })()));
   });
 });

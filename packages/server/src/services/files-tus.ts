@@ -15,6 +15,7 @@ import { lstat, mkdir, open, readdir, readFile, rename, rm, statfs, type FileHan
 import { dirname, join } from "node:path";
 import { CairnError, RESERVED_DIR, formatSize, normalizeVolumePath } from "@cairn/protocol";
 import { chunksOf, isNoSpace, resolvePath, syncDir } from "./files.js";
+import { FileWriter } from "./file-writer.js";
 import { lstatOrUndefined, makeDirectory } from "./files-ops.js";
 
 export const TUS_VERSION = "1.0.0";
@@ -37,7 +38,6 @@ export interface UploadInfo {
 
 const ID_PATTERN = /^[0-9a-f]{32}$/;
 const PERSIST_EVERY_BYTES = 64 * 1024 * 1024;
-const WRITE_BATCH_BYTES = 4 * 1024 * 1024;
 
 /** Parse `Upload-Metadata: key base64,key2 base64`. */
 export function parseMetadata(header: string | undefined): Record<string, string> {
@@ -265,22 +265,10 @@ export class TusUploads {
     req: { checksum?: { algorithm: string; digest: Buffer } | undefined; body: AsyncIterable<Uint8Array>; volumeName: string },
   ): Promise<void> {
     const start = info.offset;
-    const fh = await open(join(this.dir(root, info.id), "data"), fsc.O_WRONLY | fsc.O_NOFOLLOW);
+    const dataPath = join(this.dir(root, info.id), "data");
+    const fh = await open(dataPath, fsc.O_WRONLY | fsc.O_NOFOLLOW);
+    const writer = new FileWriter(fh, dataPath, start);
     const hash: Hash | undefined = req.checksum ? createHash(req.checksum.algorithm) : undefined;
-    let pos = start;
-    let batch: Uint8Array[] = [];
-    let batchBytes = 0;
-    const flush = async () => {
-      if (batchBytes === 0) return;
-      let written = 0;
-      while (written < batchBytes) {
-        const { bytesWritten } = await fh.writev(skip(batch, written), pos + written);
-        written += bytesWritten;
-      }
-      pos += batchBytes;
-      batch = [];
-      batchBytes = 0;
-    };
     const persist = async (offset: number) => {
       await fh.datasync();
       info.offset = offset;
@@ -299,29 +287,29 @@ export class TusUploads {
             throw new CairnError("PAYLOAD_TOO_LARGE", `The body goes past Upload-Length (${info.length}); nothing of this request was kept`);
           }
           hash?.update(chunk);
-          batch.push(chunk);
-          batchBytes += chunk.byteLength;
-          if (batchBytes >= WRITE_BATCH_BYTES) await flush();
+          await writer.write(chunk);
           // Without a checksum, progress counts as it lands, so a crash mid-PATCH resumes near where it stopped.
-          if (!hash && pos - persisted >= PERSIST_EVERY_BYTES) {
-            await persist(pos);
-            persisted = pos;
+          if (!hash && writer.written - persisted >= PERSIST_EVERY_BYTES) {
+            persisted = writer.written;
+            await persist(persisted);
           }
         }
-        await flush();
+        await writer.flush();
       } catch (err) {
+        if (!hash && !(err instanceof CairnError) && !isNoSpace(err)) {
+          // The connection was cut (or superseded): keep what arrived, so the client resumes from it.
+          await writer.flush().catch(() => undefined);
+        }
+        await writer.close(); // nothing is in flight past this point
         if (hash) {
           // An unverifiable chunk is not kept at all.
           await fh.truncate(start).catch(() => undefined);
         } else if (err instanceof CairnError) {
           await fh.truncate(info.offset).catch(() => undefined);
-        } else if (isNoSpace(err)) {
-          await fh.truncate(pos).catch(() => undefined);
-          await persist(pos).catch(() => undefined);
         } else {
-          // The connection was cut (or superseded): keep what arrived, so the client resumes from it.
-          await flush().catch(() => undefined);
-          await persist(pos).catch(() => undefined);
+          // Full volume: keep the bytes that did land; cut: keep what arrived.
+          await fh.truncate(writer.written).catch(() => undefined);
+          await persist(writer.written).catch(() => undefined);
         }
         if (isNoSpace(err)) {
           throw new CairnError("QUOTA_EXCEEDED", `Volume "${req.volumeName}" is full; the upload keeps the ${info.offset} bytes received so far. Grow the volume and resume.`, { cause: err });
@@ -332,8 +320,9 @@ export class TusUploads {
         await fh.truncate(start);
         throw new CairnError("CHECKSUM_MISMATCH", `The body does not match Upload-Checksum (${req.checksum!.algorithm}); nothing of this request was kept, resend it`);
       }
-      if (pos !== info.offset) await persist(pos);
+      if (writer.written !== info.offset) await persist(writer.written);
     } finally {
+      await writer.close();
       await fh.close();
     }
   }
@@ -395,20 +384,6 @@ export class TusUploads {
   abortAll(): void {
     for (const i of this.inflight.values()) i.abort();
   }
-}
-
-function skip(chunks: Uint8Array[], bytes: number): Uint8Array[] {
-  if (bytes === 0) return chunks;
-  const out: Uint8Array[] = [];
-  for (const c of chunks) {
-    if (bytes >= c.byteLength) {
-      bytes -= c.byteLength;
-      continue;
-    }
-    out.push(bytes > 0 ? c.subarray(bytes) : c);
-    bytes = 0;
-  }
-  return out;
 }
 
 const notFound = (id: string) =>
