@@ -9,7 +9,7 @@
  *   API       SDK `files.write(path, fs.createReadStream(src))` into a fresh volume of
  *             size + 1 GiB (acknowledged = fdatasynced and renamed), source cold and warm;
  *             the same with 1 MiB read chunks; `curl -T` of the same file (a C client, to tell client cost from server cost);
- *             SDK `files.read` to a host file (fsynced) and to nothing, volume cache cold and warm;
+ *             SDK `files.download` to a host file (synced, renamed) and `files.read` to nothing, volume cache cold and warm;
  *             `curl` GET to /dev/null.
  * "Cold" drops that one file's pages (`dd iflag=nocache count=0`, checked with `fincore`); the
  * machine-wide cache is never dropped (other work may share the machine). cairnd's RSS is
@@ -99,27 +99,6 @@ async function sha256(path) {
 }
 
 /** Consume a response stream into a host file with large writes, then fsync it (as cairnd's write path does). */
-async function streamToFile(stream, path) {
-  const fh = await open(path, "w");
-  try {
-    let batch = [];
-    let bytes = 0;
-    for await (const chunk of stream) {
-      batch.push(chunk);
-      bytes += chunk.byteLength;
-      if (bytes >= 4 * MiB) {
-        await fh.writev(batch);
-        batch = [];
-        bytes = 0;
-      }
-    }
-    if (batch.length) await fh.writev(batch);
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-}
-
 async function run1(c, dir, log) {
   const cairn = new Cairn({ url: c.url, apiKey: c.adminKey });
   const src = join(dir, "src.bin");
@@ -244,7 +223,7 @@ async function run1(c, dir, log) {
 
     // --- reads through the API, from the volume written above
     const inVolume = join(volumeMount(c, kept.id), "big.bin");
-    const readToFile = async () => streamToFile(await kept.files.read("/big.bin"), dst);
+    const readToFile = () => kept.files.download("/big.bin", dst);
     const readToNull = async () => {
       for await (const _ of await kept.files.read("/big.bin"));
     };
@@ -304,7 +283,7 @@ export async function run({ log }) {
   const readHeader = ["", "path", "volume cold MB/s", "volume warm MB/s", "vs baseline (cold / warm)"];
   const readRows = [
     ["baseline", "`cp src dst && sync dst` (host disk → host disk)", cell("cp.cold"), cell("cp.warm"), "100%"],
-    ["**API**", "**SDK `files.read` → host file (large writes + fsync)**", cell("apiReadFile.cold"), cell("apiReadFile.warm"), `**${vs("apiReadFile.cold", "cp.cold")} / ${vs("apiReadFile.warm", "cp.warm")}**`],
+    ["**API**", "**SDK `files.download(path, hostFile)`** (O_DIRECT blocks, fdatasync, rename)", cell("apiReadFile.cold"), cell("apiReadFile.warm"), `**${vs("apiReadFile.cold", "cp.cold")} / ${vs("apiReadFile.warm", "cp.warm")}**`],
     ["baseline", "`cp src /dev/null`", cell("cpNull.cold"), cell("cpNull.warm"), "100%"],
     ["**API**", "**SDK `files.read` → discarded**", cell("apiReadNull.cold"), cell("apiReadNull.warm"), `**${vs("apiReadNull.cold", "cpNull.cold")} / ${vs("apiReadNull.warm", "cpNull.warm")}**`],
     ["API", "`curl -o /dev/null` (GET)", "–", cell("curlReadNull.warm"), `– / ${vs("curlReadNull.warm", "cpNull.warm")}`],

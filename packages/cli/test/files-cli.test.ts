@@ -130,6 +130,10 @@ describe("cairn volume file commands", () => {
     assert.equal(await readFile(join(scratch, "stdin.txt"), "utf8"), "from stdin\n");
     const missing = await cairn(["volume", "get", "cli-files", "/files/nope", "-"]);
     assert.equal(missing.code, 3, missing.stderr);
+    // A local path that cannot be written is the user's to fix: a usage error that names it.
+    const unwritable = await cairn(["volume", "get", "cli-files", "/files/stdin.txt", join(scratch, "no-such-dir", "x.txt")]);
+    assert.equal(unwritable.code, 2, unwritable.stderr);
+    assert.match(unwritable.stderr, /Cannot write .*no-such-dir.*ENOENT/);
   });
 
   it("a killed resumable upload continues where it stopped when run again", async () => {

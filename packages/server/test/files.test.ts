@@ -5,6 +5,9 @@
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
+import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { Cairn, type Volume } from "@cairn/sdk";
 import { startCairnd, type CairndProcess } from "./harness.js";
 import { auth, rejectsWith, sha, shellOnMount } from "./files-helpers.js";
@@ -97,6 +100,29 @@ describe("file API (SDK against a real cairnd)", () => {
     await rejectsWith(v.files.write("/.cairn/x", "x"), "INVALID_PATH");
     await rejectsWith(v.files.list("/tree/c.txt"), "NOT_A_DIRECTORY");
     await rejectsWith(v.files.list("/", { cursor: "garbage" }), "INVALID_REQUEST", /cursor/);
+  });
+
+  it("downloads a file to the local disk whole, replacing what is there, never leaving a partial file", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "cairn-download-"));
+    try {
+      // Crosses 4 MiB blocks and ends mid-block: direct writes and the buffered tail both count.
+      const data = randomBytes(9 * 1024 * 1024 + 12345);
+      await v.files.write("/dl/big.bin", data);
+      const local = join(dir, "big.bin");
+      await writeFile(local, "old content");
+      const seen: number[] = [];
+      const r = await v.files.download("/dl/big.bin", local, { onProgress: (n) => seen.push(n) });
+      assert.equal(r.bytes, data.length);
+      assert.equal(seen.at(-1), data.length);
+      assert.ok((await readFile(local)).equals(data), "byte for byte");
+      await v.files.write("/dl/empty", "");
+      await v.files.download("/dl/empty", join(dir, "empty"));
+      assert.equal((await readFile(join(dir, "empty"))).length, 0);
+      await rejectsWith(v.files.download("/dl/missing", join(dir, "missing")), "PATH_NOT_FOUND");
+      assert.deepEqual((await readdir(dir)).sort(), ["big.bin", "empty"], "no partial file left behind");
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   it("mkdir -p creates what is missing, accepts what exists, refuses a file in the way", async () => {

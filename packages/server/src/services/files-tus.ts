@@ -15,7 +15,7 @@ import { lstat, mkdir, open, readdir, readFile, rename, rm, statfs, type FileHan
 import { dirname, join } from "node:path";
 import { CairnError, RESERVED_DIR, formatSize, normalizeVolumePath } from "@cairn/protocol";
 import { chunksOf, isNoSpace, resolvePath, syncDir } from "./files.js";
-import { FileWriter } from "./file-writer.js";
+import { FileWriter } from "@cairn/sdk/file-writer";
 import { lstatOrUndefined, makeDirectory } from "./files-ops.js";
 
 export const TUS_VERSION = "1.0.0";

@@ -17,7 +17,7 @@ import {
   type WriteFileResult,
 } from "@cairn/protocol";
 import { resolveInVolume, type Resolved } from "../volumes/resolve.js";
-import { FileWriter } from "./file-writer.js";
+import { FileWriter } from "@cairn/sdk/file-writer";
 
 
 export function etagOf(st: Stats): string {

@@ -2,8 +2,8 @@
  * `cairn volume get <volume> <path> [dest]`: download a file, or a directory (as a tar stream
  * unpacked by the local tar, so modes, mtimes and symlinks come back as they were).
  */
-import { open, rename, rm, lstat } from "node:fs/promises";
-import { basename, dirname, join } from "node:path";
+import { lstat } from "node:fs/promises";
+import { basename, join } from "node:path";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import type { ReadableStream as WebReadableStream } from "node:stream/web";
@@ -12,7 +12,7 @@ import type { Context } from "../../context.js";
 import { UsageError } from "../../errors.js";
 import { printJson } from "../../output.js";
 import { counted, progress } from "../../progress.js";
-import { ensureDirectory, unpackInto, writeToFile } from "../../transfer.js";
+import { ensureDirectory, unpackInto } from "../../transfer.js";
 
 const nodeStream = (s: ReadableStream<Uint8Array>) => Readable.fromWeb(s as WebReadableStream<Uint8Array>);
 
@@ -55,26 +55,17 @@ export async function download(ctx: Context, ref: string, path: string, dest: st
   }
   let target = dest ?? basename(entry.path);
   if ((await lstat(target).catch(() => undefined))?.isDirectory()) target = join(target, basename(entry.path));
-  // Into a temp file next to the target, renamed when complete: never a half file under its name.
-  const partial = join(dirname(target), `.${basename(target)}.cairn-partial-${process.pid}`);
-  const file = await open(partial, "w", 0o644).catch((err: NodeJS.ErrnoException) => {
-    throw new UsageError(`Cannot write ${target}: ${err.code ?? err.message}`);
-  });
+  // The SDK writes a temp file next to the target and renames it when complete: never a half file under its name.
   const bar = progress(`downloading ${basename(entry.path)}`, entry.size);
-  let complete = false;
   try {
-    const body = await volume.files.read(path, { signal: ctx.signal });
-    await writeToFile(file, counted(nodeStream(body), bar));
-    await file.sync();
-    await file.close();
-    await rename(partial, target);
-    complete = true;
+    await volume.files.download(path, target, { signal: ctx.signal, onProgress: (n) => bar.update(n) });
+  } catch (err) {
+    // A local filesystem error (a system call failed), not the server's answer.
+    const e = err as NodeJS.ErrnoException;
+    if (typeof e.syscall === "string") throw new UsageError(`Cannot write ${target}: ${e.code ?? e.message}`);
+    throw err;
   } finally {
     bar.done();
-    if (!complete) {
-      await file.close().catch(() => undefined);
-      await rm(partial, { force: true });
-    }
   }
   report({ path: entry.path, to: target, size: entry.size }, `downloaded ${formatSize(entry.size)} to ${target}`);
 }

@@ -1,5 +1,7 @@
 /**
- * Large sequential writes of a request body into a file on a volume.
+ * Large sequential writes of a stream into a file: cairnd writing request bodies into volumes,
+ * and `volume.files.download` writing a volume's file to the local disk. Node only (the SDK loads
+ * it on demand, so the rest of the SDK runs anywhere `fetch` does).
  *
  * Why not plain buffered `writev`: every byte written through the page cache lands in a page the
  * kernel must allocate, and on our machines fresh page-cache pages are expensive (a guest whose
