@@ -23,7 +23,7 @@ if [[ "${1:-}" == "--bench" ]]; then
 fi
 missing=()
 for t in "${!tools[@]}"; do
-  if [[ "$t" == /* ]]; then [[ -x "$t" ]] || missing+=("${tools[$t]}")
+  if [[ "$t" == /* ]]; then [[ -e "$t" ]] || missing+=("${tools[$t]}")
   else command -v "$t" >/dev/null 2>&1 || PATH="$PATH:/usr/sbin:/sbin" command -v "$t" >/dev/null 2>&1 || missing+=("${tools[$t]}")
   fi
 done
