@@ -236,6 +236,11 @@ async function run1(c, dir, log) {
     await rm(dst, { force: true });
     await warm(inVolume, c);
     await timed("curlReadNull.warm", () => sh("curl", ["-sSf", ...curlAuth, "-o", "/dev/null", fileUrl(kept, "/big.bin")]), { cachedBefore: await cached(inVolume, c) });
+    await warm(inVolume, c);
+    await timed("curlReadFile.warm", () => sh("sh", ["-c", 'curl -sSf -H "$1" -o "$2" "$3" && sync "$2"', "sh", curlAuth[1], dst, fileUrl(kept, "/big.bin")]), {
+      cachedBefore: await cached(inVolume, c),
+    });
+    await rm(dst, { force: true });
     await dropCache(inVolume, c);
     await timed("apiReadNull.cold", readToNull, { cachedBefore: await cached(inVolume, c) });
     await dropCache(inVolume, c);
@@ -284,6 +289,7 @@ export async function run({ log }) {
   const readRows = [
     ["baseline", "`cp src dst && sync dst` (host disk → host disk)", cell("cp.cold"), cell("cp.warm"), "100%"],
     ["**API**", "**SDK `files.download(path, hostFile)`** (O_DIRECT blocks, fdatasync, rename)", cell("apiReadFile.cold"), cell("apiReadFile.warm"), `**${vs("apiReadFile.cold", "cp.cold")} / ${vs("apiReadFile.warm", "cp.warm")}**`],
+    ["API", "`curl -o hostFile && sync hostFile` (GET)", "–", cell("curlReadFile.warm"), `– / ${vs("curlReadFile.warm", "cp.warm")}`],
     ["baseline", "`cp src /dev/null`", cell("cpNull.cold"), cell("cpNull.warm"), "100%"],
     ["**API**", "**SDK `files.read` → discarded**", cell("apiReadNull.cold"), cell("apiReadNull.warm"), `**${vs("apiReadNull.cold", "cpNull.cold")} / ${vs("apiReadNull.warm", "cpNull.warm")}**`],
     ["API", "`curl -o /dev/null` (GET)", "–", cell("curlReadNull.warm"), `– / ${vs("curlReadNull.warm", "cpNull.warm")}`],
@@ -292,7 +298,7 @@ export async function run({ log }) {
   const memRows = [
     ["at start (idle, after start-up)", fmtMiB(res.memStart.rss)],
     ["peak sampled during API writes", fmtMiB(peak(["apiWrite.cold", "apiWrite.warm", "apiWrite1m.warm", "curlWrite.warm"]))],
-    ["peak sampled during API reads", fmtMiB(peak(["apiReadNull.cold", "apiReadNull.warm", "apiReadFile.cold", "apiReadFile.warm", "curlReadNull.warm"]))],
+    ["peak sampled during API reads", fmtMiB(peak(["apiReadNull.cold", "apiReadNull.warm", "apiReadFile.cold", "apiReadFile.warm", "curlReadNull.warm", "curlReadFile.warm"]))],
     ["VmHWM (kernel's peak) at end", fmtMiB(res.memEnd.hwm)],
     ["at end", fmtMiB(res.memEnd.rss)],
   ];
@@ -305,7 +311,7 @@ export async function run({ log }) {
     `(${fmtMBs(mbs("apiWrite.warm"))} vs ${fmtMBs(mbs("cp.warm"))} MB/s, source warm; ${vs("apiWrite.cold", "cp.cold")} with the source cold), ` +
     `${vs("apiWrite1m.warm", "cp.warm")} when the SDK is fed 1 MiB chunks and ${vs("curlWrite.warm", "cp.warm")} with curl; ` +
     `the volume's storage alone (no HTTP) reaches ${vs("dd.warm", "cp.warm")} with buffered \`dd\` and ${vs("ddDirect.warm", "cp.warm")} with \`oflag=direct\`. ` +
-    `API read to a host file reaches ${vs("apiReadFile.warm", "cp.warm")} of \`cp\` (volume warm; ${vs("apiReadFile.cold", "cp.cold")} cold). ` +
+    `API read to a host file reaches ${vs("apiReadFile.warm", "cp.warm")} of \`cp\` (volume warm; ${vs("apiReadFile.cold", "cp.cold")} cold), curl to a host file ${vs("curlReadFile.warm", "cp.warm")}. ` +
     `cairnd's RSS peaked at ${fmtMiB(res.memEnd.hwm)} while moving ${size} bodies.`;
   const notes = [
     `${size} file of random bytes, ${REPEATS} repeats; each cell is the median MB/s (10^6 bytes/s) with min–max in parentheses. ` +
