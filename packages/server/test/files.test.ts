@@ -102,6 +102,36 @@ describe("file API (SDK against a real cairnd)", () => {
     await rejectsWith(v.files.list("/", { cursor: "garbage" }), "INVALID_REQUEST", /cursor/);
   });
 
+  it("keeps a write in progress out of sight, and sweeps what a crash left of one", async () => {
+    const w = await cairn.volumes.create({ name: "temps" });
+    await w.files.mkdir("/d"); // mounted now
+    // What a crash two hours ago left behind, and a younger one that may still be in use.
+    const old = (Date.now() - 2 * 3600_000).toString(36);
+    const young = Date.now().toString(36);
+    await shellOnMount(c, w.id, `mkdir -p $M/.cairn/tmp && echo x > $M/.cairn/tmp/${old}-dead && echo y > $M/.cairn/tmp/${young}-live`);
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const writing = w.files.write(
+      "/d/slow.txt",
+      (async function* () {
+        yield new TextEncoder().encode("first half, ");
+        await gate;
+        yield new TextEncoder().encode("second half");
+      })(),
+    );
+    await new Promise((r) => setTimeout(r, 300));
+    // While the body is still arriving: nothing in the directory, through the API or on the mount.
+    assert.deepEqual((await w.files.list("/d")).items.map((e) => e.name), []);
+    assert.equal((await shellOnMount(c, w.id, "ls -A $M/d")).trim(), "");
+    release();
+    await writing;
+    assert.equal(await w.files.readText("/d/slow.txt"), "first half, second half");
+    assert.equal((await shellOnMount(c, w.id, "ls -A $M/d")).trim(), "slow.txt");
+    // The old leftover is swept, the young one kept.
+    for (let i = 0; i < 50 && (await shellOnMount(c, w.id, "ls $M/.cairn/tmp")).includes("dead"); i++) await new Promise((r) => setTimeout(r, 50));
+    assert.equal((await shellOnMount(c, w.id, "ls $M/.cairn/tmp")).trim(), `${young}-live`);
+  });
+
   it("downloads a file to the local disk whole, replacing what is there, never leaving a partial file", async () => {
     const dir = await mkdtemp(join(tmpdir(), "cairn-download-"));
     try {

@@ -4,7 +4,7 @@
  * never a mix, and a write that does not fit leaves the old content as it was.
  */
 import { constants as fsc, type Stats } from "node:fs";
-import { mkdir, open, rename, rm, statfs, lstat, readlink, type FileHandle } from "node:fs/promises";
+import { mkdir, open, readdir, rename, rm, statfs, lstat, readlink, type FileHandle } from "node:fs/promises";
 import { dirname, basename, join } from "node:path";
 import { randomBytes } from "node:crypto";
 import {
@@ -135,7 +135,14 @@ export async function writeFile(
     if (isNoSpace(err)) throw quotaError(options.volumeName, err);
     mapFsError(err, path);
   }
-  const tmp = join(dir, `.cairn-tmp-${basename(target.hostPath).slice(0, 64)}-${randomBytes(6).toString("hex")}`);
+  let tmp: string;
+  try {
+    tmp = await tempPath(root);
+  } catch (err) {
+    if (isNoSpace(err)) throw quotaError(options.volumeName, err);
+    throw err;
+  }
+  liveTemps.add(tmp);
   let fh: FileHandle | undefined;
   let writer: FileWriter | undefined;
   let size = 0;
@@ -173,9 +180,42 @@ export async function writeFile(
     if (isNoSpace(err)) throw quotaError(options.volumeName, err);
     if (err instanceof CairnError) throw err;
     mapFsError(err, path);
+  } finally {
+    liveTemps.delete(tmp);
   }
   const st = await lstat(target.hostPath);
   return { path: target.volumePath, size, etag: etagOf(st), created: existing === undefined };
+}
+
+/**
+ * Where a single-file write is assembled: `/.cairn/tmp` of the same filesystem, so the rename into
+ * place stays atomic, and an upload in progress (or one cut short by a crash) never shows in the
+ * user's directories, to a listing or to a sandbox. Leftovers of a crash are swept once they are
+ * an hour old (looked for at most every ten minutes per volume).
+ */
+const TEMP_STALE_MS = 60 * 60 * 1000;
+const TEMP_SWEEP_EVERY_MS = 10 * 60 * 1000;
+const liveTemps = new Set<string>();
+const lastSweep = new Map<string, number>();
+
+async function tempPath(root: string): Promise<string> {
+  const dir = join(root, RESERVED_DIR, "tmp");
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  const now = Date.now();
+  if (now - (lastSweep.get(dir) ?? 0) > TEMP_SWEEP_EVERY_MS) {
+    lastSweep.set(dir, now);
+    void sweepTemps(dir, now).catch(() => undefined);
+  }
+  return join(dir, `${now.toString(36)}-${randomBytes(8).toString("hex")}`);
+}
+
+async function sweepTemps(dir: string, now: number): Promise<void> {
+  for (const name of await readdir(dir)) {
+    const path = join(dir, name);
+    const born = parseInt(name.split("-")[0] ?? "", 36);
+    if (liveTemps.has(path) || !(now - born > TEMP_STALE_MS)) continue;
+    await rm(path, { recursive: true, force: true }).catch(() => undefined);
+  }
 }
 
 export async function syncDir(dir: string): Promise<void> {
