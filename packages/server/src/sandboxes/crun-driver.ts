@@ -13,7 +13,11 @@ import { run, type ExecError } from "../volumes/exec.js";
 import { findMount, readMounts } from "../volumes/mountinfo.js";
 import { buildConfig, type OciMount } from "./oci-config.js";
 
-/** A static busybox, bound read-only into every sandbox: the only binary cairnd runs inside a sandbox's mount namespace with host privileges. Never a sandbox's own (it could replace those). */
+/**
+ * A static busybox, bound read-only into every sandbox: the only binary cairnd executes from a
+ * sandbox's filesystem with host privileges (to unmount), never one of the sandbox's own (it could
+ * replace those). The mount helper runs from the host and only enters the sandbox's namespace.
+ */
 export const BUSYBOX = "/bin/busybox";
 const IN_SANDBOX_BUSYBOX = "/run/cairn/busybox";
 /** Built by scripts/setup.sh from packages/server/native/cairn-mount.c. */
