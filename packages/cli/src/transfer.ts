@@ -7,9 +7,9 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { createHash } from "node:crypto";
 import type { Dirent, Stats } from "node:fs";
-import { lstat, mkdir, opendir, readFile, rename, writeFile } from "node:fs/promises";
+import { lstat, mkdir, open, opendir, readFile, rename, rm, writeFile, type FileHandle } from "node:fs/promises";
 import { homedir } from "node:os";
-import { dirname, join } from "node:path";
+import { basename, dirname, join } from "node:path";
 import type { Readable, Writable } from "node:stream";
 import { UsageError } from "./errors.js";
 
@@ -126,4 +126,31 @@ export async function writeToFile(file: import("node:fs/promises").FileHandle, s
     bytes += chunk.byteLength;
   }
   return bytes;
+}
+
+/**
+ * Write `target` through a temp file beside it (one filesystem, so the rename is atomic): `fill`
+ * writes it, then it is synced and renamed. Never a partial file under the target's name; the temp
+ * file goes on any failure. The file is opened before `fill` runs, so a bad path fails fast with a
+ * usage error that names it (`label`, e.g. "-o out.tar").
+ */
+export async function writeAtomically<T>(target: string, fill: (file: FileHandle) => Promise<T>, label = target): Promise<T> {
+  const partial = join(dirname(target), `.${basename(target)}.cairn-partial-${process.pid}`);
+  const file = await open(partial, "w", 0o644).catch((err: NodeJS.ErrnoException) => {
+    throw new UsageError(`Cannot write ${label}: ${err.code ?? err.message}`);
+  });
+  let complete = false;
+  try {
+    const result = await fill(file);
+    await file.sync();
+    await file.close();
+    await rename(partial, target);
+    complete = true;
+    return result;
+  } finally {
+    if (!complete) {
+      await file.close().catch(() => undefined);
+      await rm(partial, { force: true });
+    }
+  }
 }

@@ -196,6 +196,13 @@ describe("cairn volume file commands", () => {
     // archive to stdout, readable by tar
     const tar = await cairn(["volume", "archive", "cli-files", "/v"]);
     ok(tar);
+    // archive into a file: whole under its name, or (a path that cannot be written) a usage error naming it
+    ok(await cairn(["volume", "archive", "cli-files", "/v", "-o", join(scratch, "v.tar")]));
+    assert.ok((await readFile(join(scratch, "v.tar"))).length > 0);
+    const badOut = await cairn(["volume", "archive", "cli-files", "/v", "-o", join(scratch, "nowhere", "v.tar")]);
+    assert.equal(badOut.code, 2, badOut.stderr);
+    assert.match(badOut.stderr, /Cannot write .*nowhere.*ENOENT/);
+    assert.deepEqual((await readdir(scratch)).filter((n) => n.includes("cairn-partial")), [], "no partial file left");
     const listing = await new Promise<string>((resolve) => {
       const t = spawn("tar", ["-t"], { stdio: ["pipe", "pipe", "ignore"] });
       let s = "";

@@ -1,5 +1,4 @@
-import { open, rename, rm, stat } from "node:fs/promises";
-import { basename, dirname, join } from "node:path";
+import { stat } from "node:fs/promises";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import type { ReadableStream as WebReadableStream } from "node:stream/web";
@@ -10,6 +9,7 @@ import { UsageError } from "../../errors.js";
 import { printJson } from "../../output.js";
 import { counted, progress } from "../../progress.js";
 import { writeSparse } from "../../sparse-file.js";
+import { writeAtomically } from "../../transfer.js";
 
 interface ExportOptions {
   format: "image" | "tar";
@@ -66,33 +66,20 @@ Examples:
       }
 
       const target = options.output!;
-      // Next to the target, so the final rename stays on one filesystem and is atomic.
-      const partial = join(dirname(target), `.${basename(target)}.cairn-partial-${process.pid}`);
-      // Opened before the download starts, so a bad -o fails fast with the local error.
-      const file = await open(partial, "w", 0o644).catch((err: NodeJS.ErrnoException) => {
-        throw new UsageError(`Cannot write -o ${target}: ${err.code ?? err.message}`);
-      });
-      let bytes = 0;
-      let complete = false;
-      try {
-        const body = await download();
-        const bar = progress(`exporting ${what}`, total);
-        try {
-          bytes = await writeSparse(file, body, (n) => bar.add(n));
-          await file.sync();
-        } finally {
-          bar.done();
-          body.destroy();
-        }
-        await file.close();
-        await rename(partial, target);
-        complete = true;
-      } finally {
-        if (!complete) {
-          await file.close().catch(() => undefined);
-          await rm(partial, { force: true });
-        }
-      }
+      const bytes = await writeAtomically(
+        target,
+        async (file) => {
+          const body = await download();
+          const bar = progress(`exporting ${what}`, total);
+          try {
+            return await writeSparse(file, body, (n) => bar.add(n));
+          } finally {
+            bar.done();
+            body.destroy();
+          }
+        },
+        `-o ${target}`,
+      );
       const onDisk = (await stat(target)).blocks * 512;
       if (ctx.jsonRequested) printJson({ volume: volume.name, checkpoint: checkpoint.name, format: options.format, path: target, bytes, diskBytes: onDisk });
       else if (process.stderr.isTTY) {

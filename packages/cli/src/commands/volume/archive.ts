@@ -1,14 +1,12 @@
-import { open, rename, rm } from "node:fs/promises";
-import { basename, dirname, join } from "node:path";
+import { basename } from "node:path";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import type { ReadableStream as WebReadableStream } from "node:stream/web";
 import { Command, Option } from "commander";
 import type { ArchiveFormat } from "@cairn/protocol";
 import { contextOf } from "../../context.js";
-import { UsageError } from "../../errors.js";
 import { counted, progress } from "../../progress.js";
-import { writeToFile } from "../../transfer.js";
+import { writeAtomically, writeToFile } from "../../transfer.js";
 
 export function archiveCommand(): Command {
   return new Command("archive")
@@ -45,23 +43,7 @@ Examples:
           return;
         }
         const target = options.output ?? `${dir === "/" ? volume.name : basename(dir)}.${options.format}`;
-        const partial = join(dirname(target), `.${basename(target)}.cairn-partial-${process.pid}`);
-        const file = await open(partial, "w", 0o644).catch((err: NodeJS.ErrnoException) => {
-          throw new UsageError(`Cannot write ${target}: ${err.code ?? err.message}`);
-        });
-        let complete = false;
-        try {
-          await writeToFile(file, counted(source, bar));
-          await file.sync();
-          await file.close();
-          await rename(partial, target);
-          complete = true;
-        } finally {
-          if (!complete) {
-            await file.close().catch(() => undefined);
-            await rm(partial, { force: true });
-          }
-        }
+        await writeAtomically(target, (file) => writeToFile(file, counted(source, bar)));
         if (process.stderr.isTTY) process.stderr.write(`${ctx.err.green("✓")} wrote ${target}\n`);
       } finally {
         bar.done();
