@@ -15,6 +15,7 @@ import { CairnError, RESERVED_DIR, normalizeVolumePath, type ArchiveFormat, type
 import { chunksOf, isNoSpace, quotaError, resolvePath, syncDir } from "./files.js";
 import { lstatOrUndefined, makeDirectory } from "./files-ops.js";
 import { commitTree, sanitizeTree, Staging, syncFilesystem } from "./files-staging.js";
+import { saysNoSpace } from "../volumes/exec.js";
 
 export const ARCHIVE_CONTENT_TYPES: Record<ArchiveFormat, string> = {
   tar: "application/x-tar",
@@ -257,7 +258,7 @@ function run(child: ChildProcess, what: string): Promise<{ code: number | null; 
 }
 
 function archiveError(tool: string, stderr: string): CairnError {
-  if (/No space left|disk full|write error/i.test(stderr)) {
+  if (saysNoSpace(stderr) || /write error/i.test(stderr)) {
     return new CairnError("QUOTA_EXCEEDED", "The archive does not fit in the volume; nothing was changed. Grow the volume or free space.");
   }
   // Skip tar's notes ("Removing leading `/'") and its closing line for the actual error.

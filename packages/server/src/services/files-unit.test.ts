@@ -6,6 +6,7 @@ import { globToRegExp } from "./files-search.js";
 import { UrlSigner } from "./files-signing.js";
 import { parseChecksum, parseMetadata } from "./files-tus.js";
 import { countOccurrences, replaceBytes } from "./files-ops.js";
+import { saysNoSpace } from "../volumes/exec.js";
 
 const code = (fn: () => unknown) => {
   try {
@@ -100,5 +101,14 @@ describe("edit", () => {
     assert.equal(countOccurrences(Buffer.from("aaaa"), Buffer.from("aa")), 2, "non-overlapping");
     assert.equal(replaceBytes(b, Buffer.from("a"), Buffer.from("X"), false).toString(), "X-b-a-b-a");
     assert.equal(replaceBytes(b, Buffer.from("a"), Buffer.from("XY"), true).toString(), "XY-b-XY-b-XY");
+  });
+});
+
+describe("saysNoSpace", () => {
+  it("knows a full filesystem in the words tools use, and nothing else", () => {
+    assert.ok(saysNoSpace("tar: ./a.bin: Cannot write: No space left on device"));
+    assert.ok(saysNoSpace("tar: ./b.bin: Wrote only 512 of 10240 bytes\ntar: Exiting with failure status"));
+    assert.ok(!saysNoSpace("tar: This does not look like a tar archive"));
+    assert.ok(!saysNoSpace("tar: ./c: Cannot open: Permission denied"));
   });
 });

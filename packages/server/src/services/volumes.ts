@@ -18,6 +18,7 @@ import { ID_PATTERN, newId } from "../ids.js";
 import type { Logger } from "../logger.js";
 import type { MetadataStore, VolumeRecord } from "../storage/metadata-store.js";
 import { MIN_FS_BYTES, type Lease, type VolumeEngine } from "../volumes/engine.js";
+import { saysNoSpace } from "../volumes/exec.js";
 
 export interface VolumeServiceDeps {
   store: MetadataStore;
@@ -386,7 +387,7 @@ async function extractTar(root: string, body: NodeJS.ReadableStream, volumeName:
   body.pipe(tar.stdin);
   const code = await exited;
   if (code !== 0) {
-    if (/No space left/i.test(stderr)) {
+    if (saysNoSpace(stderr)) {
       throw new CairnError("QUOTA_EXCEEDED", `The archive does not fit in volume "${volumeName}"; nothing was imported. Give a larger size.`);
     }
     throw new CairnError("INVALID_REQUEST", `The upload is not a tar archive tar can extract: ${stderr.trim().split("\n")[0] ?? ""}`);

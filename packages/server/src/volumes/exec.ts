@@ -12,6 +12,14 @@ export class ExecError extends Error {
   }
 }
 
+/**
+ * Whether a tool's error output says the filesystem is full: ENOSPC in words, or a short write
+ * with no errno (tar: "Wrote only 512 of 10240 bytes" when the last blocks ran out mid-record).
+ */
+export function saysNoSpace(stderr: string): boolean {
+  return /No space left|disk full|Wrote only \d+ of \d+ bytes/i.test(stderr);
+}
+
 /** Run a system tool without a shell; resolves with its output, rejects with ExecError. */
 export function run(
   file: string,
