@@ -131,6 +131,11 @@ describe("warm pool", () => {
     const cairn = new Cairn({ url: c.url, apiKey: c.adminKey });
     const [dead] = await until("a warm sandbox", async () => ((await containers(c)).length === 1 ? containers(c) : undefined));
     await run("nsenter", [`--mount=${join(c.dataDir, "run", "mnt.ns")}`, "--", "crun", "--root", join(c.dataDir, "run", "crun"), "kill", dead!, "KILL"]);
+    // Dead, not dying: wait until crun says so (a process being killed still runs for a moment).
+    await until("the warm sandbox to be dead", async () => {
+      const { stdout } = await run("nsenter", [`--mount=${join(c.dataDir, "run", "mnt.ns")}`, "--", "crun", "--root", join(c.dataDir, "run", "crun"), "state", dead!]);
+      return (JSON.parse(stdout) as { status: string }).status === "stopped" ? true : undefined;
+    });
     const sb = await cairn.sandboxes.create({ template: "base" });
     assert.notEqual(sb.id, dead);
     assert.equal((await sb.exec("echo alive")).stdout, "alive\n");
