@@ -90,7 +90,11 @@ export class FileWriter {
     return this.settled;
   }
 
-  /** Take one chunk; waits only when two blocks are already on their way to the disk. */
+  /**
+   * Take one chunk; waits only when two blocks are already on their way to the disk. The chunk's
+   * memory is not kept once the returned promise settles (it is copied), so a caller may read
+   * into the same buffer again then.
+   */
   async write(chunk: Uint8Array): Promise<void> {
     if (this.failure !== undefined) throw this.failure;
     let off = 0;
@@ -98,7 +102,7 @@ export class FileWriter {
       if (this.block === undefined && this.next % BLOCK_BYTES !== 0) {
         const want = BLOCK_BYTES - (this.next % BLOCK_BYTES) - this.headBytes;
         const n = Math.min(want, chunk.byteLength - off);
-        this.head.push(chunk.subarray(off, off + n));
+        this.head.push(new Uint8Array(chunk.subarray(off, off + n))); // a copy: see write()
         this.headBytes += n;
         off += n;
         if (n === want) await this.writeHead();

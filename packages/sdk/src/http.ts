@@ -1,4 +1,5 @@
 import { CairnError, PROBLEM_CONTENT_TYPE } from "@cairn/protocol";
+import type { BulkRequest, BulkResponse } from "./bulk-http.js";
 
 export interface ClientOptions {
   /** Base URL of cairnd. Default: `CAIRN_URL`, else `http://127.0.0.1:7070`. */
@@ -23,6 +24,8 @@ interface ResolvedOptions {
   apiKey: string | undefined;
   project: string | undefined;
   fetch: typeof fetch;
+  /** `fetch` was given: every request must go through it (no bulk path). */
+  customFetch: boolean;
   maxRetries: number;
 }
 
@@ -35,6 +38,7 @@ export function resolveClientOptions(options: ClientOptions = {}): Readonly<Reso
     apiKey: options.apiKey ?? env("CAIRN_API_KEY"),
     project: options.project ?? env("CAIRN_PROJECT"),
     fetch: options.fetch ?? globalThis.fetch.bind(globalThis),
+    customFetch: options.fetch !== undefined,
     maxRetries: options.maxRetries ?? 2,
   });
 }
@@ -48,6 +52,16 @@ export interface HttpRequest {
   body?: BodyInit;
   headers?: Record<string, string>;
   signal?: AbortSignal | undefined;
+}
+
+/**
+ * Whether bulk-http.ts can carry a request to this URL here: Node (not Bun or Deno, whose `net`
+ * differs), plain `http:`. Checked before importing it, so other runtimes never load `node:net`.
+ */
+function bulkCapable(url: string): boolean {
+  const g = globalThis as { process?: { versions?: Record<string, string | undefined> }; Deno?: unknown; Bun?: unknown };
+  const versions = g.process?.versions;
+  return url.startsWith("http://") && typeof versions?.node === "string" && !versions.bun && g.Deno === undefined && g.Bun === undefined;
 }
 
 const sleep = (ms: number, signal?: AbortSignal) =>
@@ -73,10 +87,41 @@ export class HttpClient {
     return u.toString();
   }
 
-  async request(req: HttpRequest): Promise<Response> {
-    const headers: Record<string, string> = { ...req.headers };
+  private authHeaders(extra?: Record<string, string>): Record<string, string> {
+    const headers: Record<string, string> = { ...extra };
     if (this.options.apiKey) headers.authorization = `Bearer ${this.options.apiKey}`;
     if (this.options.project) headers["x-cairn-project"] = this.options.project;
+    return headers;
+  }
+
+  /**
+   * A bulk transfer that skips `fetch` (bulk-http.ts says why), or `undefined` where that is not
+   * possible (not Node, not plain http, a custom `fetch`): the caller then uses `request`. Errors
+   * are the same as `request`'s; a GET that got no answer at all is retried like `request` does.
+   */
+  async bulk(req: Omit<HttpRequest, "json" | "body" | "method"> & Pick<BulkRequest, "body" | "onBody"> & { method: "GET" | "PUT" }): Promise<BulkResponse | undefined> {
+    const url = this.url(req.path, req.query);
+    if (this.options.customFetch || !bulkCapable(url)) return undefined;
+    const { bulkRequest, BulkNetworkError } = await import("./bulk-http.js");
+    for (let attempt = 0; ; attempt++) {
+      let res: BulkResponse;
+      try {
+        res = await bulkRequest({ url, method: req.method, headers: this.authHeaders(req.headers), body: req.body, onBody: req.onBody, signal: req.signal });
+      } catch (err) {
+        if (req.signal?.aborted || !(err instanceof BulkNetworkError)) throw err;
+        if (req.method === "GET" && !err.answered && attempt < this.options.maxRetries) {
+          await sleep(100 * 2 ** attempt, req.signal);
+          continue;
+        }
+        throw new CairnError("UNAVAILABLE", `Cannot reach cairnd at ${this.options.url}: ${err.message}`, { cause: err });
+      }
+      if (res.status >= 200 && res.status < 300) return res;
+      throw await errorFrom(new Response(new TextDecoder().decode(res.body), { status: res.status, headers: res.headers }));
+    }
+  }
+
+  async request(req: HttpRequest): Promise<Response> {
+    const headers = this.authHeaders(req.headers);
     let body: BodyInit | undefined = req.body;
     if (req.json !== undefined) {
       headers["content-type"] = "application/json";

@@ -5,11 +5,12 @@
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, open, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Cairn, type Volume } from "@cairn/sdk";
 import { startCairnd, type CairndProcess } from "./harness.js";
+import { run } from "../src/volumes/exec.js";
 import { auth, rejectsWith, sha, shellOnMount } from "./files-helpers.js";
 
 describe("file API (SDK against a real cairnd)", () => {
@@ -151,6 +152,98 @@ describe("file API (SDK against a real cairnd)", () => {
       await rejectsWith(v.files.download("/dl/missing", join(dir, "missing")), "PATH_NOT_FOUND");
       assert.deepEqual((await readdir(dir)).sort(), ["big.bin", "empty"], "no partial file left behind");
     } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("serves large files and unaligned ranges of them byte for byte (read with O_DIRECT)", async () => {
+    const data = randomBytes(9 * 1024 * 1024 + 333);
+    await v.files.write("/direct/big.bin", data);
+    const url = `${c.url}/v1/volumes/${v.id}/files/content?path=${encodeURIComponent("/direct/big.bin")}`;
+    const whole = await fetch(url, { headers: auth(c) });
+    assert.equal(whole.status, 200);
+    assert.equal(whole.headers.get("content-length"), String(data.length));
+    assert.match(whole.headers.get("x-request-id") ?? "", /^req_/);
+    assert.equal(sha(new Uint8Array(await whole.arrayBuffer())), sha(data));
+    // Ranges that start and end off any block boundary, span buffers, or sit in the tail.
+    for (const [start, end] of [[4097, 6_000_000], [1, 4 * 1024 * 1024 + 1], [data.length - 10, data.length - 1], [8 * 1024 * 1024 - 3, 8 * 1024 * 1024 + 2]] as const) {
+      const res = await fetch(url, { headers: auth(c, { range: `bytes=${start}-${end}` }) });
+      assert.equal(res.status, 206);
+      assert.equal(res.headers.get("content-range"), `bytes ${start}-${end}/${data.length}`);
+      assert.ok(Buffer.from(await res.arrayBuffer()).equals(data.subarray(start, end + 1)), `range ${start}-${end}`);
+    }
+    // What was just written through the mount (a sandbox's write) is what a read returns.
+    const { lease } = await leaseHold();
+    try {
+      await shellOnMount(c, v.id, "printf 'CHANGED' | dd of=$M/direct/big.bin bs=1 seek=5000000 conv=notrunc status=none");
+    } finally {
+      lease();
+    }
+    const changed = Buffer.from(data);
+    changed.write("CHANGED", 5_000_000);
+    const again = await fetch(url, { headers: auth(c, { range: "bytes=4999000-5001000" }) });
+    assert.ok(Buffer.from(await again.arrayBuffer()).equals(changed.subarray(4_999_000, 5_001_001)));
+  });
+
+  it("downloads the same bytes through fetch (a custom fetch) as through the bulk path, and an abort leaves nothing", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "cairn-download-"));
+    try {
+      const data = randomBytes(5 * 1024 * 1024 + 99);
+      await v.files.write("/dl/fetch.bin", data);
+      let viaFetch = 0;
+      const counting = new Cairn({ url: c.url, apiKey: c.adminKey, fetch: (input, init) => (viaFetch++, fetch(input, init)) });
+      const w = await counting.volumes.get(v.id);
+      viaFetch = 0;
+      await w.files.download("/dl/fetch.bin", join(dir, "f.bin"));
+      assert.equal(viaFetch, 1, "a custom fetch carries the download");
+      assert.ok((await readFile(join(dir, "f.bin"))).equals(data));
+      // Abort part way: the call rejects and no partial file stays.
+      const ac = new AbortController();
+      await assert.rejects(v.files.download("/dl/fetch.bin", join(dir, "aborted.bin"), { signal: ac.signal, onProgress: (n) => n > 1024 * 1024 && ac.abort(new Error("enough")) }), /enough/);
+      assert.deepEqual(await readdir(dir), ["f.bin"]);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("writeFromFile sends a local file byte for byte, with progress, preconditions and the quota", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "cairn-upload-"));
+    const small = await cairn.volumes.create({ name: "from-file", sizeGb: 1 });
+    try {
+      const data = randomBytes(13 * 1024 * 1024 + 5); // several of the reader's 4 MiB buffers, and a tail
+      const local = join(dir, "src.bin");
+      await writeFile(local, data);
+      const seen: Array<[number, number]> = [];
+      const r = await small.files.writeFromFile("/up/src.bin", local, { onProgress: (n, total) => seen.push([n, total]) });
+      assert.equal(r.size, data.length);
+      assert.deepEqual(seen.at(-1), [data.length, data.length]);
+      assert.equal(sha(await small.files.readBytes("/up/src.bin")), sha(data), "byte for byte");
+      assert.equal((await small.files.stat("/up/src.bin")).etag, r.etag);
+      // Compare-and-swap: a stale ETag is refused and the content stays.
+      await rejectsWith(small.files.writeFromFile("/up/src.bin", local, { ifMatch: '"stale"' }), "PRECONDITION_FAILED");
+      await rejectsWith(small.files.writeFromFile("/up/src.bin", local, { ifNoneMatch: "*" }), "PRECONDITION_FAILED");
+      const again = await small.files.writeFromFile("/up/src.bin", local, { ifMatch: r.etag });
+      assert.equal(again.size, data.length, "the current ETag is accepted");
+      // Empty file.
+      await writeFile(join(dir, "empty"), "");
+      assert.equal((await small.files.writeFromFile("/up/empty", join(dir, "empty"))).size, 0);
+      assert.equal((await small.files.readBytes("/up/empty")).length, 0);
+      // A file larger than the volume: 507, and the old content is intact.
+      const huge = join(dir, "huge.bin");
+      const fh = await open(huge, "w");
+      await fh.truncate(1200 * 1024 * 1024); // sparse: costs the host nothing
+      await fh.close();
+      await rejectsWith(small.files.writeFromFile("/up/src.bin", huge), "QUOTA_EXCEEDED");
+      assert.equal(sha(await small.files.readBytes("/up/src.bin")), sha(data), "the old content is intact");
+      // Through a custom fetch (the fallback path) the same bytes arrive.
+      const viaFetch = await new Cairn({ url: c.url, apiKey: c.adminKey, fetch: (i, init) => fetch(i, init) }).volumes.get(small.id);
+      await viaFetch.files.writeFromFile("/up/fetched.bin", local);
+      assert.equal(sha(await small.files.readBytes("/up/fetched.bin")), sha(data));
+      // A local path that does not exist: the local error, nothing written.
+      await assert.rejects(small.files.writeFromFile("/up/none", join(dir, "missing")), { code: "ENOENT" });
+      assert.equal(await small.files.exists("/up/none"), false);
+    } finally {
+      await small.delete();
       await rm(dir, { recursive: true, force: true });
     }
   });
@@ -346,6 +439,46 @@ describe("file API (SDK against a real cairnd)", () => {
     await rejectsWith(tiny.files.write("/small.txt", Buffer.alloc(8 * 1024 * 1024), { ifMatch: '"other"' }), "PRECONDITION_FAILED");
     assert.equal((await tiny.files.stat("/small.txt")).etag, w.etag);
     assert.equal(await tiny.files.exists("/big.bin"), false, "no half-written file");
+  });
+
+  it("asks for a body (100 Continue) only once it reads it: a refused write costs the client no upload", async () => {
+    const tiny = await cairn.volumes.create({ name: "expect", sizeBytes: 16 * 1024 * 1024 });
+    const dir = await mkdtemp(join(tmpdir(), "cairn-expect-"));
+    try {
+      const big = join(dir, "big.bin");
+      await writeFile(big, Buffer.alloc(40 * 1024 * 1024, 7));
+      const ok = join(dir, "ok.bin");
+      const data = randomBytes(3 * 1024 * 1024);
+      await writeFile(ok, data);
+      const url = (p: string) => `${c.url}/v1/volumes/${tiny.id}/files/content?path=${encodeURIComponent(p)}`;
+      // curl sends "Expect: 100-continue" with a body this large; -w reports what it sent.
+      const curl = async (file: string, path: string) => {
+        const { stdout } = await run("curl", ["-sS", "-o", "/dev/null", "-w", "%{http_code} %{size_upload}", "-T", file, "-H", `authorization: Bearer ${c.adminKey}`, "-H", "content-type: application/octet-stream", "--expect100-timeout", "30", url(path)]);
+        const [code, sent] = stdout.trim().split(" ").map(Number);
+        return { code, sent };
+      };
+      const refused = await curl(big, "/big.bin");
+      assert.equal(refused.code, 507);
+      assert.equal(refused.sent, 0, "not a byte of the refused body was sent");
+      const w = await tiny.files.write("/cas.txt", "v1");
+      await tiny.files.write("/cas.txt", "v2"); // w.etag is now stale
+      const { stdout } = await run("curl", ["-sS", "-o", "/dev/null", "-w", "%{http_code} %{size_upload}", "-T", ok, "-H", `authorization: Bearer ${c.adminKey}`, "-H", `if-match: ${w.etag}`, "--expect100-timeout", "30", url("/cas.txt")]);
+      assert.equal(stdout.trim(), "412 0");
+      // An accepted write gets its "100 Continue" and the whole body (no 30 s wait for it).
+      const t0 = Date.now();
+      const accepted = await curl(ok, "/ok.bin");
+      assert.equal(accepted.code, 201);
+      assert.equal(accepted.sent, data.length);
+      assert.ok(Date.now() - t0 < 10_000);
+      assert.equal(sha(await tiny.files.readBytes("/ok.bin")), sha(data));
+      // A JSON body with Expect (its parser reads it): answered normally.
+      const mk = await run("curl", ["-sS", "-o", "/dev/null", "-w", "%{http_code}", "-X", "POST", "-H", `authorization: Bearer ${c.adminKey}`, "-H", "content-type: application/json", "-H", "expect: 100-continue", "--expect100-timeout", "30", "-d", JSON.stringify({ path: "/made" }), `${c.url}/v1/volumes/${tiny.id}/files/mkdir`]);
+      assert.equal(mk.stdout.trim(), "201");
+      assert.equal((await tiny.files.stat("/made")).type, "directory");
+    } finally {
+      await tiny.delete();
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   it("keeps the owner and mode of a file it replaces", async () => {

@@ -7,7 +7,7 @@ import { checkpointRoutes } from "./checkpoint-routes.js";
 import { sandboxRoutes } from "./sandbox-routes.js";
 import { deploymentRoutes } from "./deployment-routes.js";
 import type { DeploymentService } from "../services/deployments.js";
-import { createServer } from "node:http";
+import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { SandboxService } from "../services/sandboxes.js";
 import type { MetadataStore } from "../storage/metadata-store.js";
 import { newId } from "../ids.js";
@@ -70,6 +70,25 @@ export function allRoutes(deps: Pick<AppDeps, "store" | "auth" | "volumes" | "ch
 }
 
 /** Read and discard what is left of a request body: true when it ended within the bounds. */
+/** Requests whose client waits for "100 Continue" before it sends the body, and has not had it. */
+const awaitingContinue = new WeakSet<IncomingMessage>();
+
+/**
+ * Send "100 Continue" when the body is first read, whoever reads it (a JSON parser, a file
+ * write, an archive extraction): Readable calls `_read` exactly when a consumer wants bytes. Never
+ * after the answer has started (Node reads and drops an unread body once the response ends).
+ */
+function deferContinue(req: IncomingMessage, res: ServerResponse): void {
+  awaitingContinue.add(req);
+  const r = req as IncomingMessage & { _read(size: number): void };
+  const read = r._read;
+  r._read = function (this: IncomingMessage, size: number) {
+    r._read = read;
+    if (awaitingContinue.delete(req) && !res.headersSent) res.writeContinue();
+    return read.call(this, size);
+  };
+}
+
 function drainBody(req: import("node:http").IncomingMessage, maxBytes = 256 * 1024 * 1024, timeoutMs = 5_000): Promise<boolean> {
   if (req.complete) return Promise.resolve(true);
   if (req.destroyed) return Promise.resolve(false);
@@ -109,10 +128,19 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     bodyLimit: 1024 * 1024,
     // Requests for deployed apps (`<app>[.<env>].localhost`) go to the router before Fastify sees them.
     serverFactory: (handler) => {
-      const server = createServer((req, res) => {
+      const onRequest = (req: IncomingMessage, res: ServerResponse) => {
         const m = deps.deployments.match(req.headers.host);
         if (m) deps.deployments.proxy(req, res, m.route, m.key);
         else handler(req, res);
+      };
+      const server = createServer(onRequest);
+      // "Expect: 100-continue": answer "100 Continue" only once a handler reads the body, so a
+      // write refused up front (no space, a failed precondition, no such volume) is refused before
+      // the client sends a byte of it. Node would send it before any handler runs.
+      server.on("checkContinue", (req, res) => {
+        if (deps.deployments.match(req.headers.host)) res.writeContinue(); // the app decides, not us
+        else deferContinue(req, res);
+        onRequest(req, res);
       });
       // Fastify applies its timeouts only to servers it makes: set its defaults here. Node's own
       // 5 s keep-alive races clients that reuse a connection at 4-5 s (EPIPE on a large upload).
@@ -164,8 +192,10 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       return;
     }
     // A client still sending a body (a write that did not fit) must read our answer, not a
-    // reset: read and drop the rest of the body, within bounds, before answering.
-    if (!(await drainBody(req.raw))) {
+    // reset: read and drop the rest of the body, within bounds, before answering. A client that
+    // waits for "100 Continue" has sent none of it: answer at once and close (it must not send it).
+    if (awaitingContinue.has(req.raw)) reply.header("connection", "close");
+    else if (!(await drainBody(req.raw))) {
       // Still unread after the bounds: answer, then close the socket (the client may only look at
       // the answer once its upload fails).
       reply.header("connection", "close");
