@@ -6,9 +6,9 @@
  *             `cp src /dev/null`, source cold and warm
  *   storage   `dd bs=4M conv=fsync` of the same file straight into a mounted volume, inside
  *             cairnd's mount namespace: what the volume's storage stack allows with no HTTP
- *   API       SDK `files.write(path, fs.createReadStream(src))` into a fresh volume of
- *             size + 1 GiB (acknowledged = fdatasynced and renamed), source cold and warm;
- *             the same with 1 MiB read chunks; `curl -T` of the same file (a C client, to tell client cost from server cost);
+ *   API       SDK `files.writeFromFile(path, src)` into a fresh volume of size + 1 GiB
+ *             (acknowledged = fdatasynced and renamed), source cold and warm; `files.write` of
+ *             `fs.createReadStream(src)` (any stream); `curl -T` of the same file (a C client, to tell client cost from server cost);
  *             SDK `files.download` to a host file (synced, renamed) and `files.read` to nothing, volume cache cold and warm;
  *             `curl` GET to /dev/null.
  * "Cold" drops that one file's pages (`dd iflag=nocache count=0`, checked with `fincore`); the
@@ -17,7 +17,7 @@
  */
 import { createHash, randomFillSync } from "node:crypto";
 import { createReadStream } from "node:fs";
-import { open, rm } from "node:fs/promises";
+import { open, readFile, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { Cairn } from "@cairn/sdk";
 import {
@@ -52,6 +52,12 @@ const inCairnd = (c, file, args) => sh("nsenter", [`--mount=${join(c.dataDir, "r
 
 /** Where cairnd mounts a volume for its file API (an internal layout: the bench checks it exists). */
 const volumeMount = (c, id) => join(c.dataDir, "mounts", id);
+
+/** User + system CPU time of a process so far, in ms. */
+async function cpuMsOf(pid) {
+  const fields = (await readFile(`/proc/${pid}/stat`, "utf8")).split(") ")[1].split(" ");
+  return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100; // utime, stime in clock ticks (USER_HZ 100)
+}
 
 async function dropCache(path, c) {
   const args = [`if=${path}`, "iflag=nocache", "count=0", "status=none"];
@@ -113,10 +119,14 @@ async function run1(c, dir, log) {
   const record = (op, ms, extra = {}) => (samples[op] ??= []).push({ ms, ...extra });
   const timed = async (op, fn, { cachedBefore } = {}) => {
     const sampler = rssSampler(c.serverPid);
+    const server0 = await cpuMsOf(c.serverPid);
+    const client0 = process.cpuUsage();
     const t0 = now();
     await fn();
     const ms = now() - t0;
-    record(op, ms, { cachedBefore, rssPeak: await sampler.stop() });
+    const client = process.cpuUsage(client0);
+    const serverCpuMs = (await cpuMsOf(c.serverPid)) - server0;
+    record(op, ms, { cachedBefore, rssPeak: await sampler.stop(), serverCpuMs, clientCpuMs: (client.user + client.system) / 1000 });
     return ms;
   };
   const memStart = await memoryOf(c.serverPid);
@@ -199,18 +209,18 @@ async function run1(c, dir, log) {
     // --- writes through the API
     const kept = await freshVolume();
     await warm(src);
-    await timed("apiWrite.warm", () => kept.files.write("/big.bin", createReadStream(src)), { cachedBefore: await cached(src) });
+    await timed("apiWrite.warm", () => kept.files.writeFromFile("/big.bin", src), { cachedBefore: await cached(src) });
     {
       const v = await freshVolume();
       await dropCache(src);
-      await timed("apiWrite.cold", () => v.files.write("/big.bin", createReadStream(src)), { cachedBefore: await cached(src) });
+      await timed("apiWrite.cold", () => v.files.writeFromFile("/big.bin", src), { cachedBefore: await cached(src) });
       await v.delete();
     }
     {
-      // Same call with 1 MiB chunks instead of createReadStream's default 64 KiB.
+      // The general call: any stream, here a file's.
       const v = await freshVolume();
       await warm(src);
-      await timed("apiWrite1m.warm", () => v.files.write("/big.bin", createReadStream(src, { highWaterMark: MiB })), { cachedBefore: await cached(src) });
+      await timed("apiWriteStream.warm", () => v.files.write("/big.bin", createReadStream(src)), { cachedBefore: await cached(src) });
       await v.delete();
     }
     {
@@ -281,8 +291,8 @@ export async function run({ log }) {
     ["baseline", "`cp src dst && sync dst` (host disk → host disk)", cell("cp.cold"), cell("cp.warm"), "100%"],
     ["storage", "`dd bs=4M conv=fsync` into a mounted volume (no HTTP)", "–", cell("dd.warm"), `– / ${vs("dd.warm", "cp.warm")}`],
     ["storage", "same with `oflag=direct` (how cairnd writes bodies ≥ 4 MiB)", "–", cell("ddDirect.warm"), `– / ${vs("ddDirect.warm", "cp.warm")}`],
-    ["**API**", "**SDK `files.write(path, fs.createReadStream(src))`**", cell("apiWrite.cold"), cell("apiWrite.warm"), `**${vs("apiWrite.cold", "cp.cold")} / ${vs("apiWrite.warm", "cp.warm")}**`],
-    ["API", "SDK, same with `createReadStream(src, { highWaterMark: 1 MiB })`", "–", cell("apiWrite1m.warm"), `– / ${vs("apiWrite1m.warm", "cp.warm")}`],
+    ["**API**", "**SDK `files.writeFromFile(path, src)`**", cell("apiWrite.cold"), cell("apiWrite.warm"), `**${vs("apiWrite.cold", "cp.cold")} / ${vs("apiWrite.warm", "cp.warm")}**`],
+    ["API", "SDK `files.write(path, fs.createReadStream(src))` (any stream, through `fetch`)", "–", cell("apiWriteStream.warm"), `– / ${vs("apiWriteStream.warm", "cp.warm")}`],
     ["API", "`curl -T src` (PUT)", "–", cell("curlWrite.warm"), `– / ${vs("curlWrite.warm", "cp.warm")}`],
   ];
   const readHeader = ["", "path", "volume cold MB/s", "volume warm MB/s", "vs baseline (cold / warm)"];
@@ -294,10 +304,20 @@ export async function run({ log }) {
     ["**API**", "**SDK `files.read` → discarded**", cell("apiReadNull.cold"), cell("apiReadNull.warm"), `**${vs("apiReadNull.cold", "cpNull.cold")} / ${vs("apiReadNull.warm", "cpNull.warm")}**`],
     ["API", "`curl -o /dev/null` (GET)", "–", cell("curlReadNull.warm"), `– / ${vs("curlReadNull.warm", "cpNull.warm")}`],
   ];
+  const cpuPerGiB = (op, key) => (samples[op] ? median(samples[op].map((s) => s[key])) / 1000 / SIZE_GIB : NaN);
+  const fmtS = (sec) => (Number.isFinite(sec) ? sec.toFixed(2) : "–");
+  const cpuHeader = ["transfer (volume/source warm)", "cairnd CPU s/GiB", "SDK client CPU s/GiB"];
+  const cpuRows = [
+    ["SDK `files.writeFromFile`", fmtS(cpuPerGiB("apiWrite.warm", "serverCpuMs")), fmtS(cpuPerGiB("apiWrite.warm", "clientCpuMs"))],
+    ["SDK `files.write(createReadStream)`", fmtS(cpuPerGiB("apiWriteStream.warm", "serverCpuMs")), fmtS(cpuPerGiB("apiWriteStream.warm", "clientCpuMs"))],
+    ["`curl -T` (client not measured)", fmtS(cpuPerGiB("curlWrite.warm", "serverCpuMs")), "–"],
+    ["SDK `files.download`", fmtS(cpuPerGiB("apiReadFile.warm", "serverCpuMs")), fmtS(cpuPerGiB("apiReadFile.warm", "clientCpuMs"))],
+    ["SDK `files.read` → discarded", fmtS(cpuPerGiB("apiReadNull.warm", "serverCpuMs")), fmtS(cpuPerGiB("apiReadNull.warm", "clientCpuMs"))],
+  ];
   const memHeader = ["cairnd RSS", "MiB"];
   const memRows = [
     ["at start (idle, after start-up)", fmtMiB(res.memStart.rss)],
-    ["peak sampled during API writes", fmtMiB(peak(["apiWrite.cold", "apiWrite.warm", "apiWrite1m.warm", "curlWrite.warm"]))],
+    ["peak sampled during API writes", fmtMiB(peak(["apiWrite.cold", "apiWrite.warm", "apiWriteStream.warm", "curlWrite.warm"]))],
     ["peak sampled during API reads", fmtMiB(peak(["apiReadNull.cold", "apiReadNull.warm", "apiReadFile.cold", "apiReadFile.warm", "curlReadNull.warm", "curlReadFile.warm"]))],
     ["VmHWM (kernel's peak) at end", fmtMiB(res.memEnd.hwm)],
     ["at end", fmtMiB(res.memEnd.rss)],
@@ -307,9 +327,9 @@ export async function run({ log }) {
     .filter(([op, list]) => list.some((s) => (op.endsWith(".cold") ? s.cachedBefore > 0.05 : s.cachedBefore < 0.95)))
     .map(([op]) => op);
   const reading =
-    `API write reaches ${vs("apiWrite.warm", "cp.warm")} of \`cp\` + sync with the SDK as documented ` +
+    `API write of a host file reaches ${vs("apiWrite.warm", "cp.warm")} of \`cp\` + sync with the SDK's \`writeFromFile\` ` +
     `(${fmtMBs(mbs("apiWrite.warm"))} vs ${fmtMBs(mbs("cp.warm"))} MB/s, source warm; ${vs("apiWrite.cold", "cp.cold")} with the source cold), ` +
-    `${vs("apiWrite1m.warm", "cp.warm")} when the SDK is fed 1 MiB chunks and ${vs("curlWrite.warm", "cp.warm")} with curl; ` +
+    `${vs("apiWriteStream.warm", "cp.warm")} with \`files.write\` of a stream and ${vs("curlWrite.warm", "cp.warm")} with curl; ` +
     `the volume's storage alone (no HTTP) reaches ${vs("dd.warm", "cp.warm")} with buffered \`dd\` and ${vs("ddDirect.warm", "cp.warm")} with \`oflag=direct\`. ` +
     `API read to a host file reaches ${vs("apiReadFile.warm", "cp.warm")} of \`cp\` (volume warm; ${vs("apiReadFile.cold", "cp.cold")} cold), curl to a host file ${vs("curlReadFile.warm", "cp.warm")}. ` +
     `cairnd's RSS peaked at ${fmtMiB(res.memEnd.hwm)} while moving ${size} bodies.`;
@@ -324,9 +344,10 @@ export async function run({ log }) {
       `buffered writes of new data swing between ~280 and ~1100 MB/s, on the host disk too, while direct writes stay at 1.2–1.4 GB/s with a fifth of the CPU. ` +
       `The \`cp\` baseline is buffered and unchanged; its destination reuses the pages the previous copy freed. ` +
       `Since commit dab3c7f cairnd writes bodies in 4 MiB O_DIRECT blocks (two in flight; head, tail and bodies under 4 MiB buffered), then fdatasyncs as before.`,
-    `Client and server share the same 2 cores: the SDK client (Node \`fetch\`) costs CPU that cairnd then lacks; the curl rows show the API with a cheaper client. ` +
-      `Since commit 6ac4032 the SDK asks a Node stream for 4 MiB at a time, so \`fs.createReadStream(src)\` reads 4 MiB per call instead of 64 KiB (the 1 MiB row then reads 4 MiB per call too). ` +
-      `"Read → host file" writes into the host's page cache on the client side (new pages: see above), which is most of its cost.`,
+    `Client and server share the same 2 cores, so CPU one side spends the other lacks (table below). ` +
+      `Since commit 8541089 the SDK's \`writeFromFile\` and \`download\` skip \`fetch\` in Node: one reused read buffer for the response, the file sent from reused buffers (\`packages/sdk/src/bulk-http.ts\`); ` +
+      `\`fetch\` and \`node:http\` hand every socket read to JavaScript as a new buffer, which in a process with a few dozen MiB of heap costs a full garbage collection every ~30 MiB. ` +
+      `Since commit b2089c1 cairnd sends bodies from reused buffers and reads bodies ≥ 4 MiB with O_DIRECT.`,
     `Storage stack: cairnd's pool is a sparse XFS image loop-mounted on the host's ext4 (which cannot reflink), each volume an ext4 image in it on its own loop device; ${res.loops.join("; ") || "loop devices unknown"}.`,
     `Warm-up (not counted): two ${size} API writes into the fresh pool, the first at ${fmtMBs(res.warmupMBs)} MB/s: writes into pool space never used before also allocate the pool image's blocks on the host disk ` +
       `(the pool image grew by ${(res.poolGrowth / GiB).toFixed(2)} GiB); the timed writes reuse that space, as volumes in a long-lived pool do ` +
@@ -341,6 +362,10 @@ export async function run({ log }) {
     `### Read ${size} (volume file → host)`,
     "",
     mdTable(readHeader, readRows, align),
+    "",
+    "### CPU (median per GiB moved)",
+    "",
+    mdTable(cpuHeader, cpuRows, "lrr"),
     "",
     "### cairnd memory",
     "",
@@ -357,6 +382,8 @@ export async function run({ log }) {
     "",
     `Read ${size}`,
     textTable(readHeader, plain(readRows), align),
+    "",
+    textTable(cpuHeader, plain(cpuRows), "lrr"),
     "",
     textTable(memHeader, memRows, "lr"),
     "",

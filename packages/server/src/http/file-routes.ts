@@ -169,7 +169,7 @@ export function fileRoutes(files: FileService): RouteSpec[] {
       operationId: "writeFile",
       summary: "Write a whole file (streamed, atomic)",
       description:
-        "The body is streamed into a temp file next to the target and renamed over it, so readers see the old or the new content, never a mix. Missing parent directories are created; a replaced file keeps its mode and owner. A write that does not fit gives 507 QUOTA_EXCEEDED and leaves the old content untouched.",
+        "The body is streamed into a temp file next to the target and renamed over it, so readers see the old or the new content, never a mix. Missing parent directories are created; a replaced file keeps its mode and owner. A write that does not fit gives 507 QUOTA_EXCEEDED and leaves the old content untouched. Send `Expect: 100-continue` (curl does for large bodies) and a write refused up front (Content-Length over the free space, a failed precondition) is answered before any of the body is sent: cairnd says `100 Continue` only once it starts reading the body.",
       tags: ["files"],
       params: VolumeParams,
       query: PathQuery,
@@ -177,6 +177,7 @@ export function fileRoutes(files: FileService): RouteSpec[] {
       headers: {
         "If-Match": "Write only if the file's current ETag matches (compare-and-swap); 412 otherwise",
         "If-None-Match": "`*`: write only if the file does not exist; 412 otherwise",
+        Expect: "`100-continue`: send the body only after `100 Continue`; a refusal comes instead of it",
       },
       responses: {
         201: { description: "Created", schema: WriteFileResult },

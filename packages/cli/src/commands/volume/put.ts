@@ -135,13 +135,9 @@ Examples:
           await rememberUpload(key, undefined);
           report({ path: r.path, size: r.size }, `uploaded ${formatSize(r.size)} to ${volume.name}:${r.path}`);
         } else {
-          const input = createReadStream(local);
-          try {
-            const r = await volume.files.write(target, counted(input, bar), { signal: ctx.signal });
-            report(r, `wrote ${formatSize(r.size)} to ${volume.name}:${r.path}`);
-          } finally {
-            input.destroy();
-          }
+          // One request, sent from reused buffers (the SDK's fastest path for a local file).
+          const r = await volume.files.writeFromFile(target, local, { signal: ctx.signal, onProgress: (n) => bar.update(n) });
+          report(r, `wrote ${formatSize(r.size)} to ${volume.name}:${r.path}`);
         }
       } finally {
         bar.done();
