@@ -47,7 +47,7 @@ export class BulkNetworkError extends Error {
   }
 }
 
-const READ_BUFFER_BYTES = 256 * 1024;
+const READ_BUFFER_BYTES = 1024 * 1024;
 const MAX_HEAD_BYTES = 64 * 1024;
 /** How long to wait for "100 Continue" before sending the body anyway. */
 const CONTINUE_WAIT_MS = 1000;

@@ -14,11 +14,13 @@
  * with a callback; a buffer is read into again only after that callback, when the socket has
  * taken its bytes. The next read overlaps the previous write.
  *
- * cairnd reads bodies of 4 MiB and more with O_DIRECT (`direct`): a volume file that is not in
- * the page cache (the usual case: cairnd writes bodies with O_DIRECT too) then goes from the disk
- * into these buffers without passing through new page-cache pages. Measured on 2 cores, a 1 GiB
- * GET cost cairnd 0.5-0.8 s of CPU through the page cache and, at random, 2.6-3.3 s when the
- * kernel had to find fresh pages; with O_DIRECT 0.35-0.55 s every time.
+ * cairnd reads the parts of a body of 4 MiB and more that are not in the page cache with O_DIRECT
+ * (`direct`; the usual case after a write, since cairnd writes bodies with O_DIRECT too): they go
+ * from the disk into these buffers without passing through new page-cache pages. Measured on 2
+ * cores, a cold 1 GiB GET cost cairnd 0.5-0.8 s of CPU through the page cache and, at random,
+ * 2.6-3.3 s when the kernel had to find fresh pages; with O_DIRECT 0.35-0.55 s every time. A
+ * cached file is read from the cache: O_DIRECT would go to the disk (1 GiB download 0.8-0.9 GB/s
+ * instead of 1.27-1.32).
  */
 import type { FileHandle } from "node:fs/promises";
 
@@ -42,13 +44,25 @@ export interface PumpOptions {
    */
   signal?: AbortSignal;
   /**
-   * The same file opened a second time with O_DIRECT: read through it, into page-aligned
-   * buffers, so a file not in the page cache is never copied into it (fresh page-cache pages are
-   * what a cold read costs most here). A read it refuses (EINVAL: a filesystem without direct
-   * I/O) falls back to `fh` for the rest. The caller keeps ownership of both handles.
+   * The same file opened a second time with O_DIRECT, for the parts of it that are not in the
+   * page cache: those are read through it, into page-aligned buffers, never copied into fresh
+   * page-cache pages (what a cold read costs most here). Reads start through the page cache; one
+   * slower than the cache delivers (SLOW_READ_MS per buffer) sends the next DIRECT_RUN buffers
+   * through `direct`, then the cache is tried again. A read `direct` refuses (EINVAL: a filesystem
+   * without direct I/O) falls back to `fh` for good. The caller keeps ownership of both handles.
    */
   direct?: FileHandle;
+  /** For tests: what counts as a slow buffered read (default SLOW_READ_MS; 0: every read). */
+  slowReadMs?: number;
 }
+
+/**
+ * A buffered read of BUFFER_BYTES that takes longer than this came from the disk, not the page
+ * cache (which gives 4 MiB in ~0.5 ms here; the disk in 3 ms or more).
+ */
+const SLOW_READ_MS = 2;
+/** Buffers (64 MiB) read with O_DIRECT after a slow buffered read, before the cache is tried again. */
+const DIRECT_RUN = 16;
 
 /** O_DIRECT needs offsets, lengths and memory aligned to the logical block size; a page covers any. */
 const ALIGN = 4096;
@@ -103,8 +117,11 @@ export async function pumpFile(fh: FileHandle, position: number, length: number,
     while (!ready() && !stopped()) await new Promise<void>((r) => (waiting = r));
   };
   /** Read the next piece into `buf`: [offset within buf, bytes of the file from position + sent]. */
+  /** Buffers still to read with O_DIRECT before the page cache is tried again. */
+  let directLeft = 0;
   const readAt = async (buf: Buffer, at: number, want: number): Promise<[number, number]> => {
-    if (direct) {
+    if (direct && directLeft > 0) {
+      directLeft--;
       const from = alignDown(at);
       const skip = at - from;
       try {
@@ -115,7 +132,10 @@ export async function pumpFile(fh: FileHandle, position: number, length: number,
         direct = undefined; // this filesystem does not do direct I/O after all: stay correct
       }
     }
+    const t0 = performance.now();
     const { bytesRead } = await fh.read(buf, 0, Math.min(buf.length, want), at);
+    // Slower than the page cache gives: the file is not cached here, read on with O_DIRECT.
+    if (direct && bytesRead > 0 && performance.now() - t0 >= ((options.slowReadMs ?? SLOW_READ_MS) * bytesRead) / BUFFER_BYTES) directLeft = DIRECT_RUN;
     return [0, bytesRead];
   };
   options.signal?.addEventListener("abort", wake);

@@ -156,25 +156,31 @@ describe("file API (SDK against a real cairnd)", () => {
     }
   });
 
-  it("serves large files and unaligned ranges of them byte for byte (read with O_DIRECT)", async () => {
+  it("serves large files and unaligned ranges of them byte for byte, cached or not (O_DIRECT)", async () => {
     const data = randomBytes(9 * 1024 * 1024 + 333);
     await v.files.write("/direct/big.bin", data);
     const url = `${c.url}/v1/volumes/${v.id}/files/content?path=${encodeURIComponent("/direct/big.bin")}`;
-    const whole = await fetch(url, { headers: auth(c) });
-    assert.equal(whole.status, 200);
-    assert.equal(whole.headers.get("content-length"), String(data.length));
-    assert.match(whole.headers.get("x-request-id") ?? "", /^req_/);
-    assert.equal(sha(new Uint8Array(await whole.arrayBuffer())), sha(data));
-    // Ranges that start and end off any block boundary, span buffers, or sit in the tail.
-    for (const [start, end] of [[4097, 6_000_000], [1, 4 * 1024 * 1024 + 1], [data.length - 10, data.length - 1], [8 * 1024 * 1024 - 3, 8 * 1024 * 1024 + 2]] as const) {
-      const res = await fetch(url, { headers: auth(c, { range: `bytes=${start}-${end}` }) });
-      assert.equal(res.status, 206);
-      assert.equal(res.headers.get("content-range"), `bytes ${start}-${end}/${data.length}`);
-      assert.ok(Buffer.from(await res.arrayBuffer()).equals(data.subarray(start, end + 1)), `range ${start}-${end}`);
-    }
-    // What was just written through the mount (a sandbox's write) is what a read returns.
     const { lease } = await leaseHold();
     try {
+      // Twice: with the file's pages dropped (cairnd reads them with O_DIRECT), then cached.
+      for (const cache of ["dropped", "cached"]) {
+        if (cache === "dropped") await shellOnMount(c, v.id, "dd if=$M/direct/big.bin iflag=nocache count=0 status=none");
+        const whole = await fetch(url, { headers: auth(c) });
+        assert.equal(whole.status, 200);
+        assert.equal(whole.headers.get("content-length"), String(data.length));
+        assert.match(whole.headers.get("x-request-id") ?? "", /^req_/);
+        assert.equal(sha(new Uint8Array(await whole.arrayBuffer())), sha(data), cache);
+        // Ranges that start and end off any block boundary, span buffers, or sit in the tail.
+        for (const [start, end] of [[4097, 6_000_000], [1, 4 * 1024 * 1024 + 1], [data.length - 10, data.length - 1], [8 * 1024 * 1024 - 3, 8 * 1024 * 1024 + 2]] as const) {
+          if (cache === "dropped") await shellOnMount(c, v.id, "dd if=$M/direct/big.bin iflag=nocache count=0 status=none");
+          const res = await fetch(url, { headers: auth(c, { range: `bytes=${start}-${end}` }) });
+          assert.equal(res.status, 206);
+          assert.equal(res.headers.get("content-range"), `bytes ${start}-${end}/${data.length}`);
+          assert.ok(Buffer.from(await res.arrayBuffer()).equals(data.subarray(start, end + 1)), `range ${start}-${end}, ${cache}`);
+        }
+      }
+      // What was just written through the mount (a sandbox's write, still in the page cache) is
+      // what a read returns.
       await shellOnMount(c, v.id, "printf 'CHANGED' | dd of=$M/direct/big.bin bs=1 seek=5000000 conv=notrunc status=none");
     } finally {
       lease();

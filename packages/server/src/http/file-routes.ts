@@ -48,7 +48,7 @@ const PathQuery = z.object({
   path: z.string().meta({ description: "File path inside the volume, e.g. `/hello.txt`", example: "/hello.txt" }),
 });
 
-/** Responses from this size up are read with O_DIRECT (below it, the page cache is cheaper than a disk read). */
+/** Responses from this size up read what is not in the page cache with O_DIRECT (file-reader.ts). */
 const DIRECT_READ_FROM = 4 * 1024 * 1024;
 
 export const header = (v: string | string[] | undefined) => (Array.isArray(v) ? v.join(", ") : v);
@@ -113,8 +113,8 @@ export async function sendFile(req: FastifyRequest, reply: FastifyReply, root: s
   });
   try {
     res.writeHead(reply.statusCode, { ...reply.getHeaders(), "x-request-id": req.id } as import("node:http").OutgoingHttpHeaders);
-    // Bodies of a block or more are read with O_DIRECT (file-reader.ts says why): the same open
-    // file, reopened through /proc so no path inside the volume is resolved a second time.
+    // Bodies of a block or more read what the page cache lacks with O_DIRECT (file-reader.ts says
+    // why): the same open file, reopened through /proc so no path in the volume is resolved twice.
     const length = end - start + 1;
     direct = length >= DIRECT_READ_FROM ? await open(`/proc/self/fd/${file.fh.fd}`, fsc.O_RDONLY | fsc.O_DIRECT).catch(() => undefined) : undefined;
     await pumpFile(file.fh, start, length, res, { signal: gone.signal, direct });
