@@ -347,7 +347,7 @@ export async function run({ log }) {
     `Client and server share the same 2 cores, so CPU one side spends the other lacks (table below). ` +
       `Since commit 8541089 the SDK's \`writeFromFile\` and \`download\` skip \`fetch\` in Node: one reused read buffer for the response, the file sent from reused buffers (\`packages/sdk/src/bulk-http.ts\`); ` +
       `\`fetch\` and \`node:http\` hand every socket read to JavaScript as a new buffer, which in a process with a few dozen MiB of heap costs a full garbage collection every ~30 MiB. ` +
-      `Since commit b2089c1 cairnd sends bodies from reused buffers and reads bodies ≥ 4 MiB with O_DIRECT.`,
+      `Since commit b2089c1 cairnd sends bodies from reused buffers; since 3885c3c it reads a body ≥ 4 MiB through the page cache while that is fast and with O_DIRECT where a read comes from the disk, so a cold read fills no fresh page-cache pages.`,
     `Storage stack: cairnd's pool is a sparse XFS image loop-mounted on the host's ext4 (which cannot reflink), each volume an ext4 image in it on its own loop device; ${res.loops.join("; ") || "loop devices unknown"}.`,
     `Warm-up (not counted): two ${size} API writes into the fresh pool, the first at ${fmtMBs(res.warmupMBs)} MB/s: writes into pool space never used before also allocate the pool image's blocks on the host disk ` +
       `(the pool image grew by ${(res.poolGrowth / GiB).toFixed(2)} GiB); the timed writes reuse that space, as volumes in a long-lived pool do ` +

@@ -1,6 +1,6 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { ConfigError, resolveConfig } from "./config.js";
+import { ConfigError, resolveConfig, withMallocTunables } from "./config.js";
 
 describe("config", () => {
   it("takes option, then environment, then default", () => {
@@ -22,5 +22,15 @@ describe("config", () => {
     assert.throws(() => resolveConfig({ listen: "nope" }, {}), ConfigError);
     assert.throws(() => resolveConfig({ region: "Bad Region" }, {}), /--region/);
     assert.throws(() => resolveConfig({}, { CAIRN_POOL_SIZE: "lots" }), /CAIRN_POOL_SIZE/);
+  });
+});
+
+describe("withMallocTunables", () => {
+  it("adds cairnd's malloc settings and keeps the operator's", () => {
+    assert.equal(withMallocTunables(undefined), "glibc.malloc.trim_threshold=134217728:glibc.malloc.mmap_threshold=33554432");
+    assert.equal(
+      withMallocTunables("glibc.malloc.trim_threshold=1:glibc.cpu.x86_shstk=off"),
+      "glibc.malloc.trim_threshold=1:glibc.cpu.x86_shstk=off:glibc.malloc.mmap_threshold=33554432",
+    );
   });
 });

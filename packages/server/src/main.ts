@@ -7,7 +7,7 @@
 import { spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { resolveConfig, ConfigError, type ConfigOptions } from "./config.js";
+import { resolveConfig, withMallocTunables, ConfigError, type ConfigOptions } from "./config.js";
 import { startCairnd } from "./server.js";
 import { ensurePinnedNamespace, inNamespace, namespaceId, releasePinnedNamespace } from "./volumes/namespace.js";
 
@@ -82,7 +82,7 @@ export async function runServer(argv: string[]): Promise<number> {
     const script = fileURLToPath(new URL("./main.js", import.meta.url));
     const child = spawn("nsenter", [`--mount=${pin}`, "--", process.execPath, ...process.execArgv, script, ...argv], {
       stdio: "inherit",
-      env: { ...process.env, CAIRN_NAMESPACE_ID: await namespaceId(pin) },
+      env: { ...process.env, CAIRN_NAMESPACE_ID: await namespaceId(pin), GLIBC_TUNABLES: withMallocTunables(process.env.GLIBC_TUNABLES) },
     });
     for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"] as const) process.on(sig, () => child.kill(sig));
     return new Promise((resolve) => {

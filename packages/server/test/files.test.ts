@@ -156,6 +156,12 @@ describe("file API (SDK against a real cairnd)", () => {
     }
   });
 
+  it("runs cairnd with malloc settings that keep its heap (no fresh pages per socket read)", async () => {
+    // glibc may parse GLIBC_TUNABLES in place (a NUL where each ":" was): look at the raw block.
+    const env = await readFile(`/proc/${c.serverPid}/environ`, "utf8");
+    assert.match(env, /GLIBC_TUNABLES=glibc\.malloc\.trim_threshold=134217728[:\0]glibc\.malloc\.mmap_threshold=33554432\0/);
+  });
+
   it("serves large files and unaligned ranges of them byte for byte, cached or not (O_DIRECT)", async () => {
     const data = randomBytes(9 * 1024 * 1024 + 333);
     await v.files.write("/direct/big.bin", data);
