@@ -19,7 +19,7 @@ import { pumpFile } from "./file-reader.js";
 
 export interface BulkRequest {
   url: string;
-  method: "GET" | "PUT";
+  method: "GET" | "PUT" | "PATCH";
   headers: Record<string, string>;
   /** The request body: `length` bytes of `fh` from `position`. */
   body?: { fh: FileHandle; position: number; length: number; onSent?: (bytes: number) => void };

@@ -94,6 +94,7 @@ function iterate(data: AsyncIterable<Uint8Array>): AsyncIterator<Uint8Array> {
 }
 
 const enc = (s: string) => encodeURIComponent(s);
+const TUS_HEADERS = { "tus-resumable": "1.0.0" };
 const emptyStream = () => new ReadableStream<Uint8Array>({ start: (c) => c.close() });
 
 /** One file of a batch write. */
@@ -626,6 +627,127 @@ export class VolumeFiles {
   }
 
   /**
+   * Create a tus upload for `target`, or check the one at `options.uploadUrl` (its length must be
+   * `size`, when both are known). Gives its URL, that URL relative to cairnd, and a HEAD for the
+   * server's offset.
+   */
+  private async beginUpload(target: string, size: number | undefined, options: UploadOptions) {
+    const base = this.http.options.url;
+    const relative = (url: string) => (url.startsWith(base + "/") ? url.slice(base.length) : new URL(url).pathname);
+    const head = async (): Promise<{ offset: number; length: number | undefined }> => {
+      const res = await this.http.request({ method: "HEAD", path: relative(uploadUrl), headers: TUS_HEADERS, signal: options.signal });
+      const length = res.headers.get("upload-length");
+      return { offset: Number(res.headers.get("upload-offset") ?? "0"), length: length === null ? undefined : Number(length) };
+    };
+    let uploadUrl = options.uploadUrl ?? "";
+    if (options.uploadUrl) {
+      const h = await head();
+      if (size !== undefined && h.length !== undefined && h.length !== size) {
+        throw new CairnError("INVALID_REQUEST", `The upload at ${uploadUrl} is for ${h.length} bytes, this data is ${size}; start a new upload`);
+      }
+    } else {
+      const headers: Record<string, string> = { ...TUS_HEADERS, "upload-metadata": `path ${stringToBase64(target)}` };
+      if (size !== undefined) headers["upload-length"] = String(size);
+      else headers["upload-defer-length"] = "1";
+      const res = await this.http.request({ method: "POST", path: `/v1/volumes/${enc(this.volumeRef())}/uploads`, headers, signal: options.signal });
+      await res.body?.cancel();
+      const location = res.headers.get("location");
+      if (!location) throw new CairnError("INTERNAL", "cairnd did not return the upload's location");
+      uploadUrl = location.startsWith("/") ? base + location : location;
+      options.onUploadUrl?.(uploadUrl);
+    }
+    return { uploadUrl, relative, head };
+  }
+
+  /**
+   * `upload` of a local file (Node): the same resumable tus upload, but each chunk goes from the
+   * file to the socket through a few reused buffers (no chunk is held in memory), its SHA-256
+   * computed from the file while the chunk before it is sent. Over plain http a 1 GiB upload
+   * took 3.6-3.8 s here instead of 5.2-5.8 s with `upload` of a stream (bulk-http.ts); elsewhere
+   * it is `upload` of the file's stream. A file that shrinks during the upload fails it.
+   *
+   * @example
+   * const r = await volume.files.uploadFromFile("/data/big.bin", "./big.bin", { onUploadUrl: save, onProgress: (n, total) => bar.update(n) });
+   */
+  async uploadFromFile(path: string, localPath: string, options: UploadOptions = {}): Promise<UploadResult> {
+    const [{ open }, { createHash }] = await Promise.all([import("node:fs/promises"), import("node:crypto")]);
+    const fh = await open(localPath, "r");
+    try {
+      const { size } = await fh.stat();
+      const target = normalizeVolumePath(path);
+      if (!this.http.bulkPossible()) {
+        const stream = fh.createReadStream({ autoClose: false, highWaterMark: 4 * 1024 * 1024 });
+        return await this.upload(target, stream as unknown as AsyncIterable<Uint8Array>, { ...options, length: size });
+      }
+      const chunkSize = options.chunkSize ?? 32 * 1024 * 1024;
+      const retries = options.retries ?? 5;
+      const { uploadUrl, relative, head } = await this.beginUpload(target, size, options);
+      let offset = uploadUrl === options.uploadUrl ? (await head()).offset : 0;
+      let attempts = 0;
+      options.onProgress?.(offset, size);
+      const idle: Buffer[] = [];
+      /** SHA-256 of the file's bytes [from, to), read through a reused buffer (one per hash running). */
+      const checksum = async (from: number, to: number) => {
+        const buf = idle.pop() ?? Buffer.allocUnsafe(4 * 1024 * 1024);
+        try {
+          const hash = createHash("sha256");
+          for (let at = from; at < to; ) {
+            const { bytesRead } = await fh.read(buf, 0, Math.min(buf.length, to - at), at);
+            if (bytesRead === 0) throw new Error(`${localPath} shrank during the upload`);
+            hash.update(buf.subarray(0, bytesRead));
+            at += bytesRead;
+          }
+          return hash.digest("base64");
+        } finally {
+          idle.push(buf);
+        }
+      };
+      /** The next chunk's checksum, computed while this one is sent. */
+      let ahead: { from: number; sum: Promise<string> } | undefined;
+      while (offset < size) {
+        const end = Math.min(size, offset + chunkSize);
+        const sum = ahead?.from === offset ? await ahead.sum : await checksum(offset, end);
+        ahead = undefined;
+        if (end < size) {
+          ahead = { from: end, sum: checksum(end, Math.min(size, end + chunkSize)) };
+          ahead.sum.catch(() => undefined); // a failure shows when it is awaited
+        }
+        const headers = {
+          ...TUS_HEADERS,
+          "content-type": "application/offset+octet-stream",
+          "upload-offset": String(offset),
+          "upload-checksum": `sha256 ${sum}`,
+        };
+        try {
+          const res = await this.http.bulk({
+            method: "PATCH",
+            path: relative(uploadUrl),
+            headers,
+            body: { fh, position: offset, length: end - offset },
+            signal: options.signal,
+          });
+          if (!res) throw new CairnError("INTERNAL", "The bulk transport refused a request it had accepted");
+          offset = Number(res.headers.get("upload-offset") ?? end);
+        } catch (err) {
+          if (options.signal?.aborted) throw err;
+          const retriable = !(err instanceof CairnError) || ["UNAVAILABLE", "UPLOAD_OFFSET_MISMATCH", "CHECKSUM_MISMATCH", "INTERNAL"].includes(err.code);
+          if (!retriable || ++attempts > retries) throw err;
+          await delay(Math.min(10_000, 250 * 2 ** (attempts - 1)), options.signal);
+          // A file can be read from anywhere: go on from wherever the server is.
+          const h = await head().catch(() => undefined);
+          if (h) offset = h.offset;
+          continue;
+        }
+        attempts = 0;
+        options.onProgress?.(offset, size);
+      }
+      return { path: target, size: offset, uploadUrl };
+    } finally {
+      await fh.close();
+    }
+  }
+
+  /**
    * A resumable upload (tus 1.0): sent in checksummed chunks, each stored durably before the next;
    * network errors are retried from the last stored byte, and `uploadUrl` resumes an upload
    * interrupted in an earlier process.
@@ -641,33 +763,9 @@ export class VolumeFiles {
     const source = toSource(data, options.length);
     const chunkSize = options.chunkSize ?? 32 * 1024 * 1024;
     const retries = options.retries ?? 5;
-    const tusHeaders = { "tus-resumable": "1.0.0" };
-    let uploadUrl = options.uploadUrl;
-    let offset = 0;
-    const base = this.http.options.url;
-    const relative = (url: string) => (url.startsWith(base + "/") ? url.slice(base.length) : new URL(url).pathname);
-    const head = async (): Promise<{ offset: number; length: number | undefined }> => {
-      const res = await this.http.request({ method: "HEAD", path: relative(uploadUrl!), headers: tusHeaders, signal: options.signal });
-      const length = res.headers.get("upload-length");
-      return { offset: Number(res.headers.get("upload-offset") ?? "0"), length: length === null ? undefined : Number(length) };
-    };
-    if (uploadUrl) {
-      const h = await head();
-      if (source.size !== undefined && h.length !== undefined && h.length !== source.size) {
-        throw new CairnError("INVALID_REQUEST", `The upload at ${uploadUrl} is for ${h.length} bytes, this data is ${source.size}; start a new upload`);
-      }
-      offset = h.offset;
-    } else {
-      const headers: Record<string, string> = { ...tusHeaders, "upload-metadata": `path ${stringToBase64(target)}` };
-      if (source.size !== undefined) headers["upload-length"] = String(source.size);
-      else headers["upload-defer-length"] = "1";
-      const res = await this.http.request({ method: "POST", path: `/v1/volumes/${enc(this.volumeRef())}/uploads`, headers, signal: options.signal });
-      await res.body?.cancel();
-      const location = res.headers.get("location");
-      if (!location) throw new CairnError("INTERNAL", "cairnd did not return the upload's location");
-      uploadUrl = location.startsWith("/") ? base + location : location;
-      options.onUploadUrl?.(uploadUrl);
-    }
+    const tusHeaders = TUS_HEADERS;
+    const { uploadUrl, relative, head } = await this.beginUpload(target, source.size, options);
+    let { offset } = uploadUrl === options.uploadUrl ? await head() : { offset: 0 };
     options.onProgress?.(offset, source.size);
     const digest = async (bytes: Uint8Array) => bytesToBase64(new Uint8Array(await crypto.subtle.digest("SHA-256", bytes as unknown as BufferSource)));
     /** A chunk and the checksum of all of it, read and hashed ahead while the previous one uploads. */

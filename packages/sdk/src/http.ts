@@ -99,9 +99,14 @@ export class HttpClient {
    * possible (not Node, not plain http, a custom `fetch`): the caller then uses `request`. Errors
    * are the same as `request`'s; a GET that got no answer at all is retried like `request` does.
    */
-  async bulk(req: Omit<HttpRequest, "json" | "body" | "method"> & Pick<BulkRequest, "body" | "onBody"> & { method: "GET" | "PUT" }): Promise<BulkResponse | undefined> {
+  /** Whether `bulk` can carry requests to this cairnd (Node, plain http, no custom `fetch`). */
+  bulkPossible(): boolean {
+    return !this.options.customFetch && bulkCapable(this.options.url + "/");
+  }
+
+  async bulk(req: Omit<HttpRequest, "json" | "body" | "method"> & Pick<BulkRequest, "body" | "onBody"> & { method: BulkRequest["method"] }): Promise<BulkResponse | undefined> {
     const url = this.url(req.path, req.query);
-    if (this.options.customFetch || !bulkCapable(url)) return undefined;
+    if (!this.bulkPossible() || !bulkCapable(url)) return undefined;
     const { bulkRequest, BulkNetworkError } = await import("./bulk-http.js");
     for (let attempt = 0; ; attempt++) {
       let res: BulkResponse;

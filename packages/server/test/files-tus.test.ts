@@ -7,6 +7,9 @@ import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { createHash, randomBytes } from "node:crypto";
 import { request as httpRequest } from "node:http";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { createServer, connect, type Server, type Socket } from "node:net";
 import { Upload } from "tus-js-client";
 import { Cairn, type Volume } from "@cairn/sdk";
@@ -186,6 +189,39 @@ describe("resumable uploads (tus 1.0)", () => {
     } finally {
       await proxy.close();
     }
+  });
+
+  it("the SDK uploads a local file resumably through cut connections, and resumes it by URL", async (t) => {
+    const dir = await mkdtemp(join(tmpdir(), "cairn-tus-file-"));
+    t.after(() => rm(dir, { recursive: true, force: true }));
+    const local = join(dir, "src.bin");
+    const data = randomBytes(40 * MiB + 7);
+    await writeFile(local, data);
+    const proxy = await cuttingProxy(c.url, 20 * MiB, 2);
+    try {
+      const pv = await new Cairn({ url: proxy.url, apiKey: c.adminKey }).volumes.get(v.id);
+      const progress: number[] = [];
+      const r = await pv.files.uploadFromFile("/tus/file.bin", local, { chunkSize: 16 * MiB, onProgress: (n) => progress.push(n) });
+      assert.equal(r.size, data.length);
+      assert.ok(proxy.cutsDone() >= 1, "the connection was cut");
+      assert.equal(sha(await v.files.readBytes("/tus/file.bin")), sha(data));
+      assert.deepEqual([...progress].sort((a, b) => a - b), progress, "progress only moves forward");
+      assert.equal(progress.at(-1), data.length);
+    } finally {
+      await proxy.close();
+    }
+    // Stopped after its first chunk, then resumed by its URL: the rest is sent, not all of it.
+    const ac = new AbortController();
+    let url = "";
+    await assert.rejects(
+      v.files.uploadFromFile("/tus/file2.bin", local, { chunkSize: 8 * MiB, signal: ac.signal, onUploadUrl: (u) => (url = u), onProgress: (n) => n > 0 && ac.abort(new Error("stop")) }),
+      /stop/,
+    );
+    const seen: number[] = [];
+    const done = await v.files.uploadFromFile("/tus/file2.bin", local, { chunkSize: 8 * MiB, uploadUrl: url, onProgress: (n) => seen.push(n) });
+    assert.equal(done.uploadUrl, url);
+    assert.ok(seen[0]! >= 8 * MiB, `resumed at ${seen[0]}`);
+    assert.equal(sha(await v.files.readBytes("/tus/file2.bin")), sha(data));
   });
 
   it("a stock tus client (tus-js-client) resumes after a cut connection", async () => {

@@ -113,11 +113,8 @@ Examples:
       try {
         if (options.resumable ?? st.size >= RESUMABLE_FROM) {
           const key = uploadKey(ctx.url, volume.id, target, local, st);
-          // A file stream with large reads (a file-backed Blob reads slower): the SDK resumes a
-          // stream by skipping what the server already has.
-          const data = () => createReadStream(local, { highWaterMark: 4 * 1024 * 1024 });
+          // Each chunk goes from the file to the socket (the SDK reads it where the server is).
           const uploadOptions = {
-            length: st.size,
             signal: ctx.signal,
             ...(chunkSize !== undefined ? { chunkSize } : {}),
             onProgress: (n: number) => bar.update(n),
@@ -126,11 +123,11 @@ Examples:
           const previous = await rememberedUpload(key);
           let r;
           try {
-            r = await volume.files.upload(target, data(), previous ? { ...uploadOptions, uploadUrl: previous } : uploadOptions);
+            r = await volume.files.uploadFromFile(target, local, previous ? { ...uploadOptions, uploadUrl: previous } : uploadOptions);
           } catch (err) {
             // The earlier upload expired or was removed: start again.
             if (!(previous && err instanceof CairnError && err.code === "UPLOAD_NOT_FOUND")) throw err;
-            r = await volume.files.upload(target, data(), uploadOptions);
+            r = await volume.files.uploadFromFile(target, local, uploadOptions);
           }
           await rememberUpload(key, undefined);
           report({ path: r.path, size: r.size }, `uploaded ${formatSize(r.size)} to ${volume.name}:${r.path}`);
