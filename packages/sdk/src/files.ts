@@ -628,8 +628,8 @@ export class VolumeFiles {
 
   /**
    * Create a tus upload for `target`, or check the one at `options.uploadUrl` (its length must be
-   * `size`, when both are known). Gives its URL, that URL relative to cairnd, and a HEAD for the
-   * server's offset.
+   * `size`, when both are known). Gives its URL, the offset to go on from (the server's, when
+   * resuming), that URL relative to cairnd, and a HEAD for the server's offset later.
    */
   private async beginUpload(target: string, size: number | undefined, options: UploadOptions) {
     const base = this.http.options.url;
@@ -640,11 +640,13 @@ export class VolumeFiles {
       return { offset: Number(res.headers.get("upload-offset") ?? "0"), length: length === null ? undefined : Number(length) };
     };
     let uploadUrl = options.uploadUrl ?? "";
+    let offset = 0;
     if (options.uploadUrl) {
       const h = await head();
       if (size !== undefined && h.length !== undefined && h.length !== size) {
         throw new CairnError("INVALID_REQUEST", `The upload at ${uploadUrl} is for ${h.length} bytes, this data is ${size}; start a new upload`);
       }
+      offset = h.offset;
     } else {
       const headers: Record<string, string> = { ...TUS_HEADERS, "upload-metadata": `path ${stringToBase64(target)}` };
       if (size !== undefined) headers["upload-length"] = String(size);
@@ -656,7 +658,7 @@ export class VolumeFiles {
       uploadUrl = location.startsWith("/") ? base + location : location;
       options.onUploadUrl?.(uploadUrl);
     }
-    return { uploadUrl, relative, head };
+    return { uploadUrl, offset, relative, head };
   }
 
   /**
@@ -681,8 +683,9 @@ export class VolumeFiles {
       }
       const chunkSize = options.chunkSize ?? 32 * 1024 * 1024;
       const retries = options.retries ?? 5;
-      const { uploadUrl, relative, head } = await this.beginUpload(target, size, options);
-      let offset = uploadUrl === options.uploadUrl ? (await head()).offset : 0;
+      const begun = await this.beginUpload(target, size, options);
+      const { uploadUrl, relative, head } = begun;
+      let offset = begun.offset;
       let attempts = 0;
       options.onProgress?.(offset, size);
       const idle: Buffer[] = [];
@@ -730,9 +733,8 @@ export class VolumeFiles {
           offset = Number(res.headers.get("upload-offset") ?? end);
         } catch (err) {
           if (options.signal?.aborted) throw err;
-          const retriable = !(err instanceof CairnError) || ["UNAVAILABLE", "UPLOAD_OFFSET_MISMATCH", "CHECKSUM_MISMATCH", "INTERNAL"].includes(err.code);
-          if (!retriable || ++attempts > retries) throw err;
-          await delay(Math.min(10_000, 250 * 2 ** (attempts - 1)), options.signal);
+          if (!retriableUploadError(err) || ++attempts > retries) throw err;
+          await delay(uploadBackoffMs(attempts - 1), options.signal);
           // A file can be read from anywhere: go on from wherever the server is.
           const h = await head().catch(() => undefined);
           if (h) offset = h.offset;
@@ -763,9 +765,9 @@ export class VolumeFiles {
     const source = toSource(data, options.length);
     const chunkSize = options.chunkSize ?? 32 * 1024 * 1024;
     const retries = options.retries ?? 5;
-    const tusHeaders = TUS_HEADERS;
-    const { uploadUrl, relative, head } = await this.beginUpload(target, source.size, options);
-    let { offset } = uploadUrl === options.uploadUrl ? await head() : { offset: 0 };
+    const begun = await this.beginUpload(target, source.size, options);
+    const { uploadUrl, relative, head } = begun;
+    let offset = begun.offset;
     options.onProgress?.(offset, source.size);
     const digest = async (bytes: Uint8Array) => bytesToBase64(new Uint8Array(await crypto.subtle.digest("SHA-256", bytes as unknown as BufferSource)));
     /** A chunk and the checksum of all of it, read and hashed ahead while the previous one uploads. */
@@ -790,7 +792,7 @@ export class VolumeFiles {
         const start = chunk.start;
         const body = chunk.bytes.subarray(offset - start);
         const headers: Record<string, string> = {
-          ...tusHeaders,
+          ...TUS_HEADERS,
           "content-type": "application/offset+octet-stream",
           "upload-offset": String(offset),
           "upload-checksum": `sha256 ${offset === start ? checksum : await digest(body)}`,
@@ -805,11 +807,8 @@ export class VolumeFiles {
           sent = true;
         } catch (err) {
           if (options.signal?.aborted) throw err;
-          const retriable =
-            !(err instanceof CairnError) ||
-            ["UNAVAILABLE", "UPLOAD_OFFSET_MISMATCH", "CHECKSUM_MISMATCH", "INTERNAL"].includes(err.code);
-          if (!retriable || attempt >= retries) throw err;
-          await delay(Math.min(10_000, 250 * 2 ** attempt), options.signal);
+          if (!retriableUploadError(err) || attempt >= retries) throw err;
+          await delay(uploadBackoffMs(attempt), options.signal);
           const h = await head().catch(() => undefined);
           if (h) {
             const outside = h.offset < start || h.offset > start + chunk.bytes.length;
@@ -943,6 +942,14 @@ function once(bytes: Uint8Array): BodyInit {
     },
   }) as unknown as BodyInit;
 }
+
+/** Failures of one chunk that a retry (after asking the server for its offset) can get past. */
+function retriableUploadError(err: unknown): boolean {
+  return !(err instanceof CairnError) || ["UNAVAILABLE", "UPLOAD_OFFSET_MISMATCH", "CHECKSUM_MISMATCH", "INTERNAL"].includes(err.code);
+}
+
+/** Wait before retry `attempt` (0-based) of a chunk: 250 ms doubling, at most 10 s. */
+const uploadBackoffMs = (attempt: number) => Math.min(10_000, 250 * 2 ** attempt);
 
 function delay(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve, reject) => {

@@ -94,19 +94,19 @@ export class HttpClient {
     return headers;
   }
 
-  /**
-   * A bulk transfer that skips `fetch` (bulk-http.ts says why), or `undefined` where that is not
-   * possible (not Node, not plain http, a custom `fetch`): the caller then uses `request`. Errors
-   * are the same as `request`'s; a GET that got no answer at all is retried like `request` does.
-   */
   /** Whether `bulk` can carry requests to this cairnd (Node, plain http, no custom `fetch`). */
   bulkPossible(): boolean {
-    return !this.options.customFetch && bulkCapable(this.options.url + "/");
+    return !this.options.customFetch && bulkCapable(this.options.url);
   }
 
+  /**
+   * A bulk transfer that skips `fetch` (bulk-http.ts says why), or `undefined` where that is not
+   * possible (`bulkPossible`): the caller then uses `request`. Errors are the same as
+   * `request`'s; a GET that got no answer at all is retried like `request` does.
+   */
   async bulk(req: Omit<HttpRequest, "json" | "body" | "method"> & Pick<BulkRequest, "body" | "onBody"> & { method: BulkRequest["method"] }): Promise<BulkResponse | undefined> {
+    if (!this.bulkPossible()) return undefined;
     const url = this.url(req.path, req.query);
-    if (!this.bulkPossible() || !bulkCapable(url)) return undefined;
     const { bulkRequest, BulkNetworkError } = await import("./bulk-http.js");
     for (let attempt = 0; ; attempt++) {
       let res: BulkResponse;

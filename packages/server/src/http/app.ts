@@ -69,7 +69,6 @@ export function allRoutes(deps: Pick<AppDeps, "store" | "auth" | "volumes" | "ch
   ];
 }
 
-/** Read and discard what is left of a request body: true when it ended within the bounds. */
 /** Requests whose client waits for "100 Continue" before it sends the body, and has not had it. */
 const awaitingContinue = new WeakSet<IncomingMessage>();
 
@@ -89,6 +88,7 @@ function deferContinue(req: IncomingMessage, res: ServerResponse): void {
   };
 }
 
+/** Read and discard what is left of a request body: true when it ended within the bounds. */
 function drainBody(req: import("node:http").IncomingMessage, maxBytes = 256 * 1024 * 1024, timeoutMs = 5_000): Promise<boolean> {
   if (req.complete) return Promise.resolve(true);
   if (req.destroyed) return Promise.resolve(false);

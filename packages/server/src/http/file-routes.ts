@@ -106,19 +106,16 @@ export async function sendFile(req: FastifyRequest, reply: FastifyReply, root: s
   // run for a hijacked reply: its one header is set here.
   reply.hijack();
   const res = reply.raw;
-  const gone = new AbortController();
+  const gone = clientGone(req, reply);
   let direct: FileHandle | undefined;
-  res.on("close", () => {
-    if (!res.writableFinished) gone.abort();
-  });
   try {
     res.writeHead(reply.statusCode, { ...reply.getHeaders(), "x-request-id": req.id } as import("node:http").OutgoingHttpHeaders);
     // Bodies of a block or more read what the page cache lacks with O_DIRECT (file-reader.ts says
     // why): the same open file, reopened through /proc so no path in the volume is resolved twice.
     const length = end - start + 1;
     direct = length >= DIRECT_READ_FROM ? await open(`/proc/self/fd/${file.fh.fd}`, fsc.O_RDONLY | fsc.O_DIRECT).catch(() => undefined) : undefined;
-    await pumpFile(file.fh, start, length, res, { signal: gone.signal, direct });
-    if (!gone.signal.aborted) res.end();
+    await pumpFile(file.fh, start, length, res, { signal: gone, direct });
+    if (!gone.aborted) res.end();
   } catch (err) {
     // A body cut short must not look complete to the client: end the connection, not the response.
     req.log.warn({ err }, "sending a file failed");
