@@ -634,8 +634,15 @@ export class VolumeFiles {
   private async beginUpload(target: string, size: number | undefined, options: UploadOptions) {
     const base = this.http.options.url;
     const relative = (url: string) => (url.startsWith(base + "/") ? url.slice(base.length) : new URL(url).pathname);
+    /** What the server can check in Upload-Checksum (an older cairnd does not say: none is assumed beyond tus's sha1 and our sha256). */
+    let checksums = ["sha1", "sha256"];
+    const learnChecksums = (res: Response) => {
+      const list = res.headers.get("tus-checksum-algorithm");
+      if (list) checksums = list.split(",").map((a) => a.trim());
+    };
     const head = async (): Promise<{ offset: number; length: number | undefined }> => {
       const res = await this.http.request({ method: "HEAD", path: relative(uploadUrl), headers: TUS_HEADERS, signal: options.signal });
+      learnChecksums(res);
       const length = res.headers.get("upload-length");
       return { offset: Number(res.headers.get("upload-offset") ?? "0"), length: length === null ? undefined : Number(length) };
     };
@@ -653,26 +660,28 @@ export class VolumeFiles {
       else headers["upload-defer-length"] = "1";
       const res = await this.http.request({ method: "POST", path: `/v1/volumes/${enc(this.volumeRef())}/uploads`, headers, signal: options.signal });
       await res.body?.cancel();
+      learnChecksums(res);
       const location = res.headers.get("location");
       if (!location) throw new CairnError("INTERNAL", "cairnd did not return the upload's location");
       uploadUrl = location.startsWith("/") ? base + location : location;
       options.onUploadUrl?.(uploadUrl);
     }
-    return { uploadUrl, offset, relative, head };
+    return { uploadUrl, offset, relative, head, checksums };
   }
 
   /**
    * `upload` of a local file (Node): the same resumable tus upload, but each chunk goes from the
-   * file to the socket through a few reused buffers (no chunk is held in memory), its SHA-256
-   * computed from the file while the chunk before it is sent. Over plain http a 1 GiB upload
-   * took 3.6-3.8 s here instead of 5.2-5.8 s with `upload` of a stream (bulk-http.ts); elsewhere
+   * file to the socket through a few reused buffers (no chunk is held in memory), its checksum
+   * computed from the file while the chunk before it is sent: CRC-32 when cairnd offers it (2.5×
+   * SHA-256's speed, on both sides), else SHA-256. Over plain http a 1 GiB upload took 3.6-3.8 s
+   * here with SHA-256, instead of 5.2-5.8 s with `upload` of a stream (bulk-http.ts); elsewhere
    * it is `upload` of the file's stream. A file that shrinks during the upload fails it.
    *
    * @example
    * const r = await volume.files.uploadFromFile("/data/big.bin", "./big.bin", { onUploadUrl: save, onProgress: (n, total) => bar.update(n) });
    */
   async uploadFromFile(path: string, localPath: string, options: UploadOptions = {}): Promise<UploadResult> {
-    const [{ open }, { createHash }] = await Promise.all([import("node:fs/promises"), import("node:crypto")]);
+    const [{ open }, { createHash }, zlib] = await Promise.all([import("node:fs/promises"), import("node:crypto"), import("node:zlib")]);
     const fh = await open(localPath, "r");
     try {
       const { size } = await fh.stat();
@@ -685,22 +694,32 @@ export class VolumeFiles {
       const retries = options.retries ?? 5;
       const begun = await this.beginUpload(target, size, options);
       const { uploadUrl, relative, head } = begun;
+      // CRC-32 when cairnd takes it (and this Node has zlib.crc32, 20.15+): 2.5× SHA-256's speed
+      // here, on both sides, and it catches what a checksum sent with the body can, corruption on
+      // the way. Else SHA-256.
+      const crc32 = typeof zlib.crc32 === "function" && begun.checksums.includes("crc32") ? zlib.crc32 : undefined;
       let offset = begun.offset;
       let attempts = 0;
       options.onProgress?.(offset, size);
       const idle: Buffer[] = [];
-      /** SHA-256 of the file's bytes [from, to), read through a reused buffer (one per hash running). */
+      /** Upload-Checksum of the file's bytes [from, to), read through a reused buffer (one per checksum running). */
       const checksum = async (from: number, to: number) => {
         const buf = idle.pop() ?? Buffer.allocUnsafe(4 * 1024 * 1024);
         try {
-          const hash = createHash("sha256");
+          const hash = crc32 ? undefined : createHash("sha256");
+          let crc = 0;
           for (let at = from; at < to; ) {
             const { bytesRead } = await fh.read(buf, 0, Math.min(buf.length, to - at), at);
             if (bytesRead === 0) throw new Error(`${localPath} shrank during the upload`);
-            hash.update(buf.subarray(0, bytesRead));
+            const bytes = buf.subarray(0, bytesRead);
+            if (crc32) crc = crc32(bytes, crc);
+            else hash!.update(bytes);
             at += bytesRead;
           }
-          return hash.digest("base64");
+          if (!crc32) return `sha256 ${hash!.digest("base64")}`;
+          const digest = Buffer.alloc(4);
+          digest.writeUInt32BE(crc >>> 0);
+          return `crc32 ${digest.toString("base64")}`;
         } finally {
           idle.push(buf);
         }
@@ -719,7 +738,7 @@ export class VolumeFiles {
           ...TUS_HEADERS,
           "content-type": "application/offset+octet-stream",
           "upload-offset": String(offset),
-          "upload-checksum": `sha256 ${sum}`,
+          "upload-checksum": sum,
         };
         try {
           const res = await this.http.bulk({

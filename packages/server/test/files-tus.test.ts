@@ -7,6 +7,7 @@ import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { createHash, randomBytes } from "node:crypto";
 import { request as httpRequest } from "node:http";
+import { crc32 } from "node:zlib";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -24,15 +25,19 @@ const b64 = (s: string) => Buffer.from(s).toString("base64");
  * A TCP proxy in front of cairnd that cuts the connection once `cutAfter` bytes went from the
  * client to cairnd (for the first `cuts` times), as a flaky network would.
  */
-async function cuttingProxy(target: string, cutAfter: number, cuts = 1): Promise<{ url: string; cutsDone(): number; close(): Promise<void> }> {
+async function cuttingProxy(target: string, cutAfter: number, cuts = 1): Promise<{ url: string; cutsDone(): number; requestHeads(): string[]; close(): Promise<void> }> {
   const { hostname, port } = new URL(target);
   let sent = 0;
   let done = 0;
   const sockets = new Set<Socket>();
+  /** The first bytes each connection sent: its request line and headers. */
+  const heads: string[] = [];
   const server: Server = createServer((client) => {
     const upstream = connect(Number(port), hostname);
     sockets.add(client).add(upstream);
+    const headAt = heads.push("") - 1;
     client.on("data", (d: Buffer) => {
+      if (heads[headAt]!.length < 2048) heads[headAt] += d.subarray(0, 2048).toString("latin1");
       sent += d.length;
       if (done < cuts && sent >= cutAfter) {
         done++;
@@ -57,6 +62,7 @@ async function cuttingProxy(target: string, cutAfter: number, cuts = 1): Promise
   return {
     url: `http://127.0.0.1:${addr.port}`,
     cutsDone: () => done,
+    requestHeads: () => heads,
     close: async () => {
       for (const s of sockets) s.destroy();
       await new Promise((r) => server.close(r));
@@ -115,10 +121,26 @@ describe("resumable uploads (tus 1.0)", () => {
     assert.equal(good.status, 204);
     assert.equal(good.headers.get("upload-offset"), String(MiB));
     assert.equal(await v.files.exists("/tus/a.bin"), false, "nothing visible until complete");
-    assert.equal((await patch(url, MiB, data.subarray(MiB))).status, 204);
+    // CRC-32 too (what the SDK sends when a tus answer lists it): a wrong one keeps nothing.
+    assert.deepEqual(good.headers.get("tus-checksum-algorithm")?.split(","), ["sha1", "sha256", "md5", "crc32"]);
+    const crc = (bytes: Uint8Array) => {
+      const out = Buffer.alloc(4);
+      out.writeUInt32BE(crc32(bytes));
+      return out.toString("base64");
+    };
+    const flipped = Buffer.from(data.subarray(MiB));
+    flipped[12345]! ^= 1;
+    const badCrc = await patch(url, MiB, data.subarray(MiB), { "upload-checksum": `crc32 ${crc(flipped)}` });
+    assert.equal(badCrc.status, 460);
+    assert.equal((await head(url)).headers.get("upload-offset"), String(MiB));
+    assert.equal((await patch(url, MiB, data.subarray(MiB), { "upload-checksum": `crc32 ${crc(data.subarray(MiB))}` })).status, 204);
     assert.equal(sha(await v.files.readBytes("/tus/a.bin")), sha(data));
     // The upload's bytes never show in the volume's listing.
     assert.ok(!(await v.files.list("/")).items.some((e) => e.name === ".cairn"));
+    // The digest is CRC-32 as zip and gzip have it, 4 bytes big-endian: the check value of "123456789" is CBF43926.
+    const nine = new URL((await create("/tus/nine.txt", 9)).headers.get("location")!, c.url).toString();
+    assert.equal((await patch(nine, 0, Buffer.from("123456789"), { "upload-checksum": `crc32 ${Buffer.from("cbf43926", "hex").toString("base64")}` })).status, 204);
+    assert.equal(await v.files.readText("/tus/nine.txt"), "123456789");
     // Too much data for Upload-Length.
     const small = new URL((await create("/tus/small.bin", 4)).headers.get("location")!, c.url).toString();
     assert.equal((await patch(small, 0, new Uint8Array(8))).status, 413);
@@ -207,6 +229,9 @@ describe("resumable uploads (tus 1.0)", () => {
       assert.equal(sha(await v.files.readBytes("/tus/file.bin")), sha(data));
       assert.deepEqual([...progress].sort((a, b) => a - b), progress, "progress only moves forward");
       assert.equal(progress.at(-1), data.length);
+      const patches = proxy.requestHeads().filter((h) => h.startsWith("PATCH "));
+      assert.ok(patches.length >= 3, `${patches.length} PATCH requests`);
+      for (const h of patches) assert.match(h, /\r\nupload-checksum: crc32 [A-Za-z0-9+/]{6}==\r\n/i, "the SDK checks chunks with CRC-32, which cairnd offers");
     } finally {
       await proxy.close();
     }

@@ -22,7 +22,7 @@ const TUS_HEADERS = {
   "Upload-Defer-Length": "Creation: `1` when the length is not known yet (send Upload-Length with a later PATCH)",
   "Upload-Metadata": "Creation: `path <base64>` (the target path), other keys kept as given",
   "Upload-Offset": "PATCH: where this body starts; must equal the upload's offset",
-  "Upload-Checksum": `PATCH: \`<${TUS_CHECKSUM_ALGORITHMS.join("|")}> <base64 digest>\` of this body; 460 on mismatch, nothing kept`,
+  "Upload-Checksum": `PATCH: \`<${TUS_CHECKSUM_ALGORITHMS.join("|")}> <base64 digest>\` of this body (\`crc32\`: zlib's CRC-32, 4 bytes big-endian); 460 on mismatch, nothing kept. Every tus answer lists the algorithms in Tus-Checksum-Algorithm`,
 };
 
 const UploadStatus = z
@@ -36,8 +36,9 @@ const UploadStatus = z
   })
   .meta({ id: "UploadStatus" });
 
+/** On every tus answer. tus says Tus-Checksum-Algorithm in an OPTIONS answer; here a client learns it from its POST or HEAD. */
 function tusHeaders(reply: FastifyReply): void {
-  reply.header("tus-resumable", TUS_VERSION).header("cache-control", "no-store");
+  reply.header("tus-resumable", TUS_VERSION).header("cache-control", "no-store").header("tus-checksum-algorithm", TUS_CHECKSUM_ALGORITHMS.join(","));
 }
 
 function checkVersion(req: FastifyRequest, reply: FastifyReply): void {

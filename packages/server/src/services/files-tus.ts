@@ -10,7 +10,8 @@
  * noticed yet) stops the older one first, as tusd does.
  */
 import { constants as fsc } from "node:fs";
-import { createHash, randomBytes, type Hash } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
+import { crc32 } from "node:zlib";
 import { lstat, mkdir, open, readdir, readFile, rename, rm, statfs, type FileHandle } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { CairnError, RESERVED_DIR, formatSize, normalizeVolumePath } from "@cairn/protocol";
@@ -20,7 +21,32 @@ import { lstatOrUndefined, makeDirectory } from "./files-ops.js";
 
 export const TUS_VERSION = "1.0.0";
 export const TUS_EXTENSIONS = "creation,creation-with-upload,creation-defer-length,termination,checksum,expiration";
-export const TUS_CHECKSUM_ALGORITHMS = ["sha1", "sha256", "md5"] as const;
+export const TUS_CHECKSUM_ALGORITHMS = ["sha1", "sha256", "md5", "crc32"] as const;
+
+/** An incremental checksum of a PATCH body. */
+export interface Checksum {
+  update(bytes: Uint8Array): void;
+  digest(): Buffer;
+}
+
+/**
+ * The checksum for an Upload-Checksum algorithm. `crc32` is zlib's CRC-32 (as in gzip and zip),
+ * its digest the 4 bytes big-endian: it runs at 2.5× SHA-256's speed here (3.4 vs 1.36 GiB/s,
+ * with SHA instructions) and catches what a checksum in the same request can catch, corruption
+ * on the way (a hash in a header does not stop whoever can rewrite the body). The SDK uses it.
+ */
+export function newChecksum(algorithm: (typeof TUS_CHECKSUM_ALGORITHMS)[number]): Checksum {
+  if (algorithm !== "crc32") return createHash(algorithm);
+  let value = 0;
+  return {
+    update: (bytes) => void (value = crc32(bytes, value)),
+    digest: () => {
+      const out = Buffer.alloc(4);
+      out.writeUInt32BE(value >>> 0);
+      return out;
+    },
+  };
+}
 
 export interface UploadInfo {
   id: string;
@@ -52,14 +78,14 @@ export function parseMetadata(header: string | undefined): Record<string, string
   return out;
 }
 
-export function parseChecksum(header: string | undefined): { algorithm: string; digest: Buffer } | undefined {
+export function parseChecksum(header: string | undefined): { algorithm: (typeof TUS_CHECKSUM_ALGORITHMS)[number]; digest: Buffer } | undefined {
   if (header === undefined) return undefined;
   const [algorithm, b64] = header.trim().split(" ");
   if (!algorithm || !b64) throw new CairnError("INVALID_REQUEST", "Upload-Checksum must be `<algorithm> <base64 digest>`");
   if (!(TUS_CHECKSUM_ALGORITHMS as readonly string[]).includes(algorithm)) {
     throw new CairnError("INVALID_REQUEST", `Upload-Checksum algorithm ${algorithm} is not supported; use ${TUS_CHECKSUM_ALGORITHMS.join(", ")}`);
   }
-  return { algorithm, digest: Buffer.from(b64, "base64") };
+  return { algorithm: algorithm as (typeof TUS_CHECKSUM_ALGORITHMS)[number], digest: Buffer.from(b64, "base64") };
 }
 
 export interface TusOptions {
@@ -216,7 +242,7 @@ export class TusUploads {
     req: {
       offset: number;
       length?: number | undefined;
-      checksum?: { algorithm: string; digest: Buffer } | undefined;
+      checksum?: ReturnType<typeof parseChecksum>;
       body: AsyncIterable<Uint8Array> & { destroy(err?: Error): void };
       volumeName: string;
     },
@@ -262,13 +288,13 @@ export class TusUploads {
   private async receive(
     root: string,
     info: UploadInfo,
-    req: { checksum?: { algorithm: string; digest: Buffer } | undefined; body: AsyncIterable<Uint8Array>; volumeName: string },
+    req: { checksum?: ReturnType<typeof parseChecksum>; body: AsyncIterable<Uint8Array>; volumeName: string },
   ): Promise<void> {
     const start = info.offset;
     const dataPath = join(this.dir(root, info.id), "data");
     const fh = await open(dataPath, fsc.O_WRONLY | fsc.O_NOFOLLOW);
     const writer = new FileWriter(fh, dataPath, start);
-    const hash: Hash | undefined = req.checksum ? createHash(req.checksum.algorithm) : undefined;
+    const hash = req.checksum ? newChecksum(req.checksum.algorithm) : undefined;
     const persist = async (offset: number) => {
       await fh.datasync();
       info.offset = offset;
