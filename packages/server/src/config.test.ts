@@ -1,6 +1,6 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { ConfigError, resolveConfig, withMallocTunables } from "./config.js";
+import { ConfigError, resolveConfig, withMallocTunables, withV8Flags } from "./config.js";
 
 describe("config", () => {
   it("takes option, then environment, then default", () => {
@@ -32,5 +32,15 @@ describe("withMallocTunables", () => {
       withMallocTunables("glibc.malloc.trim_threshold=1:glibc.cpu.x86_shstk=off"),
       "glibc.malloc.trim_threshold=1:glibc.cpu.x86_shstk=off:glibc.malloc.mmap_threshold=33554432",
     );
+  });
+});
+
+describe("withV8Flags", () => {
+  it("sweeps array buffers in the scavenge unless the operator said otherwise", () => {
+    assert.deepEqual(withV8Flags([], undefined), ["--no-concurrent-array-buffer-sweeping"]);
+    assert.deepEqual(withV8Flags(["--max-old-space-size=512"], "--trace-warnings"), ["--max-old-space-size=512", "--no-concurrent-array-buffer-sweeping"]);
+    assert.deepEqual(withV8Flags(["--concurrent-array-buffer-sweeping"], undefined), ["--concurrent-array-buffer-sweeping"]);
+    assert.deepEqual(withV8Flags([], "--single-threaded-gc"), []);
+    assert.deepEqual(withV8Flags([], " --no-concurrent_array_buffer_sweeping "), []);
   });
 });

@@ -7,7 +7,7 @@
 import { spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { resolveConfig, withMallocTunables, ConfigError, type ConfigOptions } from "./config.js";
+import { resolveConfig, withMallocTunables, withV8Flags, ConfigError, type ConfigOptions } from "./config.js";
 import { startCairnd } from "./server.js";
 import { ensurePinnedNamespace, inNamespace, namespaceId, releasePinnedNamespace } from "./volumes/namespace.js";
 
@@ -80,7 +80,7 @@ export async function runServer(argv: string[]): Promise<number> {
     await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
     const pin = await ensurePinnedNamespace(config.dataDir);
     const script = fileURLToPath(new URL("./main.js", import.meta.url));
-    const child = spawn("nsenter", [`--mount=${pin}`, "--", process.execPath, ...process.execArgv, script, ...argv], {
+    const child = spawn("nsenter", [`--mount=${pin}`, "--", process.execPath, ...withV8Flags(process.execArgv, process.env.NODE_OPTIONS), script, ...argv], {
       stdio: "inherit",
       env: { ...process.env, CAIRN_NAMESPACE_ID: await namespaceId(pin), GLIBC_TUNABLES: withMallocTunables(process.env.GLIBC_TUNABLES) },
     });

@@ -162,6 +162,11 @@ describe("file API (SDK against a real cairnd)", () => {
     assert.match(env, /GLIBC_TUNABLES=glibc\.malloc\.trim_threshold=134217728[:\0]glibc\.malloc\.mmap_threshold=33554432\0/);
   });
 
+  it("runs cairnd with array buffers swept in the scavenge (no mark-compact storms while bodies stream)", async () => {
+    const argv = (await readFile(`/proc/${c.serverPid}/cmdline`, "utf8")).split("\0");
+    assert.ok(argv.includes("--no-concurrent-array-buffer-sweeping"), argv.join(" "));
+  });
+
   it("serves large files and unaligned ranges of them byte for byte, cached or not (O_DIRECT)", async () => {
     const data = randomBytes(9 * 1024 * 1024 + 333);
     await v.files.write("/direct/big.bin", data);
