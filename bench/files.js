@@ -274,7 +274,7 @@ export async function run({ log }) {
   memRows.push(["after all four", "–", fmtMiB(rss.end), `+${fmtMiB(rss.end - rss.idle)}`]);
   const memHeader = [`${RSS_GIB} GiB transfer, one after another`, "MB/s", "cairnd peak RSS", "over idle"];
   const listLine = `Listing 200,000 entries: cairnd's RSS peaked ${fmtMiB(L[1000].rssPeak)} (from ${fmtMiB(L[1000].rssBefore)}) at 1,000 per page and ${fmtMiB(L[10000].rssPeak)} at 10,000 per page; each page is one pass over the directory, memory follows the page size, not the directory.`;
-  const reading = `Small files: ${fmtPct(m("tarx") / m("apiExtract"))} of local \`tar -x\` through the API (target ≥ 30%); content search ${fmtPct(m("grep") / m("apiSearch"))} of \`grep -r\`; resumable 1 GiB upload ${fmtPct(m("cp") / m("tus"))} of \`cp\` (target ≥ 70%; plain PUT/GET are in the throughput section). ${memLine}`;
+  const reading = `Small files: ${fmtPct(m("tarx") / m("apiExtract"))} of local \`tar -x\` through the API (target ≥ 30%); content search ${fmtPct(m("grep") / m("apiSearch"))} of \`grep -r\`; resumable 1 GiB upload of a file ${fmtPct(m("cp") / m("tus"))} of \`cp\` + \`sync\` (${fmtPct(m("cp") / m("tusStream"))} from a stream; the ≥ 70% target is for plain PUT and GET, in the throughput section). ${memLine}`;
   const markdown = [
     mdTable(header, rows, "llrrr"),
     "",
