@@ -36,11 +36,14 @@ describe("withMallocTunables", () => {
 });
 
 describe("withV8Flags", () => {
-  it("sweeps array buffers in the scavenge unless the operator said otherwise", () => {
-    assert.deepEqual(withV8Flags([], undefined), ["--no-concurrent-array-buffer-sweeping"]);
-    assert.deepEqual(withV8Flags(["--max-old-space-size=512"], "--trace-warnings"), ["--max-old-space-size=512", "--no-concurrent-array-buffer-sweeping"]);
-    assert.deepEqual(withV8Flags(["--concurrent-array-buffer-sweeping"], undefined), ["--concurrent-array-buffer-sweeping"]);
-    assert.deepEqual(withV8Flags([], "--single-threaded-gc"), []);
-    assert.deepEqual(withV8Flags([], " --no-concurrent_array_buffer_sweeping "), []);
+  it("sweeps array buffers in the scavenge and exposes gc, unless the operator said otherwise", () => {
+    const ours = ["--no-concurrent-array-buffer-sweeping", "--expose-gc"];
+    assert.deepEqual(withV8Flags([], undefined), ours);
+    assert.deepEqual(withV8Flags(["--max-old-space-size=512"], "--trace-warnings"), ["--max-old-space-size=512", ...ours]);
+    assert.deepEqual(withV8Flags(["--concurrent-array-buffer-sweeping"], undefined), ["--concurrent-array-buffer-sweeping", "--expose-gc"]);
+    assert.deepEqual(withV8Flags([], "--single-threaded-gc"), ["--expose-gc"]);
+    assert.deepEqual(withV8Flags([], " --no-concurrent_array_buffer_sweeping "), ["--expose-gc"]);
+    assert.deepEqual(withV8Flags(["--expose-gc"], undefined), ["--expose-gc", "--no-concurrent-array-buffer-sweeping"]);
+    assert.deepEqual(withV8Flags([], "--no-expose-gc --single-threaded-gc"), []);
   });
 });

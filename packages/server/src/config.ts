@@ -136,19 +136,25 @@ export function withMallocTunables(given: string | undefined): string {
 }
 
 /**
- * V8 flags for cairnd, after the operator's own (`node` options and NODE_OPTIONS), unless those
- * already say how array buffers are swept. Node's HTTP parser hands each request-body read to
- * JavaScript as a new 64 KiB buffer; V8 frees those young buffers at each scavenge but, by
- * default, finishes the accounting on a helper thread. On a busy machine (2 cores shared with the
- * client) that accounting lags, V8 sees "external memory" pile up and starts a full mark-compact
- * every ~40 MB of body: measured on a 1 GiB resumable upload, 32-36 mark-compacts and 2.7-2.9 s
- * of cairnd CPU (1 s of it on GC threads), against 0-9 and 1.4-1.8 s with the accounting done in
- * the scavenge itself (`--no-concurrent-array-buffer-sweeping`); a plain PUT is not slower with it.
- * Marking stays concurrent, so pauses stay short. (`--single-threaded-gc` measured the same here,
- * at the price of concurrent marking.)
+ * V8 flags for cairnd, after the operator's own (`node` options and NODE_OPTIONS).
+ *
+ * `--no-concurrent-array-buffer-sweeping`, unless the operator already said how array buffers are
+ * swept: Node's HTTP parser hands each request-body read to JavaScript as a new 64 KiB buffer; V8
+ * frees those young buffers at each scavenge but, by default, finishes the accounting on a helper
+ * thread. On a busy machine (2 cores shared with the client) that accounting lags, V8 sees
+ * "external memory" pile up and starts a full mark-compact every ~40 MB of body: measured on a
+ * 1 GiB resumable upload, 32-36 mark-compacts and 2.7-2.9 s of cairnd CPU (1 s of it on GC
+ * threads), against 0-9 and 1.4-1.8 s with the accounting done in the scavenge itself; a plain
+ * PUT is not slower with it. Marking stays concurrent, so pauses stay short. (`--single-threaded-gc`
+ * measured the same here, at the price of concurrent marking.)
+ *
+ * `--expose-gc`: cairnd collects the young generation after every few MiB of request body, so
+ * those dead buffers do not pile up to V8's own 32 MiB trigger first (services/body-gc.ts).
  */
 export function withV8Flags(execArgv: readonly string[], nodeOptions: string | undefined): string[] {
   const given = [...execArgv, ...(nodeOptions ?? "").split(/\s+/)];
-  const decided = given.some((a) => /^--(no-)?concurrent[-_]array[-_]buffer[-_]sweeping$|^--single[-_]threaded(-gc)?$/.test(a));
-  return decided ? [...execArgv] : [...execArgv, "--no-concurrent-array-buffer-sweeping"];
+  const flags = [...execArgv];
+  if (!given.some((a) => /^--(no-)?concurrent[-_]array[-_]buffer[-_]sweeping$|^--single[-_]threaded(-gc)?$/.test(a))) flags.push("--no-concurrent-array-buffer-sweeping");
+  if (!given.some((a) => /^--(no-)?expose[-_]gc$/.test(a))) flags.push("--expose-gc");
+  return flags;
 }

@@ -18,6 +18,7 @@ import {
 } from "@cairn/protocol";
 import { resolveInVolume, type Resolved } from "../volumes/resolve.js";
 import { FileWriter } from "@cairn/sdk/file-writer";
+import { bodyBytesRead } from "./body-gc.js";
 
 
 export function etagOf(st: Stats): string {
@@ -27,10 +28,18 @@ export function etagOf(st: Stats): string {
 /**
  * Iterate a body without destroying it when the loop stops early (a full volume, a failed
  * precondition): the route then drains the rest, so the client reads the error instead of a reset.
+ * The bytes of a request body are counted, so its dead socket buffers are collected young
+ * (body-gc.ts).
  */
 export function chunksOf<T extends AsyncIterable<Uint8Array> | Iterable<Uint8Array>>(body: T): AsyncIterable<Uint8Array> | Iterable<Uint8Array> {
   const it = (body as { iterator?: (o: { destroyOnReturn: boolean }) => AsyncIterable<Uint8Array> }).iterator;
-  return typeof it === "function" ? it.call(body, { destroyOnReturn: false }) : body;
+  return typeof it === "function" ? counted(it.call(body, { destroyOnReturn: false })) : body;
+}
+async function* counted(chunks: AsyncIterable<Uint8Array>): AsyncIterable<Uint8Array> {
+  for await (const chunk of chunks) {
+    bodyBytesRead(chunk.byteLength);
+    yield chunk;
+  }
 }
 
 export function isNoSpace(err: unknown): boolean {
