@@ -30,6 +30,3 @@ export function bodyBytesRead(bytes: number): void {
   sinceLast = 0;
   gc({ type: "minor" });
 }
-
-/** Whether this process can collect young garbage on demand (cairnd started by its launcher). */
-export const youngGcAvailable = gc !== undefined;
