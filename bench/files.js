@@ -19,7 +19,8 @@
  *   listing      a directory of 200,000 entries listed page by page (1,000 and 10,000 per page)
  *                vs `ls -f | wc -l` and `ls -l` of it on the volume: total time and cairnd's peak RSS.
  *   memory       cairnd's RSS idle and at its peak during CAIRN_BENCH_FILES_RSS_GIB (default 5) GiB
- *                transfers: PUT by `writeFromFile` and by a stream, GET by `download` and by a stream.
+ *                transfers: PUT by `writeFromFile` and by a stream, a resumable `uploadFromFile`, GET by
+ *                `download` and by a stream.
  */
 import { randomFillSync } from "node:crypto";
 import { createReadStream } from "node:fs";
