@@ -10,9 +10,10 @@
  * MiB. Measured on 2 cores, per GiB: a PUT from `createReadStream` cost the client 1.3-2.8 s of
  * CPU, the same bytes sent from two reused buffers 0.45 s.
  *
- * How: `BUFFERS` buffers of `BUFFER_BYTES`, each filled by one `read` and handed to `out.write`
- * with a callback; a buffer is read into again only after that callback, when the socket has
- * taken its bytes. The next read overlaps the previous write.
+ * How: `BUFFERS` buffers of `BUFFER_BYTES` (page-aligned blocks from aligned-blocks.ts), each
+ * filled by one `read` and handed to `out.write` with a callback; a buffer is read into again
+ * only after that callback, when the socket has taken its bytes. The next read overlaps the
+ * previous write.
  *
  * cairnd reads the parts of a body of 4 MiB and more that are not in the page cache with O_DIRECT
  * (`direct`; the usual case after a write, since cairnd writes bodies with O_DIRECT too): they go
@@ -23,12 +24,10 @@
  * instead of 1.27-1.32).
  */
 import type { FileHandle } from "node:fs/promises";
+import { BLOCK_BYTES, giveBackBlock, takeBlock } from "./aligned-blocks.js";
 
-export const BUFFER_BYTES = 4 * 1024 * 1024;
+export const BUFFER_BYTES = BLOCK_BYTES;
 const BUFFERS = 3;
-/** Idle buffers kept for the next transfer, so their pages stay faulted in (one transfer's worth). */
-const POOL_MAX = BUFFERS;
-const pool: Buffer[] = [];
 
 /** What `pumpFile` writes to: a `net.Socket` or an `http.ServerResponse`. */
 export interface ChunkSink {
@@ -69,14 +68,6 @@ const ALIGN = 4096;
 const alignDown = (n: number) => n - (n % ALIGN);
 const alignUp = (n: number) => alignDown(n + ALIGN - 1);
 
-/**
- * A page-aligned buffer of BUFFER_BYTES (a WebAssembly memory is mapped on page boundaries,
- * malloc'd memory is not), from the pool when one is idle.
- */
-function takeBuffer(): Buffer {
-  return pool.pop() ?? Buffer.from(new WebAssembly.Memory({ initial: BUFFER_BYTES / 65536, maximum: BUFFER_BYTES / 65536 }).buffer);
-}
-
 /** Thrown when the file ends before `length` bytes: it was truncated while being sent. */
 export class FileShrankError extends Error {
   constructor(readonly at: number) {
@@ -96,7 +87,7 @@ export async function pumpFile(fh: FileHandle, position: number, length: number,
   const pooled = direct !== undefined || length >= BUFFER_BYTES;
   const free: Buffer[] = [];
   const count = Math.min(BUFFERS, Math.max(1, Math.ceil(length / BUFFER_BYTES)));
-  for (let i = 0; i < count; i++) free.push(pooled ? takeBuffer() : Buffer.allocUnsafeSlow(Math.max(1, length)));
+  for (let i = 0; i < count; i++) free.push(pooled ? takeBlock() : Buffer.allocUnsafeSlow(Math.max(1, length)));
   let waiting: (() => void) | undefined;
   let writeError: Error | undefined;
   /** Buffers handed to the sink and not yet released (a dead socket may never release them). */
@@ -164,6 +155,6 @@ export async function pumpFile(fh: FileHandle, position: number, length: number,
     options.signal?.removeEventListener("abort", wake);
     // Back to the pool only when no write still holds one of them (after an early stop, the
     // socket may still be sending from a buffer: those are left to the garbage collector).
-    if (pooled && pending === 0) for (const buf of free) if (pool.length < POOL_MAX) pool.push(buf);
+    if (pooled && pending === 0) for (const buf of free) giveBackBlock(buf);
   }
 }

@@ -17,32 +17,18 @@
  * descriptor of the same file, up to two in flight while the next one fills, so the disk and the
  * socket work at the same time. The rest (a body under 4 MiB, the tail, the head up to the first
  * block boundary when a tus PATCH starts mid-block) is written with plain `writev` through the
- * caller's descriptor. Memory per writer: at most three blocks (12 MiB), from a small
- * process-wide pool so their pages stay warm.
+ * caller's descriptor. Memory per writer: at most three blocks (12 MiB), from the process-wide
+ * pool of aligned-blocks.ts, so their pages stay warm.
  *
  * Durability is unchanged: the caller still fdatasyncs its descriptor, which flushes the inode's
  * data, metadata and the device cache whatever descriptor wrote the data.
  */
 import { constants as fsc } from "node:fs";
 import { open, type FileHandle } from "node:fs/promises";
+import { BLOCK_BYTES, giveBackBlock, takeBlock } from "./aligned-blocks.js";
 
-export const BLOCK_BYTES = 4 * 1024 * 1024;
+export { BLOCK_BYTES };
 const MAX_IN_FLIGHT = 2;
-/** Idle aligned buffers kept for the next writer (16 MiB). */
-const POOL_MAX = 4;
-const pool: Buffer[] = [];
-
-/**
- * A page-aligned buffer: WebAssembly memory is mapped on page boundaries, unlike `Buffer.alloc`
- * (malloc puts a header in front). A misaligned buffer would only cost the fallback below.
- */
-function takeBuffer(): Buffer {
-  return pool.pop() ?? Buffer.from(new WebAssembly.Memory({ initial: BLOCK_BYTES / 65536, maximum: BLOCK_BYTES / 65536 }).buffer);
-}
-
-function giveBack(buf: Buffer): void {
-  if (pool.length < POOL_MAX) pool.push(buf);
-}
 
 interface InFlight {
   end: number;
@@ -108,7 +94,7 @@ export class FileWriter {
         if (n === want) await this.writeHead();
         continue;
       }
-      this.block ??= takeBuffer();
+      this.block ??= takeBlock();
       const n = Math.min(BLOCK_BYTES - this.blockFill, chunk.byteLength - off);
       this.block.set(n === chunk.byteLength ? chunk : chunk.subarray(off, off + n), this.blockFill);
       this.blockFill += n;
@@ -129,7 +115,7 @@ export class FileWriter {
       try {
         if (bytes > 0) await writeAllAt(this.fh, [block.subarray(0, bytes)], this.next);
       } finally {
-        giveBack(block);
+        giveBackBlock(block);
       }
       this.next += bytes;
       this.settled = this.next;
@@ -140,7 +126,7 @@ export class FileWriter {
   async close(): Promise<void> {
     await Promise.allSettled(this.inFlight.map((f) => f.done));
     this.inFlight.length = 0;
-    if (this.block !== undefined) giveBack(this.block);
+    if (this.block !== undefined) giveBackBlock(this.block);
     this.block = undefined;
     this.blockFill = 0;
     await this.direct?.close().catch(() => undefined);
@@ -183,16 +169,16 @@ export class FileWriter {
         await this.settleAll();
         await writeAllAt(this.fh, [buf], at);
       } finally {
-        giveBack(buf);
+        giveBackBlock(buf);
       }
       this.settled = this.next;
       return;
     }
     while (this.inFlight.length >= MAX_IN_FLIGHT) await this.settleOne();
     const done = this.writeDirect(buf, at).then(
-      () => giveBack(buf),
+      () => giveBackBlock(buf),
       (err) => {
-        giveBack(buf);
+        giveBackBlock(buf);
         this.failure ??= err;
       },
     );
