@@ -148,7 +148,7 @@ export function withMallocTunables(given: string | undefined): string {
  * PUT is not slower with it. Marking stays concurrent, so pauses stay short. (`--single-threaded-gc`
  * measured the same here, at the price of concurrent marking.)
  *
- * `--expose-gc`: cairnd collects the young generation after every few MiB of request body, so
+ * `--expose-gc`: cairnd collects the young generation after every 8 MiB of request body, so
  * those dead buffers do not pile up to V8's own 32 MiB trigger first (services/body-gc.ts).
  */
 export function withV8Flags(execArgv: readonly string[], nodeOptions: string | undefined): string[] {
