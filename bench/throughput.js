@@ -309,7 +309,7 @@ export async function run({ log }) {
     ["storage", "`dd bs=4M conv=fsync` into a mounted volume (no HTTP)", "–", cell("dd.warm"), `– / ${vs("dd.warm", "cp.warm")}`],
     ["storage", "same with `oflag=direct` (how cairnd writes bodies ≥ 4 MiB)", "–", cell("ddDirect.warm"), `– / ${vs("ddDirect.warm", "cp.warm")}`],
     ["**API**", "**SDK `files.writeFromFile(path, src)`**", cell("apiWrite.cold"), cell("apiWrite.warm"), `**${vs("apiWrite.cold", "cp.cold")} / ${vs("apiWrite.warm", "cp.warm")}**`],
-    ["API", "SDK `files.write(path, fs.createReadStream(src))` (any stream, through `fetch`)", "–", cell("apiWriteStream.warm"), `– / ${vs("apiWriteStream.warm", "cp.warm")}`],
+    ["API", "SDK `files.write(path, fs.createReadStream(src))` (any stream, sent chunked)", "–", cell("apiWriteStream.warm"), `– / ${vs("apiWriteStream.warm", "cp.warm")}`],
     ["API", "`curl -T src` (PUT)", "–", cell("curlWrite.warm"), `– / ${vs("curlWrite.warm", "cp.warm")}`],
   ];
   const readHeader = ["", "path", "volume cold MB/s", "volume warm MB/s", "vs baseline (cold / warm)"];
@@ -368,6 +368,7 @@ export async function run({ log }) {
       `A download writes its disk while it receives, so this is its ceiling here; \`cp\` reads a cached file and does not touch the network.`,
     `Client and server share the same 2 cores, so CPU one side spends the other lacks (table below). ` +
       `Since commit 8541089 the SDK's \`writeFromFile\` and \`download\` skip \`fetch\` in Node: one reused read buffer for the response, the file sent from reused buffers (\`packages/sdk/src/bulk-http.ts\`); ` +
+      `\`files.write\` of a stream skips it too, its pieces written to the socket as they come (the stream's own fresh buffers still cost the client a full GC every ~40 MB); ` +
       `\`fetch\` and \`node:http\` hand every socket read to JavaScript as a new buffer, which in a process with a few dozen MiB of heap costs a full garbage collection every ~30 MiB. ` +
       `Since commit b2089c1 cairnd sends bodies from reused buffers; since 3885c3c it reads a body ≥ 4 MiB through the page cache while that is fast and with O_DIRECT where a read comes from the disk, so a cold read fills no fresh page-cache pages.`,
     `Storage stack: cairnd's pool is a sparse XFS image loop-mounted on the host's ext4 (which cannot reflink), each volume an ext4 image in it on its own loop device; ${res.loops.join("; ") || "loop devices unknown"}.`,

@@ -1,6 +1,6 @@
 /**
- * One HTTP/1.1 request over its own connection, for bulk bodies: a local file sent as the request
- * body, a response body handed over piece by piece from one reused buffer. Node only, plain
+ * One HTTP/1.1 request over its own connection, for bulk bodies: a local file or a stream sent as
+ * the request body, a response body handed over piece by piece from one reused buffer. Node only, plain
  * `http:` only (the SDK loads it on demand; anything else goes through `fetch`).
  *
  * Why not `fetch` or `node:http`: both hand every socket read to JavaScript as a new buffer. On
@@ -21,8 +21,13 @@ export interface BulkRequest {
   url: string;
   method: "GET" | "PUT" | "PATCH";
   headers: Record<string, string>;
-  /** The request body: `length` bytes of `fh` from `position`. */
-  body?: { fh: FileHandle; position: number; length: number; onSent?: (bytes: number) => void };
+  /**
+   * The request body: `length` bytes of `fh` from `position`, or the pieces of a stream (sent
+   * with `Transfer-Encoding: chunked` when its length is not given). A stream's pieces are sent as
+   * they are, so they must not be changed afterwards; one that fails, or does not match its
+   * `length`, ends the connection without a complete body, so the server keeps nothing.
+   */
+  body?: FileBody | StreamBody;
   /**
    * Receives a 2xx response body, piece by piece. A piece's memory is read into again once the
    * call returns or, when it returns a promise, once that settles: copy what you keep. A promise
@@ -30,6 +35,19 @@ export interface BulkRequest {
    */
   onBody?: (piece: Uint8Array) => void | Promise<void>;
   signal?: AbortSignal;
+}
+
+export interface FileBody {
+  fh: FileHandle;
+  position: number;
+  length: number;
+  onSent?: (bytes: number) => void;
+}
+
+export interface StreamBody {
+  pieces: AsyncIterator<Uint8Array>;
+  length?: number;
+  onSent?: (bytes: number) => void;
 }
 
 export interface BulkResponse {
@@ -69,6 +87,8 @@ export function bulkRequest(req: BulkRequest): Promise<BulkResponse> {
       clearTimeout(continueTimer);
       req.signal?.removeEventListener("abort", onAbort);
       socket?.destroy();
+      // A stream not sent to its end (refused up front, cut short) is released, as fetch cancels one.
+      if (req.body && "pieces" in req.body && !streamEnded) void req.body.pieces.return?.().catch(() => undefined);
       if (err !== undefined) reject(err);
       else resolve(res!);
     };
@@ -261,17 +281,46 @@ export function bulkRequest(req: BulkRequest): Promise<BulkResponse> {
     /** Whether the head of the final (non-1xx) answer arrived. */
     let finalAnswer = false;
     let continueTimer: ReturnType<typeof setTimeout> | undefined;
+    /** Whether a stream body was read to its end. */
+    let streamEnded = false;
     const sendBody = () => {
       clearTimeout(continueTimer);
       if (bodyDecided || settled || !req.body) return;
       bodyDecided = true;
-      const { fh, position, length, onSent } = req.body;
+      const body = req.body;
       const stop = new AbortController();
       socket.once("close", () => stop.abort());
-      pumpFile(fh, position, length, socket, { signal: stop.signal, onProgress: onSent }).catch((err: unknown) => {
+      const sending = "pieces" in body ? sendPieces(body, stop.signal) : pumpFile(body.fh, body.position, body.length, socket, { signal: stop.signal, onProgress: body.onSent });
+      sending.catch((err: unknown) => {
         // A read error, or a write the server refused: a final answer, if one came, decides.
         if (!finalAnswer) finish(err);
       });
+    };
+
+    /** Write a stream's pieces as the socket takes them (chunked when its length is unknown). */
+    const sendPieces = async ({ pieces, length, onSent }: StreamBody, stop: AbortSignal) => {
+      const chunked = length === undefined;
+      let sent = 0;
+      for (let r = await pieces.next(); !r.done; r = await pieces.next()) {
+        if (stop.aborted) return;
+        const piece = r.value;
+        if (piece.byteLength === 0) continue;
+        sent += piece.byteLength;
+        if (!chunked && sent > length) throw new Error(`The body is longer than the ${length} bytes it was declared to be`);
+        let more: boolean;
+        if (chunked) {
+          socket.cork();
+          socket.write(`${piece.byteLength.toString(16)}\r\n`, "latin1");
+          socket.write(piece);
+          more = socket.write("\r\n", "latin1");
+          socket.uncork();
+        } else more = socket.write(piece);
+        onSent?.(sent);
+        if (!more) await drained(socket, stop);
+      }
+      streamEnded = true;
+      if (!chunked && sent < length) throw new Error(`The body ended after ${sent} of the ${length} bytes it was declared to be`);
+      if (chunked && !stop.aborted) socket.write("0\r\n\r\n", "latin1");
     };
 
     const readBuffer = Buffer.allocUnsafe(READ_BUFFER_BYTES);
@@ -313,8 +362,21 @@ export function bulkRequest(req: BulkRequest): Promise<BulkResponse> {
     // precondition) is then answered before any of the body is sent, instead of the server
     // closing on a body it will not read, which can reset the connection before the answer is read.
     // A server that ignores Expect gets the body after CONTINUE_WAIT_MS, as curl does.
-    if (req.body) lines.push(`content-length: ${req.body.length}`, "expect: 100-continue");
+    if (req.body) lines.push(req.body.length !== undefined ? `content-length: ${req.body.length}` : "transfer-encoding: chunked", "expect: 100-continue");
     socket.write(`${lines.join("\r\n")}\r\n\r\n`, "latin1");
     if (req.body) continueTimer = setTimeout(sendBody, CONTINUE_WAIT_MS);
+  });
+}
+
+/** Resolves when the socket can take more, or when the request stops. */
+function drained(socket: Socket, stop: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      socket.off("drain", done);
+      stop.removeEventListener("abort", done);
+      resolve();
+    };
+    socket.on("drain", done);
+    stop.addEventListener("abort", done);
   });
 }

@@ -458,6 +458,32 @@ describe("file API (SDK against a real cairnd)", () => {
     assert.equal(await tiny.files.exists("/big.bin"), false, "no half-written file");
   });
 
+  it("writes a stream of unknown length as it comes; a stream that fails or is refused leaves the old file", async () => {
+    const data = randomBytes(9 * 1024 * 1024 + 17);
+    // Uneven pieces, as a pipe gives them (sent chunked, straight to the socket).
+    async function* pieces(fail = false) {
+      for (let at = 0, i = 0; at < data.length; i++) {
+        const n = Math.min(data.length - at, [1, 65536, 3 * 1024 * 1024, 777][i % 4]!);
+        yield data.subarray(at, at + n);
+        at += n;
+        if (fail && at > 4 * 1024 * 1024) throw new Error("the source broke");
+      }
+    }
+    const w = await v.files.write("/streams/a.bin", pieces());
+    assert.equal(w.size, data.length);
+    assert.equal(sha(await v.files.readBytes("/streams/a.bin")), sha(data));
+    // A source that fails part way: the write fails with its error, nothing of it lands.
+    await assert.rejects(v.files.write("/streams/a.bin", pieces(true)), /the source broke/);
+    assert.equal((await v.files.stat("/streams/a.bin")).etag, w.etag, "the old content stays");
+    // Refused before the body (If-None-Match: * on an existing file): the stream is released unread.
+    const { Readable } = await import("node:stream");
+    const source = Readable.from(pieces(), { objectMode: false });
+    await rejectsWith(v.files.write("/streams/a.bin", source, { ifNoneMatch: "*" }), "PRECONDITION_FAILED");
+    assert.equal(source.destroyed, true, "the refused stream was closed, not left open");
+    assert.equal((await v.files.stat("/streams/a.bin")).etag, w.etag);
+    assert.deepEqual((await v.files.list("/streams")).items.map((e) => e.name), ["a.bin"], "no leftover");
+  });
+
   it("asks for a body (100 Continue) only once it reads it: a refused write costs the client no upload", async () => {
     const tiny = await cairn.volumes.create({ name: "expect", sizeBytes: 16 * 1024 * 1024 });
     const dir = await mkdtemp(join(tmpdir(), "cairn-expect-"));
