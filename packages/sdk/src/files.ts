@@ -20,6 +20,7 @@ import {
   type WriteFileResult,
 } from "@cairn/protocol";
 import type { HttpClient, RequestOptions } from "./http.js";
+import type { FileBody, StreamBody } from "./bulk-http.js";
 
 export type { FileEntry, FileList, MkdirResult, EditResult, BatchWriteResult, SearchResult, ReplaceResult, ExtractResult, SignedUrl, WatchEvent, ArchiveFormat };
 
@@ -213,26 +214,30 @@ export class VolumeFiles {
   async write(
     path: string,
     data: FileData,
-    options: RequestOptions & { ifMatch?: string; ifNoneMatch?: string } = {},
+    options: RequestOptions & WritePreconditions = {},
   ): Promise<WriteFileResult> {
-    const headers: Record<string, string> = { "content-type": "application/octet-stream" };
-    if (options.ifMatch) headers["if-match"] = options.ifMatch;
-    if (options.ifNoneMatch) headers["if-none-match"] = options.ifNoneMatch;
     if (isStream(data) && this.http.bulkPossible()) {
-      const query = { path: normalizeVolumePath(path) };
-      const body = { pieces: iterate(data as AsyncIterable<Uint8Array>) };
-      const bulk = await this.http.bulk({ method: "PUT", path: this.base("/content"), query, headers, body, signal: options.signal });
-      if (bulk !== undefined) return JSON.parse(new TextDecoder().decode(bulk.body)) as WriteFileResult;
+      const written = await this.bulkWrite(path, { pieces: iterate(data as AsyncIterable<Uint8Array>) }, options);
+      // bulkPossible said yes: falling back now would lose what the iterator has already read.
+      if (!written) throw new CairnError("INTERNAL", "The bulk transport refused a request it had accepted");
+      return written;
     }
     const res = await this.http.request({
       method: "PUT",
       path: this.base("/content"),
       query: { path: normalizeVolumePath(path) },
       body: toStream(data),
-      headers,
+      headers: writeHeaders(options),
       signal: options.signal,
     });
     return (await res.json()) as WriteFileResult;
+  }
+
+  /** A PUT of the whole file over the bulk transport, or undefined where that is not possible (bulk-http.ts). */
+  private async bulkWrite(path: string, body: FileBody | StreamBody, options: RequestOptions & WritePreconditions): Promise<WriteFileResult | undefined> {
+    const query = { path: normalizeVolumePath(path) };
+    const res = await this.http.bulk({ method: "PUT", path: this.base("/content"), query, headers: writeHeaders(options), body, signal: options.signal });
+    return res && (JSON.parse(new TextDecoder().decode(res.body)) as WriteFileResult);
   }
 
   /**
@@ -321,19 +326,15 @@ export class VolumeFiles {
   async writeFromFile(
     path: string,
     localPath: string,
-    options: RequestOptions & { ifMatch?: string; ifNoneMatch?: string; onProgress?: (bytes: number, total: number) => void } = {},
+    options: RequestOptions & WritePreconditions & { onProgress?: (bytes: number, total: number) => void } = {},
   ): Promise<WriteFileResult> {
     const { open } = await import("node:fs/promises");
     const fh = await open(localPath, "r");
     try {
       const { size } = await fh.stat();
-      const headers: Record<string, string> = { "content-type": "application/octet-stream" };
-      if (options.ifMatch) headers["if-match"] = options.ifMatch;
-      if (options.ifNoneMatch) headers["if-none-match"] = options.ifNoneMatch;
-      const query = { path: normalizeVolumePath(path) };
       const onSent = (n: number) => options.onProgress?.(n, size);
-      const bulk = await this.http.bulk({ method: "PUT", path: this.base("/content"), query, headers, body: { fh, position: 0, length: size, onSent }, signal: options.signal });
-      if (bulk !== undefined) return JSON.parse(new TextDecoder().decode(bulk.body)) as WriteFileResult;
+      const written = await this.bulkWrite(path, { fh, position: 0, length: size, onSent }, options);
+      if (written) return written;
       let sent = 0;
       async function* counted(): AsyncGenerator<Uint8Array> {
         for await (const piece of fh.createReadStream({ start: 0, end: Math.max(0, size - 1), autoClose: false, highWaterMark: 4 * 1024 * 1024 })) {
@@ -981,6 +982,21 @@ function once(bytes: Uint8Array): BodyInit {
       controller.close();
     },
   }) as unknown as BodyInit;
+}
+
+/** Compare-and-swap conditions of a whole-file write: a failed one is `PRECONDITION_FAILED` (412). */
+export interface WritePreconditions {
+  /** Write only if the file's ETag is still this. */
+  ifMatch?: string;
+  /** `"*"`: write only if the file does not exist. */
+  ifNoneMatch?: string;
+}
+
+function writeHeaders(options: WritePreconditions): Record<string, string> {
+  const headers: Record<string, string> = { "content-type": "application/octet-stream" };
+  if (options.ifMatch) headers["if-match"] = options.ifMatch;
+  if (options.ifNoneMatch) headers["if-none-match"] = options.ifNoneMatch;
+  return headers;
 }
 
 /** Failures of one chunk that a retry (after asking the server for its offset) can get past. */

@@ -15,6 +15,7 @@ export { Deployments, type Deployment } from "./deployments.js";
 export type { CreateSandboxOptions, ExecOptions, ExecResult, SandboxInfo, Attachment, MountRequest, ProcessInfo } from "./sandbox.js";
 export type {
   BatchFileInput,
+  WritePreconditions,
   SearchOptions,
   ReplaceOptions,
   WatchMessage,
