@@ -69,6 +69,7 @@ export const EXIT_CODES = {
   CHECKPOINT_LIMIT_REACHED: EXIT.CONFLICT,
   TOO_MANY_VOLUMES: EXIT.CONFLICT,
   VOLUME_BUSY: EXIT.CONFLICT,
+  MOUNT_CHANGED: EXIT.CONFLICT,
   VOLUME_NOT_READY: EXIT.CONFLICT,
   VOLUME_SHRINK_NOT_ALLOWED: EXIT.CONFLICT,
   SANDBOX_NOT_RUNNING: EXIT.CONFLICT,
@@ -179,6 +180,7 @@ const HINTS: Partial<Record<ErrorCode, (ctx: ErrorContext) => string>> = {
       : ctx.command === "cairn sandbox detach"
         ? "something in the sandbox still uses files under that mount: add --force to detach it anyway"
         : "another operation is running on this volume; try again in a moment",
+  MOUNT_CHANGED: () => "the sandbox moved or replaced the mount; the volume stays attached until the sandbox is killed or hibernated",
   VOLUME_NOT_READY: () => "the volume is still being created or resized; try again in a moment",
   PRECONDITION_FAILED: () => "the file changed since you last read it",
   INVALID_CHECKPOINT_NAME: () => "for example: before-migration or nightly_2026-11-22",

@@ -36,6 +36,7 @@ export const ERROR_CODES = {
   SANDBOX_NOT_RUNNING: { status: 409, title: "Sandbox not running" },
   TOO_MANY_VOLUMES: { status: 409, title: "Too many volumes" },
   VOLUME_BUSY: { status: 409, title: "Volume busy" },
+  MOUNT_CHANGED: { status: 409, title: "Mount changed inside the sandbox" },
   VOLUME_NOT_READY: { status: 409, title: "Volume not ready" },
   REGION_MISMATCH: { status: 409, title: "Wrong region" },
   PRECONDITION_FAILED: { status: 412, title: "Precondition failed" },

@@ -103,7 +103,7 @@ export type ProcessInfo = z.infer<typeof ProcessInfo>;
 export const DetachRequest = z
   .object({
     mountPath: z.string().min(1),
-    force: z.boolean().optional().meta({ description: "Detach lazily even if busy; the attachment still ends released" }),
+    force: z.boolean().optional().meta({ description: "Detach even if busy: the processes in the sandbox that use the volume are killed first" }),
   })
   .strict();
 export type DetachRequest = z.infer<typeof DetachRequest>;

@@ -203,7 +203,12 @@ export class Sandbox {
     return this.http.json<Attachment>({ method: "POST", path: `/v1/sandboxes/${enc(this.info.id)}/attachments`, json: mount, signal: options.signal });
   }
 
-  /** Unmount by mount path; `force` detaches lazily when busy. @example await sandbox.detach("/cache"); */
+  /**
+   * Unmount by mount path. Busy (a process has files open there): VOLUME_BUSY, or with `force`
+   * the processes using the volume are killed first. MOUNT_CHANGED when the sandbox moved or
+   * replaced the mount: the volume then stays attached until the sandbox is killed or hibernated.
+   * @example await sandbox.detach("/cache");
+   */
   async detach(mountPath: string, options: RequestOptions & { force?: boolean } = {}): Promise<Attachment> {
     return this.http.json<Attachment>({
       method: "POST",

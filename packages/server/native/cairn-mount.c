@@ -1,43 +1,76 @@
 /*
- * cairn-mount: hot-plug volume mounts into a running sandbox, in one process.
+ * cairn-mount: hot-plug volume mounts into a running sandbox, and take them out again, from the
+ * host. cairnd never executes a program that lives in a sandbox and never lets the kernel follow
+ * a symlink the sandbox planted (docs/ARCHITECTURE.md, "Acting on a sandbox").
  *
- *   cairn-mount <init-pid> (rw|ro) <host-source> <sandbox-destination> [(rw|ro) <src> <dst>]...
+ *   cairn-mount attach <init-pid> (rw|ro) <host-source> <sandbox-destination> [(rw|ro) <src> <dst>]...
+ *   cairn-mount detach <init-pid> <major:minor> <sandbox-destination>
  *
- * For each mount, in cairnd's mount namespace: clone the source as a detached mount
+ * attach: for each mount, in cairnd's mount namespace, clone the source as a detached mount
  * (open_tree(OPEN_TREE_CLONE), not recursive, like `mount --bind`) and give the clone the
  * sandbox's flags (mount_setattr: nosuid, nodev, exec, symfollow, and ro when asked; a clone of a
  * read-only mount is never made writable). Then enter the sandbox's mount namespace (setns: this
- * process is single-threaded, which the kernel requires), create each destination directory and
- * attach the clone there (move_mount). Nothing is executed inside the sandbox: the sandbox cannot
- * substitute a binary of its own, and there is no staging mount to propagate.
+ * process is single-threaded, which the kernel requires), walk to each destination one component
+ * at a time, creating missing directories, and attach the clone to the directory handle it ends
+ * on (move_mount to an fd, never to a path resolved again).
  *
- * Paths inside the sandbox resolve in the sandbox's own view (its root, its symlinks): a sandbox
- * can only aim a mount at its own filesystem. The source was resolved by cairnd inside a
- * nosymfollow mount; AT_SYMLINK_NOFOLLOW keeps a last-component symlink from being followed here.
+ * detach: enter the sandbox's namespace, walk to the destination's parent the same way, check
+ * that the destination is the root of a mount of the volume's device, and unmount that name
+ * relative to the pinned parent without following it. A sandbox cannot rename or replace a
+ * mount point of its own namespace (EBUSY), so between the check and the unmount the name keeps
+ * naming the checked mount.
  *
- * Exit status 0 when every mount is in place; otherwise 1 with one line on stderr naming the mount
- * and the error. Mounts already attached stay (the caller removes the sandbox or detaches).
+ * The walk (openat2 with RESOLVE_NO_SYMLINKS | RESOLVE_BENEATH, one component at a time) refuses
+ * every symlink, "." and "..": a sandbox that replaced a directory on the way with a symlink gets
+ * a refusal, not a mount (or an unmount) somewhere else.
+ *
+ * Exit status (detach): 0 unmounted; 3 the volume is not mounted in the sandbox at all; 4 busy;
+ * 5 the destination is no longer this volume's mount (moved or replaced) but the volume is still
+ * mounted somewhere in the sandbox; 1 any other error; 2 usage. Attach: 0, or 1 with one line on
+ * stderr naming the mount and the error (mounts already attached stay: the caller detaches them or
+ * removes the sandbox); 6 when a destination crosses a symlink or a non-directory.
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/openat2.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #define MAX_MOUNTS 64
+#define EXIT_NOT_MOUNTED 3
+#define EXIT_BUSY 4
+#define EXIT_MOVED 5
+#define EXIT_UNSAFE_PATH 6
 
 static int fail(const char *what, const char *path) {
   fprintf(stderr, "cairn-mount: %s %s: %s\n", what, path, strerror(errno));
   return 1;
 }
 
-/* mkdir -p relative to the current root; every component is created as a directory if missing. */
-static int mkdirs(const char *path) {
+/* One component below dirfd, never through a symlink, never out of dirfd. */
+static int open_component(int dirfd, const char *name) {
+  struct open_how how = {
+    .flags = O_PATH | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW,
+    .resolve = RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | RESOLVE_BENEATH,
+  };
+  return (int)syscall(SYS_openat2, dirfd, name, &how, sizeof how);
+}
+
+/*
+ * Walk an absolute path from the namespace's root, one component at a time, and return an O_PATH
+ * fd of the directory it names (`create`: make missing directories on the way). With `last` set,
+ * stop at the parent and copy the final component there. -1 with errno on failure; ELOOP or
+ * ENOTDIR mean the sandbox put a symlink or a file on the way.
+ */
+static int walk(const char *path, int create, char *last, size_t last_size) {
   char buf[4096];
   size_t n = strlen(path);
   if (n == 0 || n >= sizeof buf || path[0] != '/') {
@@ -45,41 +78,76 @@ static int mkdirs(const char *path) {
     return -1;
   }
   memcpy(buf, path, n + 1);
-  for (char *p = buf + 1; ; p++) {
-    if (*p == '/' || *p == '\0') {
-      char c = *p;
-      *p = '\0';
-      if (mkdir(buf, 0755) != 0 && errno != EEXIST) return -1;
-      *p = c;
-      if (c == '\0') break;
-    }
+  int fd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  char *save = NULL;
+  char *comp = strtok_r(buf, "/", &save);
+  if (last && comp == NULL) {
+    close(fd);
+    errno = EINVAL;
+    return -1;
   }
+  while (comp != NULL) {
+    char *next = strtok_r(NULL, "/", &save);
+    if (strcmp(comp, ".") == 0 || strcmp(comp, "..") == 0) {
+      close(fd);
+      errno = EINVAL;
+      return -1;
+    }
+    if (last && next == NULL) {
+      if (strlen(comp) >= last_size) {
+        close(fd);
+        errno = ENAMETOOLONG;
+        return -1;
+      }
+      strcpy(last, comp);
+      return fd;
+    }
+    int child = open_component(fd, comp);
+    if (child < 0 && errno == ENOENT && create) {
+      if (mkdirat(fd, comp, 0755) != 0 && errno != EEXIST) {
+        close(fd);
+        return -1;
+      }
+      child = open_component(fd, comp);
+    }
+    int saved = errno;
+    close(fd);
+    errno = saved;
+    if (child < 0) return -1;
+    fd = child;
+    comp = next;
+  }
+  return fd;
+}
+
+static int enter(long pid) {
+  char nspath[64];
+  snprintf(nspath, sizeof nspath, "/proc/%ld/ns/mnt", pid);
+  int ns = open(nspath, O_RDONLY | O_CLOEXEC);
+  if (ns < 0) return fail("open", nspath);
+  if (setns(ns, CLONE_NEWNS) != 0) return fail("enter", nspath);
+  close(ns);
+  if (chdir("/") != 0) return fail("chdir", "/");
   return 0;
 }
 
-int main(int argc, char **argv) {
-  if (argc < 5 || (argc - 2) % 3 != 0 || (argc - 2) / 3 > MAX_MOUNTS) {
-    fprintf(stderr, "usage: cairn-mount <init-pid> (rw|ro) <host-source> <sandbox-destination> ...\n");
-    return 2;
-  }
+static long parse_pid(const char *s) {
   char *end;
-  long pid = strtol(argv[1], &end, 10);
-  if (*end != '\0' || pid <= 1) {
-    fprintf(stderr, "cairn-mount: bad pid %s\n", argv[1]);
-    return 2;
-  }
-  int count = (argc - 2) / 3;
-  int fds[MAX_MOUNTS];
+  long pid = strtol(s, &end, 10);
+  return (*end != '\0' || pid <= 1) ? -1 : pid;
+}
 
+static int attach(long pid, int argc, char **argv) {
+  if (argc < 3 || argc % 3 != 0 || argc / 3 > MAX_MOUNTS) return 2;
+  int count = argc / 3;
+  int fds[MAX_MOUNTS];
   for (int i = 0; i < count; i++) {
-    const char *mode = argv[2 + 3 * i], *src = argv[3 + 3 * i];
+    const char *mode = argv[3 * i], *src = argv[3 * i + 1];
     int ro;
     if (strcmp(mode, "ro") == 0) ro = 1;
     else if (strcmp(mode, "rw") == 0) ro = 0;
-    else {
-      fprintf(stderr, "cairn-mount: bad mode %s\n", mode);
-      return 2;
-    }
+    else return 2;
     fds[i] = open_tree(AT_FDCWD, src, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_SYMLINK_NOFOLLOW);
     if (fds[i] < 0) return fail("clone", src);
     struct mount_attr attr = {
@@ -88,20 +156,93 @@ int main(int argc, char **argv) {
     };
     if (mount_setattr(fds[i], "", AT_EMPTY_PATH, &attr, sizeof attr) != 0) return fail("set flags on", src);
   }
-
-  char nspath[64];
-  snprintf(nspath, sizeof nspath, "/proc/%ld/ns/mnt", pid);
-  int ns = open(nspath, O_RDONLY | O_CLOEXEC);
-  if (ns < 0) return fail("open", nspath);
-  if (setns(ns, CLONE_NEWNS) != 0) return fail("enter", nspath);
-  close(ns);
-  if (chdir("/") != 0) return fail("chdir", "/");
-
+  if (enter(pid) != 0) return 1;
   for (int i = 0; i < count; i++) {
-    const char *dst = argv[4 + 3 * i];
-    if (mkdirs(dst) != 0) return fail("mkdir", dst);
-    if (move_mount(fds[i], "", AT_FDCWD, dst, MOVE_MOUNT_F_EMPTY_PATH) != 0) return fail("attach at", dst);
+    const char *dst = argv[3 * i + 2];
+    int target = walk(dst, 1, NULL, 0);
+    if (target < 0) {
+      int unsafe = errno == ELOOP || errno == ENOTDIR || errno == EXDEV;
+      fail(unsafe ? "refusing a symlink or a file on the way to" : "mkdir", dst);
+      return unsafe ? EXIT_UNSAFE_PATH : 1;
+    }
+    if (move_mount(fds[i], "", target, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) != 0) return fail("attach at", dst);
+    close(target);
     close(fds[i]);
   }
   return 0;
+}
+
+/* Is any mount of device major:minor in this (the sandbox's) namespace? Reads mountinfo by fd. */
+static int device_mounted(int mountinfo, const char *devno, char *where, size_t where_size) {
+  FILE *f = fdopen(mountinfo, "r");
+  if (!f) return 0;
+  char line[8192];
+  int found = 0;
+  while (!found && fgets(line, sizeof line, f)) {
+    /* id parent major:minor root mountpoint ... */
+    char dev[64], point[4096];
+    if (sscanf(line, "%*s %*s %63s %*s %4095s", dev, point) == 2 && strcmp(dev, devno) == 0) {
+      found = 1;
+      snprintf(where, where_size, "%s", point);
+    }
+  }
+  fclose(f);
+  return found;
+}
+
+static int detach(long pid, const char *devno, const char *dst) {
+  unsigned maj, min;
+  char extra;
+  if (sscanf(devno, "%u:%u%c", &maj, &min, &extra) != 2) return 2;
+  /* The sandbox's mount table, opened from the host's /proc before entering its namespace. */
+  char infopath[64];
+  snprintf(infopath, sizeof infopath, "/proc/%ld/mountinfo", pid);
+  int info = open(infopath, O_RDONLY | O_CLOEXEC);
+  if (info < 0) return fail("open", infopath);
+  if (enter(pid) != 0) return 1;
+
+  char base[256];
+  int parent = walk(dst, 0, base, sizeof base);
+  int matches = 0;
+  if (parent >= 0) {
+    struct open_how how = { .flags = O_PATH | O_CLOEXEC | O_NOFOLLOW, .resolve = RESOLVE_NO_SYMLINKS | RESOLVE_BENEATH };
+    int fd = (int)syscall(SYS_openat2, parent, base, &how, sizeof how);
+    struct statx st;
+    if (fd >= 0 && statx(fd, "", AT_EMPTY_PATH, STATX_BASIC_STATS, &st) == 0) {
+      matches = (st.stx_attributes_mask & STATX_ATTR_MOUNT_ROOT) && (st.stx_attributes & STATX_ATTR_MOUNT_ROOT) &&
+                st.stx_dev_major == maj && st.stx_dev_minor == min;
+    }
+    if (fd >= 0) close(fd);
+  }
+  if (!matches) {
+    char where[4096];
+    if (device_mounted(info, devno, where, sizeof where)) {
+      fprintf(stderr, "cairn-mount: %s is not this volume's mount any more (the sandbox moved or replaced it); the volume is still mounted at %s\n", dst, where);
+      return EXIT_MOVED;
+    }
+    return EXIT_NOT_MOUNTED;
+  }
+  close(info);
+  if (fchdir(parent) != 0) return fail("chdir to the parent of", dst);
+  if (umount2(base, UMOUNT_NOFOLLOW) != 0) {
+    if (errno == EBUSY) {
+      fprintf(stderr, "cairn-mount: %s is busy\n", dst);
+      return EXIT_BUSY;
+    }
+    return fail("unmount", dst);
+  }
+  return 0;
+}
+
+int main(int argc, char **argv) {
+  long pid = argc >= 3 ? parse_pid(argv[2]) : -1;
+  int rc = 2;
+  if (pid > 0 && strcmp(argv[1], "attach") == 0) rc = attach(pid, argc - 3, argv + 3);
+  else if (pid > 0 && argc == 5 && strcmp(argv[1], "detach") == 0) rc = detach(pid, argv[3], argv[4]);
+  if (rc == 2) {
+    fprintf(stderr,
+            "usage: cairn-mount attach <init-pid> (rw|ro) <host-source> <sandbox-destination> ...\n"
+            "       cairn-mount detach <init-pid> <major:minor> <sandbox-destination>\n");
+  }
+  return rc;
 }

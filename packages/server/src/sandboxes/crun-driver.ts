@@ -12,16 +12,12 @@ import { CairnError } from "@cairn/protocol";
 import { run, type ExecError } from "../volumes/exec.js";
 import { findMount, readMounts } from "../volumes/mountinfo.js";
 import { buildConfig, type OciMount } from "./oci-config.js";
+import { killUsersOf } from "./volume-users.js";
 
-/**
- * A static busybox, bound read-only into every sandbox: the only binary cairnd executes from a
- * sandbox's filesystem with host privileges (to unmount), never one of the sandbox's own (it could
- * replace those). The mount helper runs from the host and only enters the sandbox's namespace.
- */
-export const BUSYBOX = "/bin/busybox";
-const IN_SANDBOX_BUSYBOX = "/run/cairn/busybox";
 /** Built by scripts/setup.sh from packages/server/native/cairn-mount.c. */
 export const MOUNT_HELPER = fileURLToPath(new URL("../../native/cairn-mount", import.meta.url));
+/** The helper's exit statuses that are answers, not failures (cairn-mount.c lists them). */
+const HELPER_EXIT = { notMounted: 3, busy: 4, moved: 5, unsafePath: 6 } as const;
 
 /** The cgroup parent of one data dir's sandboxes (two cairnd never share one). */
 export function cgroupPrefix(dataDir: string): string {
@@ -33,6 +29,12 @@ export interface VolumeMount {
   source: string;
   destination: string;
   readonly: boolean;
+}
+
+/** A volume as the sandbox has it mounted: where, and which filesystem (its device, "major:minor"). */
+export interface MountedVolume {
+  destination: string;
+  device: string;
 }
 
 export interface SandboxSpecInput {
@@ -72,8 +74,13 @@ export interface SandboxDriver {
   attach(id: string, mounts: { attachmentId: string; mount: VolumeMount }[]): Promise<void>;
   /** Change a running sandbox's memory and pid limits. */
   update(id: string, limits: { memoryBytes: number; pids: number }): Promise<void>;
-  /** Unmount a path inside the running sandbox; `force` detaches lazily when busy. */
-  detach(id: string, destination: string, options: { force: boolean }): Promise<void>;
+  /**
+   * Unmount the volume mounted at `destination` inside the running sandbox: only when the mount
+   * there is one of `device` (MOUNT_CHANGED otherwise, while that device is still mounted in the
+   * sandbox). Busy: VOLUME_BUSY, or with `force` the sandbox's processes that use the volume are
+   * killed first, so the volume is truly out of the sandbox when this returns.
+   */
+  detach(id: string, mount: MountedVolume, options: { force: boolean }): Promise<void>;
 }
 
 const exists = (path: string) => access(path).then(() => true, () => false);
@@ -102,11 +109,10 @@ export class CrunDriver implements SandboxDriver {
     const rootfs = join(d, "rootfs");
     const dirs = [
       ...["usr", "etc"].flatMap((sub) => [join(d, "upper", sub), join(d, "work", sub)]),
-      ...["usr", "etc", "proc", "sys", "dev", "tmp", "root", "home", "var/tmp", "run/cairn", "opt", "srv", "mnt"].map((sub) => join(rootfs, sub)),
+      ...["usr", "etc", "proc", "sys", "dev", "tmp", "root", "home", "var/tmp", "run", "opt", "srv", "mnt"].map((sub) => join(rootfs, sub)),
     ];
     await Promise.all(dirs.map((dir) => mkdir(dir, { recursive: true })));
     await Promise.all([
-      writeFile(join(rootfs, "run/cairn/busybox"), ""),
       ...["bin", "lib", "lib64", "sbin"].map(async (l) => {
         if (await access(join("/usr", l)).then(() => true, () => false)) await symlink(`usr/${l}`, join(rootfs, l)).catch(() => undefined);
       }),
@@ -132,7 +138,6 @@ export class CrunDriver implements SandboxDriver {
         work: join(d, "work", sub),
       })),
       mounts: [
-        { destination: IN_SANDBOX_BUSYBOX, type: "bind", source: BUSYBOX, options: ["bind", "ro", "nosuid", "nodev"] },
         ...volumeMounts,
       ],
       env: spec.env,
@@ -258,11 +263,14 @@ export class CrunDriver implements SandboxDriver {
     if (!pid) throw new CairnError("SANDBOX_NOT_RUNNING", `Sandbox ${id} is not running`);
     // One process for all mounts: detached clones of the sources with the sandbox's flags,
     // attached inside the sandbox's mount namespace (native/cairn-mount.c says how and why).
-    const args = [String(pid), ...mounts.flatMap(({ mount }) => [mount.readonly ? "ro" : "rw", mount.source, mount.destination])];
+    const args = ["attach", String(pid), ...mounts.flatMap(({ mount }) => [mount.readonly ? "ro" : "rw", mount.source, mount.destination])];
     try {
       await run(MOUNT_HELPER, args);
     } catch (err) {
       const text = ((err as ExecError).stderr ?? (err as Error).message).trim();
+      if ((err as ExecError).exitCode === HELPER_EXIT.unsafePath) {
+        throw new CairnError("INVALID_MOUNT", `${text.replace(/^cairn-mount: /, "")}: a symlink or a file inside the sandbox is in the way; pick another mount path`);
+      }
       throw new CairnError("INTERNAL", `could not mount into sandbox ${id}: ${text}`);
     }
   }
@@ -271,18 +279,32 @@ export class CrunDriver implements SandboxDriver {
     await this.crun(["update", `--memory=${limits.memoryBytes}`, `--pids-limit=${limits.pids}`, id]);
   }
 
-  async detach(id: string, destination: string, options: { force: boolean }): Promise<void> {
-    const pid = await this.pid(id);
-    if (!pid) return; // nothing runs: nothing is mounted
-    try {
-      await run("nsenter", ["-t", String(pid), "-m", "--", IN_SANDBOX_BUSYBOX, "umount", ...(options.force ? ["-l"] : []), destination]);
-    } catch (err) {
-      const text = (err as ExecError).stderr ?? "";
-      if (/busy/i.test(text)) {
+  async detach(id: string, mount: MountedVolume, options: { force: boolean }): Promise<void> {
+    const { destination, device } = mount;
+    for (let attempt = 1; ; attempt++) {
+      const pid = await this.pid(id);
+      if (!pid) return; // nothing runs: nothing is mounted
+      const code = await run(MOUNT_HELPER, ["detach", String(pid), device, destination]).then(
+        () => 0,
+        (err: ExecError) => {
+          if (typeof err.exitCode !== "number" || err.exitCode === 1 || err.exitCode === 2) {
+            throw new CairnError("INTERNAL", `could not unmount ${destination} in sandbox ${id}: ${(err.stderr ?? err.message).trim()}`);
+          }
+          return err.exitCode;
+        },
+      );
+      if (code === 0 || code === HELPER_EXIT.notMounted) return;
+      if (code === HELPER_EXIT.moved) {
+        throw new CairnError(
+          "MOUNT_CHANGED",
+          `The mount at ${destination} was moved or replaced inside the sandbox; the volume stays attached until the sandbox is killed or hibernated`,
+        );
+      }
+      if (!options.force) {
         throw new CairnError("VOLUME_BUSY", `${destination} is busy in the sandbox (a process has files open there); stop it or detach with force`);
       }
-      if (/not mounted|invalid argument|no such/i.test(text)) return;
-      throw err;
+      if (attempt > 5) throw new CairnError("VOLUME_BUSY", `${destination} is still busy in the sandbox after its users were killed ${attempt - 1} times`);
+      await killUsersOf(pid, device);
     }
   }
 

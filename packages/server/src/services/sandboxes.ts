@@ -4,7 +4,7 @@
  * when many sandboxes race for one volume exactly one wins, on any number of hosts.
  */
 import type { ChildProcess } from "node:child_process";
-import { mkdir, lstat } from "node:fs/promises";
+import { mkdir, lstat, stat } from "node:fs/promises";
 import {
   CairnError,
   MiB,
@@ -19,7 +19,8 @@ import {
 } from "@cairn/protocol";
 import { newId } from "../ids.js";
 import type { Logger } from "../logger.js";
-import type { SandboxDriver, VolumeMount } from "../sandboxes/crun-driver.js";
+import type { MountedVolume, SandboxDriver, VolumeMount } from "../sandboxes/crun-driver.js";
+import { deviceString } from "../sandboxes/volume-users.js";
 import type { AttachmentRecord, MetadataStore, SandboxRecord, VolumeRecord } from "../storage/metadata-store.js";
 import type { Lease, VolumeEngine } from "../volumes/engine.js";
 import { resolveInVolume } from "../volumes/resolve.js";
@@ -185,7 +186,9 @@ export class SandboxService {
       mode: a.mode,
       subpath: a.subpath,
       checkpoint: a.checkpointId,
-      state: a.state,
+      // A mount the sandbox moved or replaced stays "mounted" inside (it holds the lease and the
+      // claim: the volume is still in the sandbox), and is reported as the failure it is.
+      state: a.state === "mounted" && a.error !== null ? "failed" : a.state,
       error: a.error,
       createdAt: a.createdAt,
       updatedAt: a.updatedAt,
@@ -372,7 +375,7 @@ export class SandboxService {
   /** Start the container with its mounts; the attachments become mounted and the sandbox running. */
   private async startWith(sb: SandboxRecord, claimed: AttachmentRecord[], sources: VolumeMount[]): Promise<void> {
     await this.deps.driver.start(sb.id, sb.spec, sources);
-    for (const a of claimed) await this.deps.store.updateAttachment(a.id, { state: "mounted" });
+    for (const a of claimed) await this.deps.store.updateAttachment(a.id, { state: "mounted", error: null });
     await this.deps.store.updateSandbox(sb.id, { state: "running" });
   }
 
@@ -506,29 +509,54 @@ export class SandboxService {
     return this.attachmentToWire((await store.listAttachments(sb.id)).find((x) => x.id === a.id)!);
   }
 
-  /** Unmount by mount path. A busy mount is a 409 unless `force` (lazy detach; still released). */
+  /** Unmount by mount path. A busy mount is a 409 unless `force` (the processes using it are killed). */
   async detach(projectId: string, id: string, rawPath: string, force: boolean): Promise<Attachment> {
     const { store, driver } = this.deps;
     const sb = await this.find(projectId, id);
     const mountPath = normalizeVolumePath(rawPath);
     const a = (await store.listAttachments(sb.id)).find((x) => x.mountPath === mountPath && ["pending", "mounted", "suspended"].includes(x.state));
     if (!a) throw new CairnError("ATTACHMENT_NOT_FOUND", `Nothing is attached at ${mountPath} in sandbox ${id}`);
-    if (a.state === "mounted") await driver.detach(sb.id, mountPath, { force });
+    if (a.state === "mounted") await this.unmount(a, force);
     this.releaseLease(a.id);
     await store.updateAttachment(a.id, { state: "released" });
-    return this.attachmentToWire({ ...a, state: "released", exclusive: false });
+    return this.attachmentToWire({ ...a, state: "released", error: a.error, exclusive: false });
+  }
+
+  /** Which filesystem an attachment put in its sandbox, and where. */
+  private async mountedVolume(a: AttachmentRecord): Promise<MountedVolume> {
+    const lease = this.leases.get(a.id);
+    if (!lease) throw new CairnError("INTERNAL", `attachment ${a.id} holds no lease`);
+    return { destination: a.mountPath, device: deviceString((await stat(lease.path)).dev) };
+  }
+
+  /**
+   * Take a mounted attachment out of its running sandbox. The claim and the lease are given up
+   * only after the unmount really happened: when the sandbox moved or replaced the mount, the
+   * attachment keeps both and records why (it reads as failed until the sandbox stops).
+   */
+  private async unmount(a: AttachmentRecord, force: boolean): Promise<void> {
+    try {
+      await this.deps.driver.detach(a.sandboxId, await this.mountedVolume(a), { force });
+    } catch (err) {
+      if (err instanceof CairnError && err.code === "MOUNT_CHANGED") {
+        await this.deps.store.updateAttachment(a.id, { error: err.message });
+        this.deps.log.warn({ sandboxId: a.sandboxId, attachmentId: a.id, mountPath: a.mountPath }, "detach refused: the sandbox moved or replaced the mount");
+      }
+      throw err;
+    }
   }
 
   /**
    * Force-detach every read-write attachment of a volume (for a restore with `detach`): running
-   * sandboxes lose the mount lazily, hibernated ones will resume without it. All end released.
+   * sandboxes lose the mount (their processes that use it are killed), hibernated ones will resume
+   * without it. All end released; a sandbox that moved its mount fails the restore (MOUNT_CHANGED).
    */
   async detachWriters(volumeId: string): Promise<number> {
     const { store, driver } = this.deps;
     let n = 0;
     for (const a of await store.listLiveAttachmentsOfVolume(volumeId)) {
       if (a.mode !== "rw" || a.checkpointId !== null) continue;
-      if (a.state === "mounted") await driver.detach(a.sandboxId, a.mountPath, { force: true });
+      if (a.state === "mounted") await this.unmount(a, true);
       this.releaseLease(a.id);
       await store.updateAttachment(a.id, { state: "released" });
       n++;
@@ -545,7 +573,7 @@ export class SandboxService {
     for (const a of await store.listAttachments(sb.id)) {
       if (a.state !== "mounted") continue;
       this.releaseLease(a.id);
-      await store.updateAttachment(a.id, { state: "suspended" });
+      await store.updateAttachment(a.id, { state: "suspended", error: null });
     }
     await store.updateSandbox(sb.id, { state: "hibernated" });
     return this.get(projectId, sb.id);

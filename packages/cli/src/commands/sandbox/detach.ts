@@ -7,7 +7,7 @@ export function detachCommand(): Command {
     .description("Unmount a volume from a sandbox, by its mount path")
     .argument("<id>", "sandbox id (sbx_…)")
     .requiredOption("--mount <path>", "where the volume is mounted in the sandbox, e.g. /cache")
-    .option("--force", "detach even if files under the mount are in use (lazy unmount)")
+    .option("--force", "detach even if files under the mount are in use: the processes using them are killed")
     .addHelpText(
       "after",
       `
