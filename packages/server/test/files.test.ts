@@ -357,6 +357,19 @@ describe("file API (SDK against a real cairnd)", () => {
     await rejectsWith(v.files.writeMany([{ path: "/batch/x.txt", content: "x" }, { path: "/batch/bin", content: "x" }]), "NOT_A_FILE");
     assert.equal(await v.files.exists("/batch/x.txt"), false);
     await rejectsWith(v.files.writeMany([{ path: "/d/1", content: "1" }, { path: "/d//1", content: "2" }]), "INVALID_REQUEST", /twice/);
+    // A file and a path below it in one batch: a 400 that says why (it was an empty reply), nothing written.
+    await rejectsWith(v.files.writeMany([{ path: "/f", content: "1" }, { path: "/f/child", content: "2" }]), "INVALID_REQUEST", /needs \/f to be a directory/);
+    await rejectsWith(v.files.writeMany([{ path: "/g/h/child", content: "2" }, { path: "/g", content: "1" }]), "INVALID_REQUEST", /needs \/g to be a directory/);
+    assert.equal(await v.files.exists("/f"), false);
+    // Below an existing file: a status and a code, not a dropped connection.
+    await v.files.write("/plain.txt", "p");
+    const below = await fetch(`${c.url}/v1/volumes/${v.id}/files/batch`, {
+      method: "POST",
+      headers: auth(c, { "content-type": "application/json" }),
+      body: JSON.stringify({ files: [{ path: "/plain.txt/x", content: "x" }] }),
+    });
+    assert.ok(below.status >= 400 && below.status < 500, `status ${below.status}`);
+    assert.match(((await below.json()) as { code: string }).code, /^[A-Z_]+$/);
     // Too big for the volume: 507 and nothing written.
     const small = await cairn.volumes.create({ name: "batch-small", sizeBytes: 16 * 1024 * 1024 });
     await small.files.write("/keep.txt", "kept");

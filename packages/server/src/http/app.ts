@@ -118,6 +118,54 @@ function drainBody(req: import("node:http").IncomingMessage, maxBytes = 256 * 10
   });
 }
 
+/**
+ * Every error becomes one problem+json answer with a stable code; an unknown one is INTERNAL
+ * with its cause logged. Only a client whose connection is gone gets no answer.
+ */
+export function setProblemHandler(app: FastifyInstance): void {
+  app.setErrorHandler(async (err, req, reply) => {
+    let ce: CairnError;
+    const e = err as Error & { code?: string; statusCode?: number };
+    // The socket, not the request stream: a request whose body was read to the end is destroyed
+    // too (autoDestroy), and its client is still there waiting for the answer.
+    const conn = req.raw.socket as import("node:net").Socket | null;
+    const clientGone = !(err instanceof CairnError) && (e.code === "ECONNRESET" || e.message === "aborted" || !conn || conn.destroyed);
+    if (clientGone) {
+      // Not our failure: the client went away mid-request.
+      req.log.info({ err: e.message }, "client went away");
+      reply.raw.destroy();
+      return;
+    }
+    if (err instanceof CairnError) ce = err;
+    else if (e.code === "FST_ERR_CTP_INVALID_MEDIA_TYPE") ce = new CairnError("UNSUPPORTED_MEDIA_TYPE", "Send JSON bodies with Content-Type: application/json");
+    else if (e.code === "FST_ERR_CTP_BODY_TOO_LARGE") ce = new CairnError("PAYLOAD_TOO_LARGE", `This JSON body is larger than this route takes (${req.routeOptions.bodyLimit ?? 1048576} bytes)`);
+    else if (e.statusCode === 400 || e.code === "FST_ERR_CTP_EMPTY_JSON_BODY") ce = new CairnError("INVALID_REQUEST", `The request body is not valid JSON: ${e.message}`);
+    else {
+      req.log.error({ err }, "unhandled error");
+      ce = new CairnError("INTERNAL", `Something went wrong on the server; quote request id ${req.id} when you report it`);
+    }
+    if (ce.status >= 500 && ce.code !== "INTERNAL") req.log.warn({ err: ce }, ce.message);
+    if (reply.sent || reply.raw.headersSent) {
+      reply.raw.destroy();
+      return;
+    }
+    // A client still sending a body (a write that did not fit) must read our answer, not a
+    // reset: read and drop the rest of the body, within bounds, before answering. A client that
+    // waits for "100 Continue" has sent none of it: answer at once and close (it must not send it).
+    if (awaitingContinue.has(req.raw)) reply.header("connection", "close");
+    else if (!(await drainBody(req.raw))) {
+      // Still unread after the bounds: answer, then close the socket (the client may only look at
+      // the answer once its upload fails).
+      reply.header("connection", "close");
+      // A half-duplex client (fetch) only reads the answer once its body is sent: one that keeps
+      // sending forever must see the connection go, not wait on it.
+      const socket = req.raw.socket;
+      reply.raw.once("finish", () => setTimeout(() => socket?.destroy(), 100));
+    }
+    return reply.code(ce.status).type(PROBLEM_CONTENT_TYPE).send(ce.toProblem(req.id));
+  });
+}
+
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const app = Fastify({
     logger: deps.logger,
@@ -168,44 +216,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     return payload;
   });
 
-  app.setErrorHandler(async (err, req, reply) => {
-    let ce: CairnError;
-    const e = err as Error & { code?: string; statusCode?: number };
-    const clientGone = !(err instanceof CairnError) && (e.code === "ECONNRESET" || e.message === "aborted" || req.raw.destroyed);
-    if (clientGone) {
-      // Not our failure: the client went away mid-request.
-      req.log.info({ err: e.message }, "client went away");
-      reply.raw.destroy();
-      return;
-    }
-    if (err instanceof CairnError) ce = err;
-    else if (e.code === "FST_ERR_CTP_INVALID_MEDIA_TYPE") ce = new CairnError("UNSUPPORTED_MEDIA_TYPE", "Send JSON bodies with Content-Type: application/json");
-    else if (e.code === "FST_ERR_CTP_BODY_TOO_LARGE") ce = new CairnError("PAYLOAD_TOO_LARGE", `This JSON body is larger than this route takes (${req.routeOptions.bodyLimit ?? 1048576} bytes)`);
-    else if (e.statusCode === 400 || e.code === "FST_ERR_CTP_EMPTY_JSON_BODY") ce = new CairnError("INVALID_REQUEST", `The request body is not valid JSON: ${e.message}`);
-    else {
-      req.log.error({ err }, "unhandled error");
-      ce = new CairnError("INTERNAL", `Something went wrong on the server; quote request id ${req.id} when you report it`);
-    }
-    if (ce.status >= 500 && ce.code !== "INTERNAL") req.log.warn({ err: ce }, ce.message);
-    if (reply.sent || reply.raw.headersSent) {
-      reply.raw.destroy();
-      return;
-    }
-    // A client still sending a body (a write that did not fit) must read our answer, not a
-    // reset: read and drop the rest of the body, within bounds, before answering. A client that
-    // waits for "100 Continue" has sent none of it: answer at once and close (it must not send it).
-    if (awaitingContinue.has(req.raw)) reply.header("connection", "close");
-    else if (!(await drainBody(req.raw))) {
-      // Still unread after the bounds: answer, then close the socket (the client may only look at
-      // the answer once its upload fails).
-      reply.header("connection", "close");
-      // A half-duplex client (fetch) only reads the answer once its body is sent: one that keeps
-      // sending forever must see the connection go, not wait on it.
-      const socket = req.raw.socket;
-      reply.raw.once("finish", () => setTimeout(() => socket?.destroy(), 100));
-    }
-    return reply.code(ce.status).type(PROBLEM_CONTENT_TYPE).send(ce.toProblem(req.id));
-  });
+  setProblemHandler(app);
 
   app.setNotFoundHandler((req, reply) => {
     const e = new CairnError("NOT_FOUND", `No route ${req.method} ${req.url.split("?")[0]}; see /openapi.json`);

@@ -59,6 +59,16 @@ export async function batchWrite(
     planned.push(p);
     byVolumePath.set(target.volumePath, p);
   }
+  // A path written as a file cannot also be the directory of another one in the same batch.
+  for (const [i, p] of planned.entries()) {
+    for (let dir = dirname(p.volumePath); dir !== "/"; dir = dirname(dir)) {
+      if (byVolumePath.has(dir)) {
+        throw new CairnError("INVALID_REQUEST", `files[${i}]: ${p.path} needs ${dir} to be a directory, but this batch writes ${dir} as a file`, {
+          meta: { index: i },
+        });
+      }
+    }
+  }
   const fs = await statfs(root);
   if (total > fs.bavail * fs.bsize) {
     throw new CairnError("QUOTA_EXCEEDED", `Volume "${options.volumeName}" has ${formatSize(fs.bavail * fs.bsize)} free; this batch needs ${formatSize(total)}. Nothing was written.`);
