@@ -1,11 +1,12 @@
 import { z } from "zod";
-import { Labels, VOLUME_NAME_PATTERN } from "./volumes.js";
+import { ID_PATTERN, Labels, NAME_IS_ID_MESSAGE, VOLUME_NAME_PATTERN } from "./volumes.js";
 
 export const CheckpointName = z
   .string()
   .regex(VOLUME_NAME_PATTERN, {
     error: "Checkpoint name must be lowercase alphanumeric, underscores or hyphens, 1-63 characters, starting with a letter or digit",
   })
+  .refine((name) => !ID_PATTERN.test(name), { error: `Checkpoint name ${NAME_IS_ID_MESSAGE}` })
   .meta({ example: "before-migration" });
 
 export const Checkpoint = z

@@ -1,6 +1,6 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { CairnError, ERROR_CODES, GiB, MiB, formatSize, normalizeVolumePath, parseSize, VOLUME_NAME_PATTERN } from "./index.js";
+import { CairnError, ERROR_CODES, GiB, MiB, formatSize, normalizeVolumePath, parseSize, VOLUME_NAME_PATTERN, VolumeName, CheckpointName } from "./index.js";
 
 describe("sizes", () => {
   it("parses what people type", () => {
@@ -23,6 +23,12 @@ describe("volume names", () => {
   it("follow the documented rule", () => {
     for (const ok of ["team-data", "my_project", "a", "0x", "a".repeat(63)]) assert.ok(VOLUME_NAME_PATTERN.test(ok), ok);
     for (const bad of ["Team", "-a", "_a", "a".repeat(64), "a.b", "a b", "", "ä"]) assert.ok(!VOLUME_NAME_PATTERN.test(bad), bad);
+  });
+
+  it("never take the shape of an id", () => {
+    assert.equal(VolumeName.safeParse("vol_0123456789abcdefghjk").success, false);
+    assert.equal(CheckpointName.safeParse("cp_0123456789abcdefghjk").success, false);
+    assert.equal(VolumeName.safeParse("vol_data").success, true, "a prefix alone is a fine name");
   });
 });
 

@@ -5,6 +5,13 @@ export const VOLUME_NAME_PATTERN = /^[a-z0-9][a-z0-9_-]{0,62}$/;
 export const VOLUME_NAME_MESSAGE =
   "Volume name must be lowercase alphanumeric, underscores or hyphens, 1-63 characters, starting with a letter or digit";
 
+/**
+ * The shape of every id cairnd hands out (`vol_`, `cp_`, `sbx_`… and 20 base32 characters).
+ * Names never take it: a lookup by a string that could be an id or a name must find one thing.
+ */
+export const ID_PATTERN = /^[a-z]+_[0-9a-hjkmnp-tv-z]{20}$/;
+export const NAME_IS_ID_MESSAGE = "has the shape of an id (a prefix, an underscore and 20 characters); pick a name that ids cannot take";
+
 export const DEFAULT_SIZE_BYTES = 1 * GiB;
 export const MIN_SIZE_GB = 1;
 export const MAX_SIZE_GB = 100;
@@ -25,6 +32,7 @@ export const MAX_LABELS = 64;
 export const VolumeName = z
   .string()
   .regex(VOLUME_NAME_PATTERN, { error: VOLUME_NAME_MESSAGE })
+  .refine((name) => !ID_PATTERN.test(name), { error: `Volume name ${NAME_IS_ID_MESSAGE}` })
   .meta({ description: "Unique per project. " + VOLUME_NAME_MESSAGE + ".", example: "team-data" });
 
 export const Labels = z

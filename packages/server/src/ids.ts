@@ -10,4 +10,4 @@ export function newId(prefix: string, length = 20): string {
   return `${prefix}_${out}`;
 }
 
-export const ID_PATTERN = /^[a-z]+_[0-9a-hjkmnp-tv-z]{20}$/;
+export { ID_PATTERN } from "@cairn/protocol";

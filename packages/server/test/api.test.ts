@@ -115,6 +115,12 @@ for (const backend of backends) describe(`volumes API on ${backend} (SDK against
     await rejectsWith(cairn.volumes.create({ name: "elsewhere", region: "iad" }), "REGION_MISMATCH", /region iad/);
     await rejectsWith(cairn.volumes.get("nope"), "VOLUME_NOT_FOUND", /"nope" not found/);
     const v = await cairn.volumes.fromName("paths-vol", { createIfMissing: true });
+    // A name equal to another volume's id (or of any id's shape) would make lookups, and deletes, ambiguous.
+    await rejectsWith(cairn.volumes.create({ name: v.id }), "INVALID_VOLUME_NAME", /shape of an id/);
+    await rejectsWith(cairn.volumes.create({ name: "sbx_0123456789abcdefghjk" }), "INVALID_VOLUME_NAME", /shape of an id/);
+    await rejectsWith(cairn.sandboxes.create({ volumes: { "/w": v.id } }), "INVALID_VOLUME_NAME", /shape of an id/);
+    await rejectsWith(v.checkpoints.create({ name: "cp_0123456789abcdefghjk" }), "INVALID_CHECKPOINT_NAME", /shape of an id/);
+    assert.equal((await cairn.volumes.get(v.id)).name, "paths-vol");
     for (const path of ["/../etc/passwd", "a/../../x", "/x\0y", "/" + "n".repeat(256)]) {
       const res = await fetch(`${c.url}/v1/volumes/${v.id}/files/content?path=${encodeURIComponent(path)}`, {
         headers: { authorization: `Bearer ${c.adminKey}` },

@@ -2,7 +2,7 @@
 import { spawn } from "node:child_process";
 import { stat, statfs } from "node:fs/promises";
 import type { Readable } from "node:stream";
-import { CairnError, formatSize, type Checkpoint, type CreateCheckpointRequest } from "@cairn/protocol";
+import { CairnError, NAME_IS_ID_MESSAGE, formatSize, type Checkpoint, type CreateCheckpointRequest } from "@cairn/protocol";
 import { ID_PATTERN, newId } from "../ids.js";
 import type { Logger } from "../logger.js";
 import type { CheckpointRecord, MetadataStore, VolumeRecord } from "../storage/metadata-store.js";
@@ -51,6 +51,7 @@ export class CheckpointService {
 
   async create(projectId: string, volumeRef: string, req: CreateCheckpointRequest): Promise<Checkpoint> {
     const { store, engine, volumes, log } = this.deps;
+    if (req.name !== undefined && ID_PATTERN.test(req.name)) throw new CairnError("INVALID_CHECKPOINT_NAME", `Checkpoint name ${NAME_IS_ID_MESSAGE}`);
     const volume = await volumes.find(projectId, volumeRef);
     if (volume.status !== "ready") {
       throw new CairnError("VOLUME_NOT_READY", `Volume "${volume.name}" is ${volume.status}; retry when it is ready`);

@@ -4,6 +4,7 @@ import {
   DEFAULT_SIZE_BYTES,
   GiB,
   MiB,
+  NAME_IS_ID_MESSAGE,
   VOLUME_FIELDS,
   formatSize,
   type CreateVolumeRequest,
@@ -84,6 +85,8 @@ export class VolumeService {
         `This cairnd serves region ${config.region}; create volumes for region ${req.region} on a host of that region`,
       );
     }
+    // Every way in (the API, a sandbox's { path: name } shorthand, an import) comes through here.
+    if (ID_PATTERN.test(req.name)) throw new CairnError("INVALID_VOLUME_NAME", `Volume name ${NAME_IS_ID_MESSAGE}`);
     const record = this.newRecord(projectId, req, sizeBytes, filesystem);
     try {
       await store.insertVolume(record);
