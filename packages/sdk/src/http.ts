@@ -75,7 +75,20 @@ const sleep = (ms: number, signal?: AbortSignal) =>
 
 /** The one request helper: auth, problem+json errors, retries of idempotent requests only. */
 export class HttpClient {
-  constructor(readonly options: Readonly<ResolvedOptions>) {}
+  /** Everything but the key, which lives in a private field: no SDK object serialises or prints it. */
+  readonly options: Readonly<Omit<ResolvedOptions, "apiKey">>;
+  readonly #apiKey: string | undefined;
+
+  constructor(options: Readonly<ResolvedOptions>) {
+    const { apiKey, ...rest } = options;
+    this.#apiKey = apiKey;
+    this.options = Object.freeze(rest);
+  }
+
+  /** `JSON.stringify` of any SDK object reaches this: the URL and project, never the key. */
+  toJSON(): { url: string; project: string | undefined } {
+    return { url: this.options.url, project: this.options.project };
+  }
 
   url(path: string, query?: HttpRequest["query"]): string {
     const u = new URL(this.options.url + path);
@@ -89,7 +102,7 @@ export class HttpClient {
 
   private authHeaders(extra?: Record<string, string>): Record<string, string> {
     const headers: Record<string, string> = { ...extra };
-    if (this.options.apiKey) headers.authorization = `Bearer ${this.options.apiKey}`;
+    if (this.#apiKey) headers.authorization = `Bearer ${this.#apiKey}`;
     if (this.options.project) headers["x-cairn-project"] = this.options.project;
     return headers;
   }

@@ -30,6 +30,23 @@ describe("SDK", () => {
     }
   });
 
+  it("never serialises or prints the key, from any object", async () => {
+    const key = "ck_secret_key_that_must_not_leak";
+    const json = (body: unknown) => () => new Response(JSON.stringify(body), { headers: { "content-type": "application/json" } });
+    const volumeInfo = { id: "vol_0123456789abcdefghjk", name: "v", sizeBytes: 1 };
+    const sandboxInfo = { id: "sbx_0123456789abcdefghjk", state: "running", attachments: [] };
+    const { f, calls } = fakeFetch([json(volumeInfo), json(sandboxInfo)]);
+    const cairn = new Cairn({ url: "http://cairn.test", apiKey: key, fetch: f });
+    const volume = await cairn.volumes.get("v");
+    const sandbox = await cairn.sandboxes.get(sandboxInfo.id);
+    assert.equal(new Headers(calls[0]!.init.headers).get("authorization"), `Bearer ${key}`, "the key still goes out on requests");
+    const { inspect } = await import("node:util");
+    for (const [what, o] of Object.entries({ cairn, volume, sandbox, files: volume.files, checkpoints: volume.checkpoints, sbFiles: sandbox.files })) {
+      assert.doesNotMatch(JSON.stringify(o), /secret_key/, `JSON.stringify(${what})`);
+      assert.doesNotMatch(inspect(o, { depth: Infinity, showHidden: true }), /secret_key/, `inspect(${what})`);
+    }
+  });
+
   it("sends the key and rebuilds errors with their code", async () => {
     const { f, calls } = fakeFetch([() => problem(404, "VOLUME_NOT_FOUND", 'Volume "x" not found')]);
     const cairn = new Cairn({ url: "http://cairn.test/", apiKey: "k1", fetch: f });
