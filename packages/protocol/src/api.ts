@@ -40,5 +40,11 @@ export const Health = z.object({
   warmSandboxes: z
     .object({ ready: z.int(), target: z.int() })
     .meta({ description: "The warm pool: sandboxes started ahead of demand, and how many cairnd keeps (CAIRN_WARM_SANDBOXES)." }),
+  pool: z
+    .object({ capacityBytes: z.number(), committedBytes: z.number(), overcommit: z.number(), warning: z.string().optional() })
+    .meta({
+      description:
+        "The storage pool: what may be promised (its size times CAIRN_POOL_OVERCOMMIT) and what volumes, checkpoints and sandbox disks are promised now. `warning` when overcommitted.",
+    }),
 });
 export type Health = z.infer<typeof Health>;

@@ -25,6 +25,11 @@ export interface Config {
   readonly maxCheckpointsPerVolume: number;
   /** `CAIRN_POOL_RESERVE`, default 0.1: share of the pool kept free; checkpoints are refused below it. */
   readonly poolReserveRatio: number;
+  /**
+   * `CAIRN_POOL_OVERCOMMIT`, default 1: how many times the pool's size volumes, checkpoints and
+   * sandbox disks may be promised. 1 admits only what fits; more is logged as a warning and shown in /healthz.
+   */
+  readonly poolOvercommit: number;
   /** `CAIRN_DEPLOY_DOMAIN`, default `localhost`: deployed apps answer at `<app>[.<env>].<domain>`. */
   readonly deployDomain: string;
   /** `CAIRN_DEPLOY_VOLUME_SIZE`, default 1GiB: size of a new app's persistent filesystem. */
@@ -64,6 +69,13 @@ function ratioOf(name: string, text: string | undefined, def: number): number {
   if (text === undefined || text === "") return def;
   const n = Number(text);
   if (!Number.isFinite(n) || n < 0 || n >= 1) throw new ConfigError(`${name} must be a fraction from 0 to 0.99, got "${text}"`);
+  return n;
+}
+
+function overcommitOf(text: string | undefined): number {
+  if (text === undefined || text === "") return 1;
+  const n = Number(text);
+  if (!Number.isFinite(n) || n < 1 || n > 100) throw new ConfigError(`CAIRN_POOL_OVERCOMMIT must be a ratio from 1 (no overcommit) to 100, got "${text}"`);
   return n;
 }
 
@@ -108,6 +120,7 @@ export function resolveConfig(options: ConfigOptions = {}, env: NodeJS.ProcessEn
     maxVolumeBytes: sizeOf("CAIRN_MAX_VOLUME_SIZE", options.maxVolumeSize ?? env.CAIRN_MAX_VOLUME_SIZE) ?? 100 * GiB,
     maxCheckpointsPerVolume: intOf("CAIRN_MAX_CHECKPOINTS", env.CAIRN_MAX_CHECKPOINTS, 100, 1, 100_000),
     poolReserveRatio: ratioOf("CAIRN_POOL_RESERVE", env.CAIRN_POOL_RESERVE, 0.1),
+    poolOvercommit: overcommitOf(env.CAIRN_POOL_OVERCOMMIT),
     deployDomain: (env.CAIRN_DEPLOY_DOMAIN ?? "localhost").toLowerCase(),
     deployVolumeBytes: sizeOf("CAIRN_DEPLOY_VOLUME_SIZE", env.CAIRN_DEPLOY_VOLUME_SIZE) ?? 1 * GiB,
     maxVolumesPerSandbox: intOf("CAIRN_MAX_VOLUMES_PER_SANDBOX", env.CAIRN_MAX_VOLUMES_PER_SANDBOX, 8, 1, 64),

@@ -16,6 +16,7 @@ import { CrunDriver, cgroupPrefix } from "./sandboxes/crun-driver.js";
 import { MetadataStore } from "./storage/metadata-store.js";
 import { LoopVolumeEngine } from "./volumes/engine.js";
 import { openPool } from "./volumes/pool.js";
+import { PoolCapacity } from "./volumes/capacity.js";
 
 export const VERSION = "0.1.0";
 
@@ -88,7 +89,25 @@ export async function startCairnd(config: Config, options: { logger?: boolean | 
         await store.updateVolume(id, { usedBytes: usage.usedBytes });
       },
     });
-    const volumes = new VolumeService({ store, engine, config, log });
+    let sandboxDisks = () => 0;
+    const capacity = new PoolCapacity({
+      poolRoot: pool.root,
+      overcommit: config.poolOvercommit,
+      // Each at the most it can take: a volume its size, a checkpoint the blocks it holds (or, while
+      // it is being taken, its volume's), a sandbox its disk.
+      committed: async () => {
+        let bytes = sandboxDisks();
+        for (const v of await store.listAllVolumes()) if (v.status !== "deleted") bytes += v.sizeBytes;
+        for (const cp of await store.listAllCheckpoints()) {
+          bytes += (await engine.allocatedBytes({ volumeId: cp.volumeId, checkpointId: cp.id })) || (await engine.allocatedBytes({ volumeId: cp.volumeId }));
+        }
+        return bytes;
+      },
+    });
+    if (config.poolOvercommit > 1) {
+      log.warn({ overcommit: config.poolOvercommit }, "CAIRN_POOL_OVERCOMMIT > 1: volumes may be promised more space than the pool has; a full pool then fails writes inside volumes");
+    }
+    const volumes = new VolumeService({ store, engine, config, log, capacity });
     const checkpoints = new CheckpointService({
       store,
       engine,
@@ -97,6 +116,7 @@ export async function startCairnd(config: Config, options: { logger?: boolean | 
       maxPerVolume: config.maxCheckpointsPerVolume,
       poolReserveRatio: config.poolReserveRatio,
       poolRoot: pool.root,
+      capacity,
     });
     await CrunDriver.prepareHost();
     const driver = new CrunDriver(
@@ -130,7 +150,7 @@ export async function startCairnd(config: Config, options: { logger?: boolean | 
       startTimeoutMs: 30_000,
     });
     deploymentsRef = deployments;
-    app = await buildApp({ store, auth, volumes, checkpoints, files, sandboxes, deployments, region: config.region, version: VERSION, logger });
+    app = await buildApp({ store, auth, volumes, checkpoints, files, sandboxes, deployments, region: config.region, version: VERSION, logger, capacity });
     // Sandboxes first: leases of running sandboxes are taken back before the volume reconciler
     // unmounts what nothing holds.
     await sandboxes.reconcile();

@@ -21,6 +21,7 @@ import { buildOpenApi } from "./openapi.js";
 import { defineRoute, registerRoute, type RouteSpec } from "./route.js";
 import { volumeRoutes } from "./volume-routes.js";
 import { Health } from "@cairn/protocol";
+import type { PoolCapacity } from "../volumes/capacity.js";
 
 export interface AppDeps {
   store: MetadataStore;
@@ -33,9 +34,10 @@ export interface AppDeps {
   region: string;
   version: string;
   logger: FastifyServerOptions["logger"];
+  capacity: Pick<PoolCapacity, "status">;
 }
 
-export function allRoutes(deps: Pick<AppDeps, "store" | "auth" | "volumes" | "checkpoints" | "files" | "sandboxes" | "deployments" | "region" | "version">, openapi: () => unknown): RouteSpec[] {
+export function allRoutes(deps: Pick<AppDeps, "store" | "auth" | "volumes" | "checkpoints" | "files" | "sandboxes" | "deployments" | "region" | "version" | "capacity">, openapi: () => unknown): RouteSpec[] {
   return [
     defineRoute({
       method: "GET",
@@ -45,7 +47,22 @@ export function allRoutes(deps: Pick<AppDeps, "store" | "auth" | "volumes" | "ch
       tags: ["meta"],
       auth: false,
       responses: { 200: { description: "cairnd is up", schema: Health } },
-      handler: async () => ({ status: "ok", version: deps.version, region: deps.region, pid: process.pid, warmSandboxes: deps.sandboxes.warmPool() }),
+      handler: async () => {
+        const pool = await deps.capacity.status();
+        return {
+          status: "ok",
+          version: deps.version,
+          region: deps.region,
+          pid: process.pid,
+          warmSandboxes: deps.sandboxes.warmPool(),
+          pool: {
+            ...pool,
+            ...(pool.overcommit > 1
+              ? { warning: `overcommitted ${pool.overcommit}x (CAIRN_POOL_OVERCOMMIT): a full pool fails writes inside volumes instead of refusing new ones` }
+              : {}),
+          },
+        };
+      },
     }),
     defineRoute({
       method: "GET",

@@ -7,6 +7,7 @@ import { ID_PATTERN, newId } from "../ids.js";
 import type { Logger } from "../logger.js";
 import type { CheckpointRecord, MetadataStore, VolumeRecord } from "../storage/metadata-store.js";
 import type { VolumeEngine } from "../volumes/engine.js";
+import type { PoolCapacity } from "../volumes/capacity.js";
 import type { VolumeService } from "./volumes.js";
 
 export interface CheckpointServiceDeps {
@@ -19,6 +20,8 @@ export interface CheckpointServiceDeps {
   /** Share of the pool kept free: new checkpoints are refused before the pool fills, not writes. */
   poolReserveRatio: number;
   poolRoot: string;
+  /** Admission: a checkpoint may keep every block its volume has now; that much must fit. */
+  capacity: Pick<PoolCapacity, "admit">;
 }
 
 export class CheckpointService {
@@ -76,7 +79,8 @@ export class CheckpointService {
       status: "creating",
       createdAt: at.toISOString(),
     };
-    await store.insertCheckpoint(record);
+    const keeps = await engine.allocatedBytes({ volumeId: volume.id });
+    await this.deps.capacity.admit(keeps, `a checkpoint of volume "${volume.name}" (${formatSize(keeps)} in use)`, () => store.insertCheckpoint(record));
     try {
       const info = await engine.checkpoint({ volumeId: volume.id, checkpointId: record.id });
       await store.updateCheckpoint(record.id, { status: "ready", sizeBytes: info.sizeBytes, frozenMs: info.frozenMs });

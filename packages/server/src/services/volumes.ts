@@ -20,12 +20,15 @@ import type { Logger } from "../logger.js";
 import type { MetadataStore, VolumeRecord } from "../storage/metadata-store.js";
 import { MIN_FS_BYTES, type Lease, type VolumeEngine } from "../volumes/engine.js";
 import { saysNoSpace } from "../volumes/exec.js";
+import type { PoolCapacity } from "../volumes/capacity.js";
 
 export interface VolumeServiceDeps {
   store: MetadataStore;
   engine: VolumeEngine;
   config: Pick<Config, "region" | "maxVolumeBytes">;
   log: Logger;
+  /** Admission: a volume or a grow only while all that is promised fits in the pool. */
+  capacity: Pick<PoolCapacity, "admit">;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -89,7 +92,7 @@ export class VolumeService {
     if (ID_PATTERN.test(req.name)) throw new CairnError("INVALID_VOLUME_NAME", `Volume name ${NAME_IS_ID_MESSAGE}`);
     const record = this.newRecord(projectId, req, sizeBytes, filesystem);
     try {
-      await store.insertVolume(record);
+      await this.deps.capacity.admit(sizeBytes, `a ${formatSize(sizeBytes)} volume`, () => store.insertVolume(record));
     } catch (err) {
       if (err instanceof CairnError && err.code === "VOLUME_ALREADY_EXISTS" && req.ifExists === "return") {
         return { volume: await this.toWire(await this.waitUntilSettled(projectId, req.name)), created: false };
@@ -151,13 +154,14 @@ export class VolumeService {
     const filesystem = req.filesystem ?? "ext4";
     const sizeBytes = req.format === "tar" ? this.resolveSize(req, filesystem) : 0;
     const record = this.newRecord(projectId, req, sizeBytes, filesystem);
-    await store.insertVolume(record);
+    // An image's size is known only once it is in: it is admitted then (and removed if it does not fit).
+    await this.deps.capacity.admit(sizeBytes, `a ${formatSize(sizeBytes)} volume`, () => store.insertVolume(record));
     const opId = newId("op");
     await store.startOperation({ id: opId, volumeId: record.id, kind: `import-${req.format}`, detail: {} });
     try {
       if (req.format === "image") {
         const r = await engine.importImage({ id: record.id, body, maxBytes: config.maxVolumeBytes });
-        await store.updateVolume(record.id, { sizeBytes: r.sizeBytes });
+        await this.deps.capacity.admit(r.sizeBytes, `a ${formatSize(r.sizeBytes)} volume`, () => store.updateVolume(record.id, { sizeBytes: r.sizeBytes }));
         if (r.filesystem !== filesystem) {
           await store.db.updateTable("volumes").set({ filesystem: r.filesystem }).where("id", "=", record.id).execute();
         }
@@ -264,6 +268,15 @@ export class VolumeService {
     if (!(await store.transitionVolume(v.id, ["ready"], "resizing"))) {
       throw new CairnError("VOLUME_NOT_READY", `Volume "${v.name}" is ${v.status}; retry when it is ready`);
     }
+    // The new size is promised (and recorded) before the image grows; a failed grow gives it back.
+    try {
+      await this.deps.capacity.admit(target - v.sizeBytes, `${formatSize(target - v.sizeBytes)} more for volume "${v.name}"`, () =>
+        store.updateVolume(v.id, { sizeBytes: target }),
+      );
+    } catch (err) {
+      await store.updateVolume(v.id, { status: "ready" });
+      throw err;
+    }
     const opId = newId("op");
     await store.startOperation({ id: opId, volumeId: v.id, kind: "grow", detail: { from: v.sizeBytes, to: target } });
     try {
@@ -274,7 +287,7 @@ export class VolumeService {
     } catch (err) {
       log.warn({ err, volumeId: v.id }, "grow failed");
       // The image may already be larger; the filesystem is not: the old size stays the truth.
-      await store.updateVolume(v.id, { status: "ready" });
+      await store.updateVolume(v.id, { status: "ready", sizeBytes: previousSizeBytes });
       await store.finishOperation(opId, "failed", { error: String(err) });
       throw err;
     }

@@ -48,6 +48,8 @@ export interface VolumeEngine {
   deleteCheckpoints(volumeId: string): Promise<void>;
   checkpointSpace(options: { volumeId: string; checkpointId: string }): Promise<{ allocatedBytes: number; exclusiveBytes: number }>;
   checkpointPath(volumeId: string, checkpointId: string): string;
+  /** Pool space a volume's image, or a checkpoint's, holds now (allocated blocks); 0 when it is gone. */
+  allocatedBytes(options: { volumeId: string; checkpointId?: string }): Promise<number>;
   /** Mount a checkpoint read-only (for a tar export); `release` unmounts it. */
   mountCheckpoint(options: { volumeId: string; checkpointId: string }): Promise<Lease>;
   /**
@@ -339,6 +341,12 @@ export class LoopVolumeEngine implements VolumeEngine {
 
   async deleteCheckpoints(volumeId: string): Promise<void> {
     await rm(join(this.options.pool.root, "checkpoints", volumeId), { recursive: true, force: true });
+  }
+
+  async allocatedBytes({ volumeId, checkpointId }: { volumeId: string; checkpointId?: string }): Promise<number> {
+    const path = checkpointId === undefined ? this.imagePath(volumeId) : this.checkpointPath(volumeId, checkpointId);
+    const st = await stat(path).catch(() => undefined);
+    return st ? st.blocks * 512 : 0;
   }
 
   async checkpointSpace({ volumeId, checkpointId }: { volumeId: string; checkpointId: string }) {
