@@ -28,6 +28,12 @@ export const CreateSandboxRequest = z
     cwd: z.string().optional().meta({ description: "Default working directory of exec, default /" }),
     memoryMb: z.int().min(16).max(65536).optional().meta({ description: "Memory limit, default 512" }),
     pids: z.int().min(8).max(65536).optional().meta({ description: "Process limit, default 256" }),
+    diskGb: z
+      .int()
+      .min(1)
+      .max(1024)
+      .optional()
+      .meta({ description: "Size of the sandbox's own writable disk (its root, installs, /usr and /etc changes); a full disk is ENOSPC in this sandbox only. Default CAIRN_SANDBOX_DISK_SIZE (4 GiB)" }),
     timeoutMs: z.int().min(1000).optional().meta({ description: "Kill the sandbox after this long" }),
   })
   .strict()
@@ -61,6 +67,7 @@ export const Sandbox = z
     env: z.record(z.string(), z.string()),
     memoryMb: z.int(),
     pids: z.int(),
+    diskGb: z.number().meta({ description: "Size of the sandbox's writable disk" }),
     timeoutMs: z.int().nullable(),
     error: z.string().nullable(),
     attachments: z.array(Attachment),

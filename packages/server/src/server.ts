@@ -89,14 +89,14 @@ export async function startCairnd(config: Config, options: { logger?: boolean | 
         await store.updateVolume(id, { usedBytes: usage.usedBytes });
       },
     });
-    let sandboxDisks = () => 0;
+    let sandboxDisks = async () => 0;
     const capacity = new PoolCapacity({
       poolRoot: pool.root,
       overcommit: config.poolOvercommit,
       // Each at the most it can take: a volume its size, a checkpoint the blocks it holds (or, while
       // it is being taken, its volume's), a sandbox its disk.
       committed: async () => {
-        let bytes = sandboxDisks();
+        let bytes = await sandboxDisks();
         for (const v of await store.listAllVolumes()) if (v.status !== "deleted") bytes += v.sizeBytes;
         for (const cp of await store.listAllCheckpoints()) {
           bytes += (await engine.allocatedBytes({ volumeId: cp.volumeId, checkpointId: cp.id })) || (await engine.allocatedBytes({ volumeId: cp.volumeId }));
@@ -134,8 +134,11 @@ export async function startCairnd(config: Config, options: { logger?: boolean | 
       region: config.region,
       maxVolumesPerSandbox: config.maxVolumesPerSandbox,
       warmSandboxes: config.warmSandboxes,
+      defaultDiskBytes: config.sandboxDiskBytes,
+      capacity,
     });
     sandboxesRef = sandboxes;
+    sandboxDisks = () => sandboxes.committedDiskBytes();
     const files = new FileService({ volumes, store, signingKey: await loadSigningKey(config), log });
     let listeningPort = config.port;
     const deployments = new DeploymentService({

@@ -44,7 +44,8 @@ export async function startCairnd(options: StartOptions = {}): Promise<CairndPro
     env: {
       ...process.env,
       CAIRN_LOG_LEVEL: "warn",
-      CAIRN_POOL_SIZE: "40GiB",
+      // Sparse: room for many sandboxes' disks (4 GiB each) before admission says POOL_FULL.
+      CAIRN_POOL_SIZE: "200GiB",
       CAIRN_IDLE_UNMOUNT_MS: "200",
       CAIRN_ADMIN_KEY: "",
       CAIRN_NAMESPACE_ID: "",

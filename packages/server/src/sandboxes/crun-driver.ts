@@ -13,6 +13,7 @@ import { run, type ExecError } from "../volumes/exec.js";
 import { findMount, readMounts } from "../volumes/mountinfo.js";
 import { buildConfig, type OciMount } from "./oci-config.js";
 import { killUsersOf } from "./volume-users.js";
+import { SandboxDisks } from "./sandbox-disk.js";
 
 /** Built by scripts/setup.sh from packages/server/native/cairn-mount.c. */
 export const MOUNT_HELPER = fileURLToPath(new URL("../../native/cairn-mount", import.meta.url));
@@ -52,8 +53,8 @@ export interface ExecOptions {
 }
 
 export interface SandboxDriver {
-  /** Prepare the sandbox's directories (first start only). */
-  prepare(id: string): Promise<void>;
+  /** Make the sandbox's disk (its writable layer, `diskBytes` large) and directories (first start only). */
+  prepare(id: string, options: { diskBytes: number }): Promise<void>;
   /**
    * Start the container with these volume mounts (create or resume). `background`: a start
    * nobody waits for (a warm sandbox), run at the lowest CPU priority so it does not slow the
@@ -64,8 +65,10 @@ export interface SandboxDriver {
   stop(id: string): Promise<void>;
   /** Stop and remove everything of the sandbox. */
   destroy(id: string): Promise<void>;
-  /** Copy a sandbox's filesystem state to a new sandbox (fork). */
+  /** Copy a sandbox's filesystem state to a new sandbox (fork): its disk, cloned. */
   copy(fromId: string, toId: string): Promise<void>;
+  /** Ids of every sandbox with a disk, running or not (to remove those nobody knows). */
+  prepared(): Promise<string[]>;
   isRunning(id: string): Promise<boolean>;
   pid(id: string): Promise<number | undefined>;
   list(): Promise<string[]>;
@@ -87,6 +90,7 @@ const exists = (path: string) => access(path).then(() => true, () => false);
 
 export class CrunDriver implements SandboxDriver {
   private readonly stateRoot: string;
+  private readonly disks: SandboxDisks;
 
   constructor(
     private readonly root: string,
@@ -94,6 +98,7 @@ export class CrunDriver implements SandboxDriver {
     private readonly cgroupPrefix: string,
   ) {
     this.stateRoot = stateRoot;
+    this.disks = new SandboxDisks(root);
   }
 
   dir(id: string): string {
@@ -104,7 +109,8 @@ export class CrunDriver implements SandboxDriver {
     return run("crun", ["--root", this.stateRoot, ...args], { timeoutMs });
   }
 
-  async prepare(id: string): Promise<void> {
+  async prepare(id: string, options: { diskBytes: number }): Promise<void> {
+    await this.disks.create(id, options.diskBytes);
     const d = this.dir(id);
     const rootfs = join(d, "rootfs");
     const dirs = [
@@ -121,6 +127,7 @@ export class CrunDriver implements SandboxDriver {
 
   async start(id: string, spec: SandboxSpecInput, mounts: VolumeMount[], options: { background?: boolean } = {}): Promise<void> {
     const d = this.dir(id);
+    await this.disks.mount(id); // after a reboot, a hibernated sandbox's disk is not mounted
     const volumeMounts: OciMount[] = mounts.map((m) => ({
       destination: m.destination,
       type: "bind",
@@ -193,6 +200,10 @@ export class CrunDriver implements SandboxDriver {
     }
   }
 
+  async prepared(): Promise<string[]> {
+    return this.disks.list();
+  }
+
   async isRunning(id: string): Promise<boolean> {
     return (await this.pid(id)) !== undefined;
   }
@@ -223,17 +234,29 @@ export class CrunDriver implements SandboxDriver {
   async destroy(id: string): Promise<void> {
     await this.stop(id);
     const d = this.dir(id);
+    await this.disks.unmount(id);
     // Never delete through a mount: what is mounted there would be a volume's content (cairnd
-    // itself mounts nothing under a sandbox's directory; this guards against what it did before).
-    if ((await readMounts()).some((m) => m.mountPoint.startsWith(d + "/"))) {
+    // itself mounts nothing under a sandbox's directory but its disk; this guards against what it did before).
+    if ((await readMounts()).some((m) => m.mountPoint === d || m.mountPoint.startsWith(d + "/"))) {
       throw new CairnError("INTERNAL", `sandbox ${id}: something is still mounted under ${d}`);
     }
+    await this.disks.remove(id);
     await rm(d, { recursive: true, force: true });
   }
 
   async copy(fromId: string, toId: string): Promise<void> {
     const from = this.dir(fromId);
     const to = this.dir(toId);
+    if (await this.disks.has(fromId)) {
+      await this.disks.clone(fromId, toId);
+      // The bundle's per-start files are the source's: a new start writes its own.
+      await rm(join(to, "config.json"), { force: true });
+      for (const sub of ["usr", "etc"]) {
+        await rm(join(to, "work", sub), { recursive: true, force: true });
+        await mkdir(join(to, "work", sub), { recursive: true });
+      }
+      return;
+    }
     await mkdir(to, { recursive: true });
     for (const sub of ["rootfs", "upper"]) {
       // Reflinks where the pool allows (XFS): a fork costs no space until it diverges.

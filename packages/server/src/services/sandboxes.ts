@@ -7,7 +7,9 @@ import type { ChildProcess } from "node:child_process";
 import { mkdir, lstat, stat } from "node:fs/promises";
 import {
   CairnError,
+  GiB,
   MiB,
+  formatSize,
   TEMPLATES,
   normalizeVolumePath,
   type Attachment,
@@ -21,6 +23,7 @@ import { newId } from "../ids.js";
 import type { Logger } from "../logger.js";
 import type { MountedVolume, SandboxDriver, VolumeMount } from "../sandboxes/crun-driver.js";
 import { deviceString } from "../sandboxes/volume-users.js";
+import type { PoolCapacity } from "../volumes/capacity.js";
 import type { AttachmentRecord, MetadataStore, SandboxRecord, VolumeRecord } from "../storage/metadata-store.js";
 import type { Lease, VolumeEngine } from "../volumes/engine.js";
 import { resolveInVolume } from "../volumes/resolve.js";
@@ -38,6 +41,10 @@ export interface SandboxServiceDeps {
   maxVolumesPerSandbox: number;
   /** How many `base` sandboxes to keep started ahead of demand (0: none). */
   warmSandboxes?: number;
+  /** A sandbox's disk when the request names no size (and every warm sandbox's). */
+  defaultDiskBytes: number;
+  /** Admission: a sandbox's disk only while all that is promised fits in the pool. */
+  capacity: Pick<PoolCapacity, "admit">;
 }
 
 /** The limits a sandbox gets when the request names none (what warm sandboxes start with). */
@@ -79,6 +86,8 @@ export class SandboxService {
   private refillDeadline = 0;
   private closed = false;
   private warmFailures = 0;
+  /** Warm sandboxes whose disks the pool has admitted (started or starting, not yet taken). */
+  private warmDisks = 0;
   private wakeFiller: (() => void) | undefined;
 
   constructor(private readonly deps: SandboxServiceDeps) {}
@@ -90,11 +99,25 @@ export class SandboxService {
     this.filling = (async () => {
       while (!this.closed && this.warm.length < size) {
         const id = newId("sbx");
+        const disk = this.deps.defaultDiskBytes;
         try {
-          await this.deps.driver.prepare(id);
+          await this.deps.capacity.admit(disk, `a ${formatSize(disk)} disk for a warm sandbox`, async () => void this.warmDisks++);
+        } catch {
+          // The pool is promised: no warm sandbox now; creates still say POOL_FULL themselves.
+          await new Promise<void>((r) => {
+            const t = setTimeout(r, 30_000);
+            t.unref();
+            this.wakeFiller = () => (clearTimeout(t), r());
+          });
+          this.wakeFiller = undefined;
+          continue;
+        }
+        try {
+          await this.deps.driver.prepare(id, { diskBytes: disk });
           await this.deps.driver.start(id, { env: {}, cwd: "/", memoryBytes: DEFAULT_MEMORY_MB * MiB, pids: DEFAULT_PIDS }, [], { background: true });
         } catch (err) {
           await this.deps.driver.destroy(id).catch(() => undefined);
+          this.warmDisks--;
           // A host that cannot start sandboxes now: back off, creates still work (cold, with their error).
           this.warmFailures++;
           this.deps.log.warn({ err }, "could not start a warm sandbox");
@@ -107,12 +130,23 @@ export class SandboxService {
           continue;
         }
         this.warmFailures = 0;
-        if (this.closed) await this.deps.driver.destroy(id).catch(() => undefined);
-        else this.warm.push(id);
+        if (this.closed) {
+          await this.deps.driver.destroy(id).catch(() => undefined);
+          this.warmDisks--;
+        } else this.warm.push(id);
       }
     })().finally(() => {
       this.filling = undefined;
     });
+  }
+
+  /** Pool space promised to sandbox disks: every sandbox that keeps its disk, and the warm ones. */
+  async committedDiskBytes(): Promise<number> {
+    let bytes = this.warmDisks * this.deps.defaultDiskBytes;
+    for (const sb of await this.deps.store.listSandboxes(undefined, { limit: 1_000_000, states: ["starting", "running", "hibernated"] })) {
+      bytes += sb.spec.diskBytes ?? 0;
+    }
+    return bytes;
   }
 
   /** How many warm sandboxes are ready, of how many cairnd keeps. */
@@ -146,6 +180,7 @@ export class SandboxService {
         return id;
       }
       await this.deps.driver.destroy(id).catch(() => undefined);
+      this.warmDisks--;
     }
     this.refillSoon();
     return undefined;
@@ -167,6 +202,7 @@ export class SandboxService {
       env: sb.spec.env,
       memoryMb: Math.round(sb.spec.memoryBytes / MiB),
       pids: sb.spec.pids,
+      diskGb: (sb.spec.diskBytes ?? this.deps.defaultDiskBytes) / GiB,
       timeoutMs: sb.spec.timeoutMs,
       error: sb.error,
       attachments: await Promise.all(attachments.map((a) => this.attachmentToWire(a))),
@@ -329,7 +365,8 @@ export class SandboxService {
       }
     }
     const at = new Date().toISOString();
-    const warmId = template === "base" ? await this.takeWarm() : undefined;
+    const diskBytes = req.diskGb !== undefined ? req.diskGb * GiB : this.deps.defaultDiskBytes;
+    const warmId = template === "base" && diskBytes === this.deps.defaultDiskBytes ? await this.takeWarm() : undefined;
     const sb: SandboxRecord = {
       id: warmId ?? newId("sbx"),
       projectId,
@@ -341,17 +378,26 @@ export class SandboxService {
         memoryBytes: (req.memoryMb ?? DEFAULT_MEMORY_MB) * MiB,
         pids: req.pids ?? DEFAULT_PIDS,
         timeoutMs: req.timeoutMs ?? null,
+        diskBytes,
       },
       error: null,
       createdAt: at,
       updatedAt: at,
     };
-    await store.insertSandbox(sb);
+    // A warm sandbox's disk was admitted when it started: its promise passes to this record.
+    if (warmId) {
+      await this.deps.capacity.admit(0, "a warm sandbox", async () => {
+        await store.insertSandbox(sb);
+        this.warmDisks--;
+      });
+    } else {
+      await this.deps.capacity.admit(diskBytes, `a ${formatSize(diskBytes)} sandbox disk`, () => store.insertSandbox(sb));
+    }
     const claimed: AttachmentRecord[] = [];
     try {
       for (const [i, m] of mounts.entries()) claimed.push(await this.claim(sb, resolved[i]!, m, paths[i]!));
       // Volumes mount in parallel, and alongside the sandbox's directories (each has its own lock).
-      const [mounted] = await Promise.all([Promise.allSettled(claimed.map((a) => this.mountSource(a))), warmId ? undefined : driver.prepare(sb.id)]);
+      const [mounted] = await Promise.all([Promise.allSettled(claimed.map((a) => this.mountSource(a))), warmId ? undefined : driver.prepare(sb.id, { diskBytes })]);
       const failed = mounted.find((r) => r.status === "rejected");
       if (failed) throw failed.reason;
       const sources = mounted.map((r) => (r as PromiseFulfilledResult<VolumeMount>).value);
@@ -609,7 +655,8 @@ export class SandboxService {
     }
     const at = new Date().toISOString();
     const sb: SandboxRecord = { ...src, id: newId("sbx"), state: "starting", error: null, createdAt: at, updatedAt: at };
-    await store.insertSandbox(sb);
+    const diskBytes = src.spec.diskBytes ?? this.deps.defaultDiskBytes;
+    await this.deps.capacity.admit(diskBytes, `a ${formatSize(diskBytes)} disk for the fork`, () => store.insertSandbox(sb));
     const claimed: AttachmentRecord[] = [];
     try {
       await driver.copy(src.id, sb.id);
@@ -687,7 +734,7 @@ export class SandboxService {
       }
       await store.updateSandbox(sb.id, { state: "stopped", error: "cairnd restarted and the sandbox was gone" });
     }
-    for (const id of running) {
+    for (const id of new Set([...running, ...(await driver.prepared())])) {
       if (!known.has(id)) await driver.destroy(id).catch(() => undefined);
     }
     this.fillWarmPool();
@@ -707,6 +754,7 @@ export class SandboxService {
     this.wakeFiller?.();
     await this.filling;
     await Promise.all(this.warm.splice(0).map((id) => this.deps.driver.destroy(id).catch(() => undefined)));
+    this.warmDisks = 0;
   }
 }
 

@@ -81,6 +81,8 @@ export interface SandboxSpec {
   memoryBytes: number;
   pids: number;
   timeoutMs: number | null;
+  /** The sandbox's own disk; absent for sandboxes made before disks existed. */
+  diskBytes?: number;
 }
 
 export interface SandboxRecord {

@@ -87,7 +87,7 @@ export interface LoopEngineOptions {
   onUnmount?: (id: string, usage: VolumeUsage) => Promise<void> | void;
 }
 
-const HOST_MOUNT_OPTIONS = "loop,nosymfollow,nodev,nosuid,noexec";
+export const HOST_MOUNT_OPTIONS = "loop,nosymfollow,nodev,nosuid,noexec";
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export class LoopVolumeEngine implements VolumeEngine {
@@ -537,7 +537,7 @@ async function statUsage(path: string): Promise<VolumeUsage> {
   return { totalBytes: f.blocks * f.bsize, usedBytes: (f.blocks - f.bfree) * f.bsize, availableBytes: f.bavail * f.bsize };
 }
 
-async function mkfs(image: string, filesystem: Filesystem): Promise<void> {
+export async function mkfs(image: string, filesystem: Filesystem): Promise<void> {
   if (filesystem === "xfs") {
     await run("mkfs.xfs", ["-q", "-f", image]);
   } else {

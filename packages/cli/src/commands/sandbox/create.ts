@@ -11,6 +11,7 @@ interface CreateOptions {
   cwd?: string;
   memory?: string;
   pids?: string;
+  disk?: string;
   timeout?: string;
 }
 
@@ -27,6 +28,7 @@ export function createCommand(): Command {
     .option("--cwd <dir>", "working directory of exec (default /)")
     .option("--memory <MiB>", "memory limit in MiB, or a size such as 1GiB (default 512)")
     .option("--pids <n>", "process limit (default 256)")
+    .option("--disk <GiB>", "size of the sandbox's own writable disk in GiB (default: the server's, 4); full is ENOSPC inside it only")
     .option("--timeout <duration>", "kill the sandbox after this long, e.g. 10m or 2h (default: never)")
     .addHelpText(
       "after",
@@ -49,6 +51,7 @@ Examples:
       if (options.cwd !== undefined) request.cwd = options.cwd;
       if (options.memory !== undefined) request.memoryMb = parseMemoryMb(options.memory);
       if (options.pids !== undefined) request.pids = parsePositiveInt(options.pids, "--pids");
+      if (options.disk !== undefined) request.diskGb = parsePositiveInt(options.disk.replace(/\s*(GiB|G|GB)$/i, ""), "--disk");
       if (options.timeout !== undefined) request.timeoutMs = parseDuration(options.timeout);
       const ctx = contextOf(command);
       const sandbox = await ctx.cairn.sandboxes.create({ ...request, signal: ctx.signal });
