@@ -88,6 +88,7 @@ export const EXIT_CODES = {
   // 1 and 7: the server's side
   INTERNAL: EXIT.INTERNAL,
   UNAVAILABLE: EXIT.UNAVAILABLE,
+  VOLUME_DAMAGED: EXIT.UNAVAILABLE,
 } as const satisfies Partial<Record<ErrorCode, ExitCode>>;
 
 export function exitCodeFor(code: ErrorCode): ExitCode {

@@ -44,6 +44,7 @@ export const ERROR_CODES = {
   UNSUPPORTED_MEDIA_TYPE: { status: 415, title: "Unsupported media type" },
   QUOTA_EXCEEDED: { status: 507, title: "Volume full" },
   POOL_FULL: { status: 507, title: "Storage pool full" },
+  VOLUME_DAMAGED: { status: 503, title: "Volume read-only after a filesystem error" },
   // The file API (issue 3).
   NOT_A_DIRECTORY: { status: 400, title: "Not a directory" },
   INVALID_PATTERN: { status: 400, title: "Invalid pattern" },

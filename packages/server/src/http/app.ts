@@ -154,7 +154,13 @@ export function setProblemHandler(app: FastifyInstance): void {
       return;
     }
     if (err instanceof CairnError) ce = err;
-    else if (e.code === "FST_ERR_CTP_INVALID_MEDIA_TYPE") ce = new CairnError("UNSUPPORTED_MEDIA_TYPE", "Send JSON bodies with Content-Type: application/json");
+    else if (e.code === "EROFS" || e.code === "EIO") {
+      req.log.error({ err }, "a volume's filesystem failed");
+      ce = new CairnError(
+        "VOLUME_DAMAGED",
+        "The volume's filesystem reported an error and the kernel made it read-only. cairnd checks and repairs it before it mounts it again, once nothing has used it for CAIRN_IDLE_UNMOUNT_MS (sandboxes that have it attached hold it): retry then.",
+      );
+    } else if (e.code === "FST_ERR_CTP_INVALID_MEDIA_TYPE") ce = new CairnError("UNSUPPORTED_MEDIA_TYPE", "Send JSON bodies with Content-Type: application/json");
     else if (e.code === "FST_ERR_CTP_BODY_TOO_LARGE") ce = new CairnError("PAYLOAD_TOO_LARGE", `This JSON body is larger than this route takes (${req.routeOptions.bodyLimit ?? 1048576} bytes)`);
     else if (e.statusCode === 400 || e.code === "FST_ERR_CTP_EMPTY_JSON_BODY") ce = new CairnError("INVALID_REQUEST", `The request body is not valid JSON: ${e.message}`);
     else {

@@ -53,6 +53,8 @@ export class FileService {
     const { volume, lease } = await this.deps.volumes.lease(projectId, ref);
     try {
       return await fn(this.context(volume, lease));
+    } catch (err) {
+      throw this.deps.volumes.damageOf(volume, err);
     } finally {
       lease.release();
     }

@@ -327,6 +327,23 @@ export class VolumeService {
     return { keptCheckpoints: 0 };
   }
 
+  /**
+   * A filesystem error met during file work (EROFS/EIO: the kernel made the volume read-only after
+   * an error) becomes VOLUME_DAMAGED, and the engine checks and remounts the volume as soon as
+   * nothing holds it. Any other error passes through as it was.
+   */
+  damageOf(v: VolumeRecord, err: unknown): unknown {
+    const code = (err as NodeJS.ErrnoException)?.code;
+    if (code !== "EROFS" && code !== "EIO") return err;
+    this.deps.engine.markDamaged(v.id);
+    this.deps.log.error({ err, volumeId: v.id }, "the volume's filesystem failed; it will be checked when nothing holds it");
+    return new CairnError(
+      "VOLUME_DAMAGED",
+      `Volume "${v.name}" reported a filesystem error and is read-only; cairnd checks and repairs it as soon as nothing uses it (sandboxes that have it attached hold it). Retry in a moment.`,
+      { cause: err },
+    );
+  }
+
   /** Take a lease on a volume for host-side file work; the volume is mounted while leases exist. */
   async lease(projectId: string, ref: string): Promise<{ volume: VolumeRecord; lease: Lease }> {
     const v = await this.find(projectId, ref);

@@ -3,7 +3,7 @@
  * while something holds a lease on it, unmounted after an idle grace period.
  */
 import { constants as fsc } from "node:fs";
-import { copyFile, mkdir, rename, rm, readdir, stat, statfs, truncate } from "node:fs/promises";
+import { copyFile, mkdir, open, rename, rm, readdir, stat, statfs, truncate } from "node:fs/promises";
 import { join } from "node:path";
 import { CairnError, type Filesystem } from "@cairn/protocol";
 import { ExecError, run } from "./exec.js";
@@ -30,6 +30,8 @@ export interface VolumeEngine {
   create(options: { id: string; sizeBytes: number; filesystem: Filesystem }): Promise<void>;
   destroy(id: string): Promise<void>;
   acquire(id: string): Promise<Lease>;
+  /** A write met EROFS/EIO: the filesystem is read-only after an error; it is checked and remounted once nothing holds it. */
+  markDamaged(id: string): void;
   grow(options: { id: string; sizeBytes: number; filesystem: Filesystem }): Promise<GrowMode>;
   /** Usage from the filesystem if it is mounted now; undefined when it is not. */
   usage(id: string): Promise<VolumeUsage | undefined>;
@@ -75,6 +77,8 @@ interface VolumeState {
   refs: number;
   mounted: boolean;
   idleTimer: NodeJS.Timeout | undefined;
+  /** Its filesystem failed (read-only now): unmount, check and remount as soon as nothing holds it. */
+  damaged?: boolean;
 }
 
 export interface LoopEngineOptions {
@@ -144,7 +148,11 @@ export class LoopVolumeEngine implements VolumeEngine {
     if (this.closed) throw new CairnError("UNAVAILABLE", "cairnd is shutting down");
     await this.lock.run(id, async () => {
       const s = this.state(id);
-      if (!s.mounted) await this.mountLocked(id);
+      if (s.mounted && s.damaged && s.refs === 0) await this.unmountLocked(id);
+      if (!s.mounted) {
+        await this.mountLocked(id);
+        s.damaged = false;
+      }
       s.refs++;
       clearTimeout(s.idleTimer);
       s.idleTimer = undefined;
@@ -158,6 +166,10 @@ export class LoopVolumeEngine implements VolumeEngine {
         this.releaseRef(id);
       },
     };
+  }
+
+  markDamaged(id: string): void {
+    this.state(id).damaged = true;
   }
 
   private releaseRef(id: string): void {
@@ -183,6 +195,7 @@ export class LoopVolumeEngine implements VolumeEngine {
       return;
     }
     await mkdir(target, { recursive: true, mode: 0o700 });
+    await this.checkBeforeMount(id);
     try {
       await run("mount", ["-o", HOST_MOUNT_OPTIONS, this.imagePath(id), target]);
     } catch (err) {
@@ -191,6 +204,26 @@ export class LoopVolumeEngine implements VolumeEngine {
     const m = await findMount(target);
     if (m) await enableDirectIo(m.source);
     s.mounted = true;
+  }
+
+  /**
+   * An ext4 volume that met an error (the kernel then made it read-only) carries the error flag in
+   * its superblock: repair it (e2fsck -fy) before it is mounted again. Reading the flag costs one
+   * small read, so every mount can afford it.
+   */
+  private async checkBeforeMount(id: string): Promise<void> {
+    const image = this.imagePath(id);
+    if (!(await ext4HasErrors(image))) return;
+    this.options.log?.warn({ volumeId: id }, "the volume's filesystem recorded an error: checking and repairing it before mounting");
+    try {
+      await run("e2fsck", ["-f", "-y", image], { timeoutMs: 30 * 60_000 });
+    } catch (err) {
+      // 1: errors corrected; anything more means it could not make the filesystem whole.
+      if (!(err instanceof ExecError && err.exitCode === 1)) {
+        throw new CairnError("VOLUME_DAMAGED", `Volume ${id} has filesystem damage that a check could not repair; its operator must look at it`, { cause: err });
+      }
+    }
+    this.options.log?.info({ volumeId: id }, "filesystem repaired");
   }
 
   private async unmountLocked(id: string): Promise<void> {
@@ -537,12 +570,27 @@ async function statUsage(path: string): Promise<VolumeUsage> {
   return { totalBytes: f.blocks * f.bsize, usedBytes: (f.blocks - f.bfree) * f.bsize, availableBytes: f.bavail * f.bsize };
 }
 
+/** Whether an image is ext4 with the "errors" state bit set in its superblock (s_state & EXT2_ERROR_FS). */
+export async function ext4HasErrors(image: string): Promise<boolean> {
+  const fh = await open(image, "r").catch(() => undefined);
+  if (!fh) return false;
+  try {
+    const sb = Buffer.alloc(4);
+    await fh.read(sb, 0, 4, 1024 + 0x38); // s_magic (u16), s_state (u16)
+    return sb.readUInt16LE(0) === 0xef53 && (sb.readUInt16LE(2) & 0x0002) !== 0;
+  } finally {
+    await fh.close();
+  }
+}
+
 export async function mkfs(image: string, filesystem: Filesystem): Promise<void> {
   if (filesystem === "xfs") {
     await run("mkfs.xfs", ["-q", "-f", image]);
   } else {
     // -m 0: the quota is the user's, no root reserve. Lazy init: create in milliseconds.
-    await run("mkfs.ext4", ["-q", "-F", "-m", "0", "-E", "lazy_itable_init=1,lazy_journal_init=1,nodiscard", image]);
+    // -e remount-ro: after an error the kernel stops writing rather than go on over damage; the
+    // next mount checks and repairs first (checkBeforeMount).
+    await run("mkfs.ext4", ["-q", "-F", "-m", "0", "-e", "remount-ro", "-E", "lazy_itable_init=1,lazy_journal_init=1,nodiscard", image]);
   }
 }
 
