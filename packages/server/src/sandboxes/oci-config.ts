@@ -5,9 +5,12 @@
  *   with the sandbox; /tmp is a tmpfs.
  * - Docker's default capabilities minus NET_RAW and MKNOD; never CAP_SYS_ADMIN (with it a
  *   sandbox could remount a read-only volume read-write). noNewPrivileges.
- * - seccomp denies mounting, namespace creation, kexec, modules, bpf and keyrings.
+ * - seccomp is an allowlist (seccomp.ts): mounting, namespaces, kexec, modules, bpf, keyrings,
+ *   file handles, io_uring and the like are refused.
  * - its own pid, network (loopback only), ipc, uts and mount namespaces; memory and pids limits.
  */
+import { seccompProfile } from "./seccomp.js";
+
 export const SANDBOX_CAPABILITIES = [
   "CAP_CHOWN",
   "CAP_DAC_OVERRIDE",
@@ -22,20 +25,6 @@ export const SANDBOX_CAPABILITIES = [
   "CAP_AUDIT_WRITE",
   "CAP_SETFCAP",
 ];
-
-const DENIED_SYSCALLS = [
-  "mount", "umount2", "pivot_root",
-  "open_tree", "move_mount", "fsopen", "fsmount", "fsconfig", "fspick", "mount_setattr",
-  "unshare", "setns",
-  "kexec_load", "kexec_file_load",
-  "init_module", "finit_module", "delete_module",
-  "bpf", "keyctl", "add_key", "request_key",
-  "swapon", "swapoff", "reboot", "syslog", "acct", "settimeofday", "clock_settime",
-  "userfaultfd", "perf_event_open", "quotactl",
-];
-
-/** The CLONE_NEW* flags: a sandbox may not make namespaces (a user namespace is a way to new capabilities). */
-const CLONE_NEW_FLAGS = [0x00020000, 0x02000000, 0x04000000, 0x08000000, 0x10000000, 0x20000000, 0x40000000];
 
 export interface OciMount {
   destination: string;
@@ -107,22 +96,7 @@ export function buildConfig(input: ConfigInput): Record<string, unknown> {
         "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi", "/sys/firmware", "/sys/fs/selinux", "/sys/dev/block",
       ],
       readonlyPaths: ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"],
-      seccomp: {
-        defaultAction: "SCMP_ACT_ALLOW",
-        architectures: ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
-        syscalls: [
-          { names: DENIED_SYSCALLS, action: "SCMP_ACT_ERRNO", errnoRet: 1 },
-          // glibc falls back from clone3 to clone on ENOSYS; clone itself is filtered by flags.
-          { names: ["clone3"], action: "SCMP_ACT_ERRNO", errnoRet: 38 },
-          // One rule per flag: rules are ORed, the arguments of one rule ANDed.
-          ...CLONE_NEW_FLAGS.map((flag) => ({
-            names: ["clone"],
-            action: "SCMP_ACT_ERRNO",
-            errnoRet: 1,
-            args: [{ index: 0, value: flag, valueTwo: flag, op: "SCMP_CMP_MASKED_EQ" }],
-          })),
-        ],
-      },
+      seccomp: seccompProfile(),
     },
   };
 }
