@@ -1,8 +1,22 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
 import { ConfigError, resolveConfig, withMallocTunables, withV8Flags } from "./config.js";
+import { SERVER_HELP } from "./main.js";
 
 describe("config", () => {
+  it("documents every variable it reads, in --help and in the README", () => {
+    const source = readFileSync(fileURLToPath(new URL("../../src/config.ts", import.meta.url)), "utf8");
+    const readme = readFileSync(fileURLToPath(new URL("../../../../README.md", import.meta.url)), "utf8");
+    const vars = [...new Set(source.match(/CAIRN_[A-Z_]+/g))].filter((v) => v !== "CAIRN_DATA_DIR" && v !== "CAIRN_LISTEN" && v !== "CAIRN_REGION");
+    assert.ok(vars.length > 10);
+    for (const v of vars) {
+      assert.ok(SERVER_HELP.includes(v), `cairn server --help names ${v}`);
+      assert.ok(readme.includes(`\`${v}\``), `README names ${v}`);
+    }
+  });
+
   it("takes option, then environment, then default", () => {
     const d = resolveConfig({}, {});
     assert.equal(d.dataDir, "/var/lib/cairn");

@@ -9,7 +9,8 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { resolveConfig, withMallocTunables, withV8Flags, ConfigError, type ConfigOptions } from "./config.js";
 import { startCairnd } from "./server.js";
-import { ensurePinnedNamespace, inNamespace, namespaceId, releasePinnedNamespace } from "./volumes/namespace.js";
+import { dropForeignPins, ensurePinnedNamespace, inNamespace, namespaceId, releasePinnedNamespace } from "./volumes/namespace.js";
+import { DataDirLocked } from "./data-dir-lock.js";
 
 export const SERVER_HELP = `Usage: cairn server [options]
 
@@ -24,12 +25,24 @@ Options:
   -h, --help         show this help
 
 Environment:
-  CAIRN_ADMIN_KEY        admin key (default: generated once into <data-dir>/admin.key, mode 0600)
-  CAIRN_DATABASE_URL     postgres://… to keep metadata in PostgreSQL (default SQLite in the data dir)
-  CAIRN_POOL_SIZE        size of the XFS pool image when the data dir cannot reflink (e.g. 200GiB)
-  CAIRN_IDLE_UNMOUNT_MS  how long an unused volume stays mounted (default 30000)
-  CAIRN_MAX_VOLUME_SIZE  largest volume allowed (default 100GiB)
-  CAIRN_LOG_LEVEL        trace|debug|info|warn|error (default info)
+  CAIRN_ADMIN_KEY                admin key (default: generated once into <data-dir>/admin.key, mode 0600)
+  CAIRN_DATABASE_URL             postgres://… to keep metadata in PostgreSQL (default SQLite in the data dir)
+  CAIRN_POOL_SIZE                size of the XFS pool image when the data dir cannot reflink (e.g. 200GiB)
+  CAIRN_POOL_OVERCOMMIT          times the pool's size that may be promised (default 1: only what fits)
+  CAIRN_POOL_RESERVE             share of the pool kept free; checkpoints are refused below it (default 0.1)
+  CAIRN_IDLE_UNMOUNT_MS          how long an unused volume stays mounted (default 30000)
+  CAIRN_MAX_VOLUME_SIZE          largest volume allowed (default 100GiB)
+  CAIRN_MAX_CHECKPOINTS          checkpoints one volume may have (default 100)
+  CAIRN_WARM_SANDBOXES           sandboxes kept started ahead of demand (default 2; 0: none)
+  CAIRN_SANDBOX_DISK_SIZE        a sandbox's writable disk when its create names no diskGb (default 4GiB)
+  CAIRN_MAX_VOLUMES_PER_SANDBOX  volumes one sandbox may mount (default 8)
+  CAIRN_DEPLOY_DOMAIN            deployments answer at <app>.<env>.<domain> (default localhost)
+  CAIRN_DEPLOY_VOLUME_SIZE       size of a deployment's persistent volume (default 1GiB)
+  CAIRN_LOCK_WAIT_MS             how long to wait for a cairnd shutting down on this data dir (default 30000)
+  CAIRN_SIGNING_KEY              hex key that signs file URLs (default: generated into <data-dir>/signing.key)
+  CAIRN_LOG_LEVEL                trace|debug|info|warn|error (default info)
+
+Exit status 3: another cairnd serves this data dir, or the address is in use (one line says which).
 `;
 
 export async function runServer(argv: string[]): Promise<number> {
@@ -66,7 +79,13 @@ export async function runServer(argv: string[]): Promise<number> {
     throw err;
   }
   if (values.release) {
-    await releasePinnedNamespace(config.dataDir);
+    try {
+      await releasePinnedNamespace(config.dataDir);
+    } catch (err) {
+      if (!(err instanceof DataDirLocked)) throw err;
+      process.stderr.write(`cairn server: ${err.message}\n`);
+      return 3;
+    }
     return 0;
   }
   if (process.getuid?.() !== 0) {
@@ -80,9 +99,16 @@ export async function runServer(argv: string[]): Promise<number> {
     await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
     const pin = await ensurePinnedNamespace(config.dataDir);
     const script = fileURLToPath(new URL("./main.js", import.meta.url));
+    // The server's stdin is a pipe from this launcher: when the launcher dies, however it dies
+    // (kill -9 too), the server reads end-of-file at once and shuts down; no orphan keeps serving.
     const child = spawn("nsenter", [`--mount=${pin}`, "--", process.execPath, ...withV8Flags(process.execArgv, process.env.NODE_OPTIONS), script, ...argv], {
-      stdio: "inherit",
-      env: { ...process.env, CAIRN_NAMESPACE_ID: await namespaceId(pin), GLIBC_TUNABLES: withMallocTunables(process.env.GLIBC_TUNABLES) },
+      stdio: ["pipe", "inherit", "inherit"],
+      env: {
+        ...process.env,
+        CAIRN_NAMESPACE_ID: await namespaceId(pin),
+        CAIRN_LAUNCHER_PIPE: "1",
+        GLIBC_TUNABLES: withMallocTunables(process.env.GLIBC_TUNABLES),
+      },
     });
     for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"] as const) process.on(sig, () => child.kill(sig));
     return new Promise((resolve) => {
@@ -90,14 +116,28 @@ export async function runServer(argv: string[]): Promise<number> {
     });
   }
 
-  const cairnd = await startCairnd(config);
+  await dropForeignPins(config.dataDir);
+  let cairnd;
+  try {
+    cairnd = await startCairnd(config);
+  } catch (err) {
+    // What a person can act on is one line, not a stack trace.
+    if (err instanceof DataDirLocked) {
+      process.stderr.write(`cairn server: ${err.message}\n`);
+      return 3;
+    }
+    if ((err as NodeJS.ErrnoException).code === "EADDRINUSE") {
+      process.stderr.write(`cairn server: ${config.host}:${config.port} is already in use; pick another with --listen host:port (or CAIRN_LISTEN)\n`);
+      return 3;
+    }
+    throw err;
+  }
   const log = cairnd.app.log;
   log.info({ url: cairnd.url, dataDir: config.dataDir, region: config.region, database: config.database.kind }, "cairnd listening");
   const keyNote = cairnd.adminKeySource === "env" ? "(from CAIRN_ADMIN_KEY)" : `(stored in ${config.dataDir}/admin.key)`;
   process.stderr.write(
     `\ncairnd is running.\n\n  export CAIRN_URL=${cairnd.url} CAIRN_API_KEY=${cairnd.adminKey}\n\n  admin key ${keyNote}\n  try: npx cairn volume create team-data\n\n`,
   );
-  const parent = process.ppid;
   return new Promise((resolve) => {
     let stopping = false;
     const stop = (why: string) => {
@@ -115,8 +155,13 @@ export async function runServer(argv: string[]): Promise<number> {
     process.on("SIGINT", () => stop("SIGINT"));
     process.on("SIGTERM", () => stop("SIGTERM"));
     process.on("SIGHUP", () => stop("SIGHUP"));
-    // The launcher outside the namespace died without telling us: stop too.
-    setInterval(() => process.ppid !== parent && stop("parent exited"), 1000).unref();
+    // The launcher outside the namespace is gone (its end of our stdin closed): stop too.
+    if (process.env.CAIRN_LAUNCHER_PIPE === "1") {
+      process.stdin.on("end", () => stop("launcher exited"));
+      process.stdin.on("close", () => stop("launcher exited"));
+      process.stdin.on("error", () => stop("launcher exited"));
+      process.stdin.resume();
+    }
   });
 }
 

@@ -17,6 +17,7 @@ import { MetadataStore } from "./storage/metadata-store.js";
 import { LoopVolumeEngine } from "./volumes/engine.js";
 import { openPool } from "./volumes/pool.js";
 import { PoolCapacity } from "./volumes/capacity.js";
+import { DataDirLock } from "./data-dir-lock.js";
 
 export const VERSION = "0.1.0";
 
@@ -63,8 +64,18 @@ async function loadAdminKey(config: Config): Promise<{ key: string; source: "env
 
 export async function startCairnd(config: Config, options: { logger?: boolean | object } = {}): Promise<Cairnd> {
   await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
-  const { key: adminKey, source: adminKeySource } = await loadAdminKey(config);
-  const store = await MetadataStore.open(config.database);
+  // Before anything else touches the data dir: one cairnd per data dir.
+  const lock = await DataDirLock.acquire(config.dataDir, { waitMs: config.lockWaitMs });
+  let store: MetadataStore;
+  let adminKey: string;
+  let adminKeySource: "env" | "file";
+  try {
+    ({ key: adminKey, source: adminKeySource } = await loadAdminKey(config));
+    store = await MetadataStore.open(config.database);
+  } catch (err) {
+    lock.release();
+    throw err;
+  }
   const logger = options.logger ?? { level: config.logLevel };
   let app: FastifyInstance | undefined;
   let sandboxesRef: SandboxService | undefined;
@@ -162,6 +173,7 @@ export async function startCairnd(config: Config, options: { logger?: boolean | 
     listeningPort = Number(new URL(address).port);
     await deployments.reconcile();
     const url = address.replace("://[::1]", "://localhost");
+    lock.describe(url);
     let closing: Promise<void> | undefined;
     const server = app;
     return {
@@ -173,11 +185,13 @@ export async function startCairnd(config: Config, options: { logger?: boolean | 
       engine,
       close() {
         closing ??= (async () => {
+          lock.describe(url, true); // a successor started now waits for us
           await server.close(); // in-flight requests finish first
           await sandboxesRef?.close();
           deploymentsRef?.close();
           await engine.close(); // then every lease is gone: unmount
           await store.close();
+          lock.release();
         })();
         return closing;
       },
@@ -185,6 +199,7 @@ export async function startCairnd(config: Config, options: { logger?: boolean | 
   } catch (err) {
     await app?.close().catch(() => undefined);
     await store.close().catch(() => undefined);
+    lock.release();
     throw err;
   }
 }

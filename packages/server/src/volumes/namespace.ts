@@ -8,7 +8,8 @@ import { mkdir, readdir, readFile, rmdir, stat, writeFile } from "node:fs/promis
 import { cgroupPrefix } from "../sandboxes/crun-driver.js";
 import { join } from "node:path";
 import { run } from "./exec.js";
-import { findMount } from "./mountinfo.js";
+import { findMount, readMounts } from "./mountinfo.js";
+import { DataDirLock, DataDirLocked } from "../data-dir-lock.js";
 
 export function pinPath(dataDir: string): string {
   return join(dataDir, "run", "mnt.ns");
@@ -86,6 +87,9 @@ export async function inNamespace(id: string): Promise<boolean> {
  * devices (they are set up with autoclear). Used by tests and `cairn server --release`.
  */
 export async function releasePinnedNamespace(dataDir: string): Promise<void> {
+  // Never under a running cairnd: its sandboxes and mounts would vanish beneath it.
+  const holder = await DataDirLock.held(dataDir);
+  if (holder) throw new DataDirLocked(dataDir, holder);
   const runDir = join(dataDir, "run");
   const pin = pinPath(dataDir);
   // Sandboxes outlive cairnd by design; releasing the data dir ends them too. crun runs in
@@ -108,4 +112,24 @@ export async function releasePinnedNamespace(dataDir: string): Promise<void> {
   }
   if (await findMount(pin)) await run("umount", [pin]);
   if (await findMount(runDir)) await run("umount", [runDir]);
+}
+
+/**
+ * In cairnd's namespace: drop the copies of other cairnd's mounts that it took from the host when
+ * it was made, their namespace pins (a copy would keep that other namespace alive, with its mounts
+ * and loop devices, after its own cairnd released it) and the `run` binds that held them. Each
+ * cairnd's namespace holds only its own mounts.
+ */
+export async function dropForeignPins(dataDir: string): Promise<string[]> {
+  const own = join(dataDir, "run");
+  const dropped: string[] = [];
+  const umount = (mp: string) => run("umount", ["-l", mp]).then(() => void dropped.push(mp), () => undefined);
+  for (const m of await readMounts()) {
+    if (m.fsType === "nsfs" && m.mountPoint !== pinPath(dataDir)) await umount(m.mountPoint);
+  }
+  for (const m of await readMounts()) {
+    if (m.mountPoint === own || !m.mountPoint.endsWith("/run")) continue;
+    if (await stat(join(m.mountPoint, "mnt.ns")).then(() => true, () => false)) await umount(m.mountPoint);
+  }
+  return dropped;
 }
