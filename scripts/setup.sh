@@ -12,7 +12,7 @@ declare -A tools=(
   [mkfs.xfs]=xfsprogs [xfs_growfs]=xfsprogs [crun]=crun
   [inotifywait]=inotify-tools [unzip]=unzip
   [filefrag]=e2fsprogs [blkid]=util-linux [ip]=iproute2 [socat]=socat
-  [/bin/busybox]=busybox-static [/usr/bin/python3]=python3
+  [/usr/bin/tini-static]=tini [/usr/bin/python3]=python3
   [cc]=gcc [/usr/include/stdio.h]=libc6-dev
 )
 if [[ "${1:-}" == "--test" || "${1:-}" == "--bench" ]]; then

@@ -5,6 +5,10 @@
  *
  *   cairn-mount attach <init-pid> (rw|ro) <host-source> <sandbox-destination> [(rw|ro) <src> <dst>]...
  *   cairn-mount detach <init-pid> <major:minor> <sandbox-destination>
+ *   cairn-mount seal <init-pid>
+ *
+ * seal: make the sandbox's root mount nosuid,nodev (the runtime remounts the root with its own
+ * flags; every other mount a sandbox can write is made nosuid where it is made).
  *
  * attach: for each mount, in cairnd's mount namespace, clone the source as a detached mount
  * (open_tree(OPEN_TREE_CLONE), not recursive, like `mount --bind`) and give the clone the
@@ -234,15 +238,26 @@ static int detach(long pid, const char *devno, const char *dst) {
   return 0;
 }
 
+static int seal(long pid) {
+  if (enter(pid) != 0) return 1;
+  int root = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (root < 0) return fail("open", "/");
+  struct mount_attr attr = { .attr_set = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV };
+  if (mount_setattr(root, "", AT_EMPTY_PATH, &attr, sizeof attr) != 0) return fail("set nosuid,nodev on", "/");
+  return 0;
+}
+
 int main(int argc, char **argv) {
   long pid = argc >= 3 ? parse_pid(argv[2]) : -1;
   int rc = 2;
   if (pid > 0 && strcmp(argv[1], "attach") == 0) rc = attach(pid, argc - 3, argv + 3);
   else if (pid > 0 && argc == 5 && strcmp(argv[1], "detach") == 0) rc = detach(pid, argv[3], argv[4]);
+  else if (pid > 0 && argc == 3 && strcmp(argv[1], "seal") == 0) rc = seal(pid);
   if (rc == 2) {
     fprintf(stderr,
             "usage: cairn-mount attach <init-pid> (rw|ro) <host-source> <sandbox-destination> ...\n"
-            "       cairn-mount detach <init-pid> <major:minor> <sandbox-destination>\n");
+            "       cairn-mount detach <init-pid> <major:minor> <sandbox-destination>\n"
+            "       cairn-mount seal <init-pid>\n");
   }
   return rc;
 }

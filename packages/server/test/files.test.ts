@@ -342,6 +342,12 @@ describe("file API (SDK against a real cairnd)", () => {
     assert.deepEqual(r.files.map((f) => [f.path, f.created]), [["/batch/a.txt", true], ["/batch/bin/blob", true], ["/batch/run.sh", true]]);
     assert.equal(sha(await v.files.readBytes("/batch/bin/blob")), sha(bin));
     assert.equal((await v.files.stat("/batch/run.sh")).mode, 0o755);
+    // setuid/setgid never survive a batch, as they never survive an archive: a sandbox must not find a privileged program cairnd made.
+    await v.files.writeMany([{ path: "/batch/suid", content: "#!/bin/sh\n", mode: 0o6755 }, { path: "/batch/sticky", content: "x", mode: 0o1700 }]);
+    assert.equal((await v.files.stat("/batch/suid")).mode, 0o755);
+    assert.equal((await v.files.stat("/batch/sticky")).mode, 0o1700);
+    await v.files.writeMany([{ path: "/batch/suid", content: "again", mode: 0o4711 }]);
+    assert.equal((await v.files.stat("/batch/suid")).mode, 0o711);
     // One failing precondition: nothing of the batch lands, not even the files before it.
     await rejectsWith(
       v.files.writeMany([

@@ -5,7 +5,7 @@
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { createHash } from "node:crypto";
-import { access, mkdir, open, readFile, rm, symlink, writeFile } from "node:fs/promises";
+import { access, chmod, chown, mkdir, open, readFile, rm, symlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { CairnError } from "@cairn/protocol";
@@ -14,9 +14,15 @@ import { findMount, readMounts } from "../volumes/mountinfo.js";
 import { buildConfig, type OciMount } from "./oci-config.js";
 import { killUsersOf } from "./volume-users.js";
 import { SandboxDisks } from "./sandbox-disk.js";
+import { etcTemplate, writeSandboxEtc } from "./etc-template.js";
 
 /** Built by scripts/setup.sh from packages/server/native/cairn-mount.c. */
 export const MOUNT_HELPER = fileURLToPath(new URL("../../native/cairn-mount", import.meta.url));
+/** The sandbox's init (Debian's static tini), bound read-only from the host. */
+export const INIT = "/usr/bin/tini-static";
+const IN_SANDBOX_INIT = "/run/cairn/init";
+const hostnameOf = (id: string) => id.replace(/_/g, "-").slice(0, 63);
+
 /** The helper's exit statuses that are answers, not failures (cairn-mount.c lists them). */
 const HELPER_EXIT = { notMounted: 3, busy: 4, moved: 5, unsafePath: 6 } as const;
 
@@ -91,6 +97,7 @@ const exists = (path: string) => access(path).then(() => true, () => false);
 export class CrunDriver implements SandboxDriver {
   private readonly stateRoot: string;
   private readonly disks: SandboxDisks;
+  private etc: Promise<string> | undefined;
 
   constructor(
     private readonly root: string,
@@ -109,16 +116,26 @@ export class CrunDriver implements SandboxDriver {
     return run("crun", ["--root", this.stateRoot, ...args], { timeoutMs });
   }
 
+  /** The generated /etc every sandbox has below its own layer (built once per host state). */
+  private etcTemplate(): Promise<string> {
+    this.etc ??= etcTemplate(join(this.root, "..", "templates"));
+    return this.etc;
+  }
+
   async prepare(id: string, options: { diskBytes: number }): Promise<void> {
     await this.disks.create(id, options.diskBytes);
     const d = this.dir(id);
     const rootfs = join(d, "rootfs");
     const dirs = [
       ...["usr", "etc"].flatMap((sub) => [join(d, "upper", sub), join(d, "work", sub)]),
-      ...["usr", "etc", "proc", "sys", "dev", "tmp", "root", "home", "var/tmp", "run", "opt", "srv", "mnt"].map((sub) => join(rootfs, sub)),
+      ...["usr", "etc", "proc", "sys", "dev", "tmp", "root", "home/user", "var/tmp", "run/cairn", "opt", "srv", "mnt"].map((sub) => join(rootfs, sub)),
     ];
     await Promise.all(dirs.map((dir) => mkdir(dir, { recursive: true })));
     await Promise.all([
+      writeFile(join(rootfs, IN_SANDBOX_INIT), ""),
+      chown(join(rootfs, "home/user"), 1000, 1000),
+      chmod(join(rootfs, "var/tmp"), 0o1777),
+      writeSandboxEtc(join(d, "upper", "etc"), hostnameOf(id)),
       ...["bin", "lib", "lib64", "sbin"].map(async (l) => {
         if (await access(join("/usr", l)).then(() => true, () => false)) await symlink(`usr/${l}`, join(rootfs, l)).catch(() => undefined);
       }),
@@ -135,16 +152,22 @@ export class CrunDriver implements SandboxDriver {
       // crun binds, then remounts with exactly these flags: the host's noexec/nosymfollow go.
       options: ["rbind", "nosuid", "nodev", ...(m.readonly ? ["ro"] : [])],
     }));
+    // The host's /usr below (read-only), a generated /etc, never the host's (etc-template.ts).
+    const lowers: Record<string, string> = { usr: "/usr", etc: await this.etcTemplate() };
+    await writeFile(join(d, "rootfs", IN_SANDBOX_INIT), "", { flag: "a" }); // the bind's target (older sandboxes lack it)
     const config = buildConfig({
-      hostname: id.replace(/_/g, "-").slice(0, 63),
+      hostname: hostnameOf(id),
       rootfs: join(d, "rootfs"),
       overlays: ["usr", "etc"].map((sub) => ({
         destination: `/${sub}`,
-        lower: `/${sub}`,
+        lower: lowers[sub]!,
         upper: join(d, "upper", sub),
         work: join(d, "work", sub),
       })),
+      init: IN_SANDBOX_INIT,
       mounts: [
+        // A static init from the host, read-only: it reaps orphans and forwards signals.
+        { destination: IN_SANDBOX_INIT, type: "bind", source: INIT, options: ["bind", "ro", "nosuid", "nodev"] },
         ...volumeMounts,
       ],
       env: spec.env,
@@ -178,6 +201,15 @@ export class CrunDriver implements SandboxDriver {
       }
     } finally {
       await log.close();
+    }
+    // crun remounts the root with flags of its own: make it nosuid,nodev before any command runs.
+    const pid = await this.pid(id);
+    try {
+      if (!pid) throw new Error("the sandbox's init is not running");
+      await run(MOUNT_HELPER, ["seal", String(pid)]);
+    } catch (err) {
+      await this.stop(id);
+      throw new CairnError("INTERNAL", `the sandbox did not start: ${((err as ExecError).stderr ?? (err as Error).message).trim()}`);
     }
     // Loopback only: crun brings `lo` up in the new network namespace itself.
   }
@@ -267,7 +299,8 @@ export class CrunDriver implements SandboxDriver {
   }
 
   exec(id: string, options: ExecOptions): ChildProcess {
-    const args = ["--root", this.stateRoot, "exec", "--cwd", options.cwd];
+    // --no-new-privs: no exec'd process (nor anything it starts) gains privileges through setuid files.
+    const args = ["--root", this.stateRoot, "exec", "--no-new-privs", "--cwd", options.cwd];
     for (const [k, v] of Object.entries(options.env)) args.push("--env", `${k}=${v}`);
     args.push(id);
     if (options.timeoutMs !== undefined) {

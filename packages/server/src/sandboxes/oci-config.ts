@@ -43,6 +43,8 @@ export interface ConfigInput {
   memoryBytes: number;
   pids: number;
   cgroupsPath: string;
+  /** The init inside the sandbox (tini): pid 1, reaps orphans, forwards signals to its child. */
+  init: string;
 }
 
 export function buildConfig(input: ConfigInput): Record<string, unknown> {
@@ -52,7 +54,7 @@ export function buildConfig(input: ConfigInput): Record<string, unknown> {
     process: {
       terminal: false,
       user: { uid: 0, gid: 0 },
-      args: ["/usr/bin/sleep", "infinity"],
+      args: [input.init, "-s", "--", "/usr/bin/sleep", "infinity"],
       env: Object.entries(env).map(([k, v]) => `${k}=${v}`),
       cwd: "/",
       capabilities: {
@@ -77,7 +79,8 @@ export function buildConfig(input: ConfigInput): Record<string, unknown> {
         destination: o.destination,
         type: "overlay",
         source: "overlay",
-        options: [`lowerdir=${o.lower}`, `upperdir=${o.upper}`, `workdir=${o.work}`, "nodev"],
+        // nosuid: a setuid file the sandbox makes (or finds below) gives no privilege.
+        options: [`lowerdir=${o.lower}`, `upperdir=${o.upper}`, `workdir=${o.work}`, "nodev", "nosuid"],
       })),
       { destination: "/tmp", type: "tmpfs", source: "tmpfs", options: ["nosuid", "nodev", "mode=1777"] },
       ...input.mounts,

@@ -3,7 +3,7 @@ import { constants as fsc, type Stats } from "node:fs";
 import { lstat, mkdir, open, statfs } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { CairnError, formatSize, normalizeVolumePath, type BatchWriteRequest, type BatchWriteResult } from "@cairn/protocol";
-import { checkPreconditions, etagOf, isNoSpace, quotaError, resolvePath } from "./files.js";
+import { checkPreconditions, etagOf, isNoSpace, quotaError, resolvePath, safeMode } from "./files.js";
 import { commitTree, Staging, syncFilesystem } from "./files-staging.js";
 import { lstatOrUndefined } from "./files-ops.js";
 
@@ -86,9 +86,9 @@ export async function batchWrite(
         while (off < p.data.length) off += (await fh.write(p.data, off, p.data.length - off)).bytesWritten;
         if (p.existing) {
           await fh.chown(p.existing.uid, p.existing.gid);
-          await fh.chmod(p.existing.mode & 0o7777);
-        } else await fh.chmod(p.mode ?? 0o644);
-        if (p.existing && p.mode !== undefined) await fh.chmod(p.mode);
+          await fh.chmod(safeMode(p.existing.mode));
+        } else await fh.chmod(safeMode(p.mode ?? 0o644));
+        if (p.existing && p.mode !== undefined) await fh.chmod(safeMode(p.mode));
       } finally {
         await fh.close();
       }

@@ -20,7 +20,7 @@ import {
   type SearchMatch,
   type SearchResult,
 } from "@cairn/protocol";
-import { checkPreconditions, etagOf, isNoSpace, quotaError, resolvePath } from "./files.js";
+import { checkPreconditions, etagOf, isNoSpace, quotaError, resolvePath, safeMode } from "./files.js";
 import { lstatOrUndefined, MAX_EDIT_BYTES, readWhole } from "./files-ops.js";
 import { commitTree, Staging, syncFilesystem } from "./files-staging.js";
 
@@ -492,7 +492,7 @@ export async function replaceInFiles(
         let off = 0;
         while (off < out.length) off += (await fh.write(out, off)).bytesWritten;
         await fh.chown(fst.uid, fst.gid);
-        await fh.chmod(fst.mode & 0o7777);
+        await fh.chmod(safeMode(fst.mode));
       } finally {
         await fh.close();
       }

@@ -10,7 +10,7 @@ import { type Dirent, type Stats } from "node:fs";
 import { chmod, link, lstat, mkdir, opendir, readdir, rename, rm, unlink } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { CairnError, RESERVED_DIR } from "@cairn/protocol";
-import { syncDir } from "./files.js";
+import { safeMode, syncDir } from "./files.js";
 
 export type StagingKind = "staging" | "trash" | "uploads";
 
@@ -90,12 +90,12 @@ export async function sanitizeTree(dir: string, rel = "", stats: TreeStats = { f
     const st = await lstat(path);
     if (st.isDirectory()) {
       stats.directories++;
-      if (st.mode & 0o6000) await chmod(path, st.mode & 0o1777);
+      if (st.mode & 0o6000) await chmod(path, safeMode(st.mode));
       await sanitizeTree(path, r, stats);
     } else if (st.isFile()) {
       stats.files++;
       stats.bytes += st.size;
-      if (st.mode & 0o6000) await chmod(path, st.mode & 0o1777);
+      if (st.mode & 0o6000) await chmod(path, safeMode(st.mode));
     } else if (st.isSymbolicLink()) {
       stats.symlinks++;
     } else {

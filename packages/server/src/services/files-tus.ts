@@ -15,7 +15,7 @@ import { crc32 } from "node:zlib";
 import { lstat, mkdir, open, readdir, readFile, rename, rm, statfs, type FileHandle } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { CairnError, RESERVED_DIR, formatSize, normalizeVolumePath } from "@cairn/protocol";
-import { chunksOf, isNoSpace, resolvePath, syncDir } from "./files.js";
+import { chunksOf, isNoSpace, resolvePath, safeMode, syncDir } from "./files.js";
 import { FileWriter } from "@cairn/sdk/file-writer";
 import { lstatOrUndefined, makeDirectory } from "./files-ops.js";
 
@@ -378,7 +378,7 @@ export class TusUploads {
       try {
         if (existing) {
           await fh.chown(existing.uid, existing.gid);
-          await fh.chmod(existing.mode & 0o7777);
+          await fh.chmod(safeMode(existing.mode));
         } else await fh.chmod(0o644);
         await fh.datasync();
       } finally {

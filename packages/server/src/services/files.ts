@@ -42,6 +42,15 @@ async function* counted(chunks: AsyncIterable<Uint8Array>): AsyncIterable<Uint8A
   }
 }
 
+/**
+ * The one rule for modes written through the file API (writes, batches, uploads, edits, archives):
+ * permission and sticky bits only. setuid/setgid never survive, asked for or kept from an older
+ * file: a sandbox must not find a privilege-raising program that cairnd made for it.
+ */
+export function safeMode(mode: number): number {
+  return mode & 0o1777;
+}
+
 export function isNoSpace(err: unknown): boolean {
   const code = (err as NodeJS.ErrnoException)?.code;
   return code === "ENOSPC" || code === "EDQUOT";
@@ -156,12 +165,12 @@ export async function writeFile(
   let writer: FileWriter | undefined;
   let size = 0;
   try {
-    fh = await open(tmp, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | fsc.O_NOFOLLOW, options.mode ?? 0o644);
+    fh = await open(tmp, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | fsc.O_NOFOLLOW, safeMode(options.mode ?? 0o644));
     // Replacing content keeps who may use the file: a sandbox user's file stays theirs.
     if (existing) {
       await fh.chown(existing.uid, existing.gid);
-      await fh.chmod(existing.mode & 0o7777);
-    } else if (options.mode !== undefined) await fh.chmod(options.mode);
+      await fh.chmod(safeMode(existing.mode));
+    } else if (options.mode !== undefined) await fh.chmod(safeMode(options.mode));
     writer = new FileWriter(fh, tmp, 0);
     for await (const chunk of chunksOf(body)) await writer.write(chunk);
     await writer.flush();

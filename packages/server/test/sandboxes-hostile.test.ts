@@ -1,0 +1,66 @@
+/**
+ * A hostile sandbox against what the host keeps and what the kernel offers: no host secret in
+ * /etc, no privilege through setuid files (exec'd processes have no-new-privileges, writable
+ * mounts are nosuid), and an init that reaps orphans so a sandbox cannot lose fork for good.
+ */
+import { after, before, describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { readFile } from "node:fs/promises";
+import { Cairn, type Sandbox } from "@cairn/sdk";
+import { startCairnd, type CairndProcess } from "./harness.js";
+
+describe("a hostile sandbox", () => {
+  let c: CairndProcess;
+  let cairn: Cairn;
+  let sb: Sandbox;
+  before(async () => {
+    c = await startCairnd({ env: { CAIRN_WARM_SANDBOXES: "0" } });
+    cairn = new Cairn({ url: c.url, apiKey: c.adminKey });
+    sb = await cairn.sandboxes.create();
+  });
+  after(async () => {
+    await sb?.kill().catch(() => undefined);
+    await c?.destroy();
+  });
+
+  it("sees none of the host's /etc: no shadow hashes, no npmrc, gitconfig, ssh or TLS keys, no machine-id", async () => {
+    const r = await sb.exec(
+      "cat /etc/shadow; echo ---; for f in /etc/npmrc /etc/gitconfig /etc/ssh /etc/ssl/private /etc/sudoers; do [ -e $f ] && echo LEAK $f; done; echo ---; cat /etc/machine-id; echo ---; id -un; getent passwd user | cut -d: -f1,3; hostname",
+    );
+    const [shadow, leaks, machineId, rest] = r.stdout.split("---\n");
+    for (const line of (await readFile("/etc/shadow", "utf8")).split("\n").filter((l) => /^[^:]+:[^*!:]/.test(l))) {
+      assert.ok(!shadow!.includes(line.split(":")[1]!), "no password hash of the host");
+    }
+    assert.match(shadow!, /^root:\*:/m, "the sandbox has its own, locked, accounts");
+    assert.equal(leaks, "", leaks);
+    assert.notEqual(machineId!.trim(), (await readFile("/etc/machine-id", "utf8")).trim());
+    assert.match(rest!, /^root\nuser:1000\nsbx-/);
+    // Tools still find what they need there: certificates, the loader's cache, alternatives.
+    const tools = await sb.exec("ls /etc/ssl/certs | head -1 >/dev/null && awk 'BEGIN{print \"awk-ok\"}' && python3 -c 'import ssl, socket; ssl.create_default_context(); print(socket.getservbyname(\"https\"))'");
+    assert.equal(tools.stdout, "awk-ok\n443\n", tools.stderr);
+    // Writes to /etc stay the sandbox's.
+    assert.equal((await sb.exec("echo 'x:x:5:5::/:/bin/sh' >> /etc/passwd && grep -c ^x: /etc/passwd")).stdout, "1\n");
+    assert.doesNotMatch(await readFile("/etc/passwd", "utf8"), /^x:x:5:5/m);
+  });
+
+  it("gives no privilege through setuid: exec'd processes have NoNewPrivs, and a setuid root copy runs as the caller", async () => {
+    assert.match((await sb.exec("grep NoNewPrivs /proc/self/status")).stdout, /NoNewPrivs:\s+1/);
+    // A setuid-root copy of `id` on the sandbox's root and on its /usr layer, run as nobody.
+    const r = await sb.exec(
+      "cp /usr/bin/id /root/id-suid && chmod 4755 /root/id-suid && cp /usr/bin/id /usr/local/bin/id-suid && chmod 4755 /usr/local/bin/id-suid && " +
+        "setpriv --reuid=65534 --regid=65534 --clear-groups /root/id-suid -u && setpriv --reuid=65534 --regid=65534 --clear-groups /usr/local/bin/id-suid -u && ls -l /root/id-suid | cut -c1-10",
+    );
+    assert.equal(r.stdout, "65534\n65534\n-rwsr-xr-x\n", r.stderr);
+    const mounts = await sb.exec("awk '$5 == \"/\" || $5 == \"/usr\" || $5 == \"/etc\" || $5 == \"/tmp\" { print $5, $6 }' /proc/self/mountinfo");
+    for (const line of mounts.stdout.trim().split("\n")) assert.match(line, /nosuid/, line);
+  });
+
+  it("reaps orphans: 1,000 of them leave no zombie and the sandbox can still fork", async () => {
+    assert.match((await sb.exec("tr '\\0' ' ' < /proc/1/cmdline")).stdout, /^\/run\/cairn\/init /);
+    const r = await sb.exec(
+      "for i in $(seq 1000); do (sleep 0.01 &) ; done; for t in $(seq 300); do z=$(grep -l '^State:.*Z' /proc/[0-9]*/status 2>/dev/null | wc -l); [ $z -eq 0 ] && break; sleep 0.1; done; echo zombies=$z; sh -c 'echo forked'",
+      { timeoutMs: 240_000 },
+    );
+    assert.equal(r.stdout, "zombies=0\nforked\n", r.stderr);
+  });
+});
