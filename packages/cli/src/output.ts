@@ -201,6 +201,7 @@ export function sandboxDetails(sb: Sandbox, style: Style = plain): string {
       ["ENV:", env.length === 0 ? "-" : env.map(([k, v]) => `${k}=${v}`).join(" ")],
       ["MEMORY:", `${sb.memoryMb} MiB`],
       ["PIDS:", String(sb.pids)],
+      ["CPUS:", sb.cpus ? String(sb.cpus) : "-"],
       ["DISK:", `${sb.diskGb} GiB`],
       ["TIMEOUT:", sb.timeoutMs === null ? "-" : formatDuration(sb.timeoutMs)],
       ["CREATED:", when(sb.createdAt)],

@@ -28,6 +28,7 @@ export const CreateSandboxRequest = z
     cwd: z.string().optional().meta({ description: "Default working directory of exec, default /" }),
     memoryMb: z.int().min(16).max(65536).optional().meta({ description: "Memory limit, default 512" }),
     pids: z.int().min(8).max(65536).optional().meta({ description: "Process limit, default 256" }),
+    cpus: z.number().min(0.05).max(256).optional().meta({ description: "CPU limit in cores (a CFS quota: 0.5 is half a core), default 1" }),
     diskGb: z
       .int()
       .min(1)
@@ -67,6 +68,7 @@ export const Sandbox = z
     env: z.record(z.string(), z.string()),
     memoryMb: z.int(),
     pids: z.int(),
+    cpus: z.number(),
     diskGb: z.number().meta({ description: "Size of the sandbox's writable disk" }),
     timeoutMs: z.int().nullable(),
     error: z.string().nullable(),

@@ -22,6 +22,8 @@ export interface CreateSandboxOptions extends RequestOptions {
   cwd?: string;
   memoryMb?: number;
   pids?: number;
+  /** CPU limit in cores (0.5: half a core; default 1). */
+  cpus?: number;
   /** Size of the sandbox's own writable disk in GiB (default: the server's, 4); full is ENOSPC inside this sandbox only. */
   diskGb?: number;
   timeoutMs?: number;

@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import { readFile } from "node:fs/promises";
 import { Cairn, type Sandbox } from "@cairn/sdk";
 import { startCairnd, type CairndProcess } from "./harness.js";
+import { cgroupPrefix } from "../src/sandboxes/crun-driver.js";
 
 describe("a hostile sandbox", () => {
   let c: CairndProcess;
@@ -53,6 +54,21 @@ describe("a hostile sandbox", () => {
     assert.equal(r.stdout, "65534\n65534\n-rwsr-xr-x\n", r.stderr);
     const mounts = await sb.exec("awk '$5 == \"/\" || $5 == \"/usr\" || $5 == \"/etc\" || $5 == \"/tmp\" { print $5, $6 }' /proc/self/mountinfo");
     for (const line of mounts.stdout.trim().split("\n")) assert.match(line, /nosuid/, line);
+  });
+
+  it("cannot take more CPU than its quota: a busy loop is throttled", async () => {
+    assert.equal(sb.info.cpus, 1, "one core by default");
+    const small = await cairn.sandboxes.create({ cpus: 0.2 });
+    try {
+      assert.equal(small.info.cpus, 0.2);
+      const dir = `/sys/fs/cgroup/cpu/${cgroupPrefix(c.dataDir)}/${small.id}`;
+      assert.equal((await readFile(`${dir}/cpu.cfs_quota_us`, "utf8")).trim(), "20000");
+      await small.exec("timeout 1 sh -c 'while :; do :; done'; true", { timeoutMs: 30_000 });
+      const throttled = Number(/nr_throttled (\d+)/.exec(await readFile(`${dir}/cpu.stat`, "utf8"))?.[1]);
+      assert.ok(throttled > 0, `throttled ${throttled} times`);
+    } finally {
+      await small.kill();
+    }
   });
 
   it("reaps orphans: 1,000 of them leave no zombie and the sandbox can still fork", async () => {

@@ -55,6 +55,7 @@ async function checkSandbox(cairn: Cairn, sb: Sandbox, c: CairndProcess): Promis
   const cg = cgroupPrefix(c.dataDir);
   assert.equal((await readFile(`/sys/fs/cgroup/memory/${cg}/${sb.id}/memory.limit_in_bytes`, "utf8")).trim(), String(128 * MiB));
   assert.equal((await readFile(`/sys/fs/cgroup/pids/${cg}/${sb.id}/pids.max`, "utf8")).trim(), "64");
+  assert.equal((await readFile(`/sys/fs/cgroup/cpu/${cg}/${sb.id}/cpu.cfs_quota_us`, "utf8")).trim(), "50000");
   // The env and cwd asked for.
   assert.equal((await sb.exec("echo $GREETING; pwd")).stdout, "hi\n/proj\n");
 }
@@ -75,6 +76,7 @@ const request = {
   ],
   memoryMb: 128,
   pids: 64,
+  cpus: 0.5,
   env: { GREETING: "hi" },
   cwd: "/proj",
 };

@@ -11,7 +11,7 @@ import { fileURLToPath } from "node:url";
 import { CairnError } from "@cairn/protocol";
 import { run, type ExecError } from "../volumes/exec.js";
 import { findMount, readMounts } from "../volumes/mountinfo.js";
-import { buildConfig, type OciMount } from "./oci-config.js";
+import { buildConfig, CPU_PERIOD_US, type OciMount } from "./oci-config.js";
 import { killUsersOf } from "./volume-users.js";
 import { SandboxDisks } from "./sandbox-disk.js";
 import { etcTemplate, writeSandboxEtc } from "./etc-template.js";
@@ -49,6 +49,8 @@ export interface SandboxSpecInput {
   cwd: string;
   memoryBytes: number;
   pids: number;
+  /** CPU quota in cores; none when absent. */
+  cpus?: number;
 }
 
 export interface ExecOptions {
@@ -82,7 +84,7 @@ export interface SandboxDriver {
   /** Hot-plug volume mounts into the running sandbox (all in one pass). */
   attach(id: string, mounts: { attachmentId: string; mount: VolumeMount }[]): Promise<void>;
   /** Change a running sandbox's memory and pid limits. */
-  update(id: string, limits: { memoryBytes: number; pids: number }): Promise<void>;
+  update(id: string, limits: { memoryBytes: number; pids: number; cpus?: number }): Promise<void>;
   /**
    * Unmount the volume mounted at `destination` inside the running sandbox: only when the mount
    * there is one of `device` (MOUNT_CHANGED otherwise, while that device is still mounted in the
@@ -173,6 +175,7 @@ export class CrunDriver implements SandboxDriver {
       env: spec.env,
       cwd: spec.cwd,
       memoryBytes: spec.memoryBytes,
+      ...(spec.cpus !== undefined ? { cpus: spec.cpus } : {}),
       pids: spec.pids,
       cgroupsPath: `/${this.cgroupPrefix}/${id}`,
     });
@@ -331,8 +334,9 @@ export class CrunDriver implements SandboxDriver {
     }
   }
 
-  async update(id: string, limits: { memoryBytes: number; pids: number }): Promise<void> {
-    await this.crun(["update", `--memory=${limits.memoryBytes}`, `--pids-limit=${limits.pids}`, id]);
+  async update(id: string, limits: { memoryBytes: number; pids: number; cpus?: number }): Promise<void> {
+    const cpu = limits.cpus !== undefined ? [`--cpu-period=${CPU_PERIOD_US}`, `--cpu-quota=${Math.round(limits.cpus * CPU_PERIOD_US)}`] : [];
+    await this.crun(["update", `--memory=${limits.memoryBytes}`, `--pids-limit=${limits.pids}`, ...cpu, id]);
   }
 
   async detach(id: string, mount: MountedVolume, options: { force: boolean }): Promise<void> {

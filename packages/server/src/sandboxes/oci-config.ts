@@ -26,6 +26,9 @@ export const SANDBOX_CAPABILITIES = [
   "CAP_SETFCAP",
 ];
 
+/** The CFS period of a sandbox's CPU quota: `cpus` cores get cpus × this much CPU time in each. */
+export const CPU_PERIOD_US = 100_000;
+
 export interface OciMount {
   destination: string;
   type: string;
@@ -42,6 +45,8 @@ export interface ConfigInput {
   cwd: string;
   memoryBytes: number;
   pids: number;
+  /** CPU quota in cores (CFS); no quota when absent. */
+  cpus?: number;
   cgroupsPath: string;
   /** The init inside the sandbox (tini): pid 1, reaps orphans, forwards signals to its child. */
   init: string;
@@ -92,6 +97,7 @@ export function buildConfig(input: ConfigInput): Record<string, unknown> {
       resources: {
         memory: { limit: input.memoryBytes },
         pids: { limit: input.pids },
+        ...(input.cpus !== undefined ? { cpu: { period: CPU_PERIOD_US, quota: Math.round(input.cpus * CPU_PERIOD_US) } } : {}),
         devices: [{ allow: false, access: "rwm" }],
       },
       maskedPaths: [

@@ -50,6 +50,7 @@ export interface SandboxServiceDeps {
 /** The limits a sandbox gets when the request names none (what warm sandboxes start with). */
 const DEFAULT_MEMORY_MB = 512;
 const DEFAULT_PIDS = 256;
+const DEFAULT_CPUS = 1;
 const REFILL_QUIET_MS = 100;
 const REFILL_MAX_DELAY_MS = 1000;
 
@@ -114,7 +115,9 @@ export class SandboxService {
         }
         try {
           await this.deps.driver.prepare(id, { diskBytes: disk });
-          await this.deps.driver.start(id, { env: {}, cwd: "/", memoryBytes: DEFAULT_MEMORY_MB * MiB, pids: DEFAULT_PIDS }, [], { background: true });
+          await this.deps.driver.start(id, { env: {}, cwd: "/", memoryBytes: DEFAULT_MEMORY_MB * MiB, pids: DEFAULT_PIDS, cpus: DEFAULT_CPUS }, [], {
+            background: true,
+          });
         } catch (err) {
           await this.deps.driver.destroy(id).catch(() => undefined);
           this.warmDisks--;
@@ -201,6 +204,7 @@ export class SandboxService {
       cwd: sb.spec.cwd,
       env: sb.spec.env,
       memoryMb: Math.round(sb.spec.memoryBytes / MiB),
+      cpus: sb.spec.cpus ?? 0,
       pids: sb.spec.pids,
       diskGb: (sb.spec.diskBytes ?? this.deps.defaultDiskBytes) / GiB,
       timeoutMs: sb.spec.timeoutMs,
@@ -377,6 +381,7 @@ export class SandboxService {
         cwd,
         memoryBytes: (req.memoryMb ?? DEFAULT_MEMORY_MB) * MiB,
         pids: req.pids ?? DEFAULT_PIDS,
+        cpus: req.cpus ?? DEFAULT_CPUS,
         timeoutMs: req.timeoutMs ?? null,
         diskBytes,
       },
@@ -404,7 +409,7 @@ export class SandboxService {
       if (warmId) {
         // Already running: the volumes are hot-plugged (all in one pass), the limits set if not the defaults.
         await driver.attach(sb.id, claimed.map((a, i) => ({ attachmentId: a.id, mount: sources[i]! })));
-        if (sb.spec.memoryBytes !== DEFAULT_MEMORY_MB * MiB || sb.spec.pids !== DEFAULT_PIDS) await driver.update(sb.id, sb.spec);
+        if (sb.spec.memoryBytes !== DEFAULT_MEMORY_MB * MiB || sb.spec.pids !== DEFAULT_PIDS || sb.spec.cpus !== DEFAULT_CPUS) await driver.update(sb.id, sb.spec);
         for (const a of claimed) await store.updateAttachment(a.id, { state: "mounted" });
         await store.updateSandbox(sb.id, { state: "running" });
       } else {

@@ -81,6 +81,8 @@ export interface SandboxSpec {
   memoryBytes: number;
   pids: number;
   timeoutMs: number | null;
+  /** CPU quota in cores; absent for sandboxes made before it existed (no quota). */
+  cpus?: number;
   /** The sandbox's own disk; absent for sandboxes made before disks existed. */
   diskBytes?: number;
 }

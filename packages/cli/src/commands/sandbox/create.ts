@@ -3,6 +3,7 @@ import type { CreateSandboxOptions } from "@cairn/sdk";
 import { collect, parseDuration, parseEnv, parseMemoryMb, parseMount, parsePositiveInt } from "../../args.js";
 import { contextOf } from "../../context.js";
 import { printJson, sandboxDetails } from "../../output.js";
+import { UsageError } from "../../errors.js";
 
 interface CreateOptions {
   template: string;
@@ -12,6 +13,7 @@ interface CreateOptions {
   memory?: string;
   pids?: string;
   disk?: string;
+  cpus?: string;
   timeout?: string;
 }
 
@@ -28,6 +30,7 @@ export function createCommand(): Command {
     .option("--cwd <dir>", "working directory of exec (default /)")
     .option("--memory <MiB>", "memory limit in MiB, or a size such as 1GiB (default 512)")
     .option("--pids <n>", "process limit (default 256)")
+    .option("--cpus <n>", "CPU limit in cores, e.g. 0.5 or 2 (default 1)")
     .option("--disk <GiB>", "size of the sandbox's own writable disk in GiB (default: the server's, 4); full is ENOSPC inside it only")
     .option("--timeout <duration>", "kill the sandbox after this long, e.g. 10m or 2h (default: never)")
     .addHelpText(
@@ -51,6 +54,11 @@ Examples:
       if (options.cwd !== undefined) request.cwd = options.cwd;
       if (options.memory !== undefined) request.memoryMb = parseMemoryMb(options.memory);
       if (options.pids !== undefined) request.pids = parsePositiveInt(options.pids, "--pids");
+      if (options.cpus !== undefined) {
+        const cpus = Number(options.cpus);
+        if (!Number.isFinite(cpus) || cpus <= 0) throw new UsageError(`Invalid --cpus "${options.cpus}": give a number of cores, e.g. --cpus 0.5`);
+        request.cpus = cpus;
+      }
       if (options.disk !== undefined) request.diskGb = parsePositiveInt(options.disk.replace(/\s*(GiB|G|GB)$/i, ""), "--disk");
       if (options.timeout !== undefined) request.timeoutMs = parseDuration(options.timeout);
       const ctx = contextOf(command);
