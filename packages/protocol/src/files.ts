@@ -24,6 +24,8 @@ export const FileEntry = z
     size: z.number().meta({ description: "Bytes (for a symlink: the length of its target)" }),
     mode: z.int().meta({ description: "Permission bits (`st_mode & 0o7777`), e.g. 420 = 0o644" }),
     mtime: z.string().meta({ description: "Last modification, ISO 8601" }),
+    uid: z.int().meta({ description: "Owner, as sandboxes see it (0: a sandbox's root)" }),
+    gid: z.int().meta({ description: "Group, as sandboxes see it" }),
     etag: z.string().optional().meta({ description: "Regular files: the ETag `If-Match` compares with" }),
     target: z.string().optional().meta({ description: "Symlinks: the link's target, as stored" }),
   })

@@ -6,6 +6,15 @@
  *   cairn-mount attach <init-pid> (rw|ro) <host-source> <sandbox-destination> [(rw|ro) <src> <dst>]...
  *   cairn-mount detach <init-pid> <major:minor> <sandbox-destination>
  *   cairn-mount seal <init-pid>
+ *   cairn-mount idmap <host-source> <host-destination> <host-uid-base> <count>
+ *
+ * With a sandbox in a user namespace, attach makes each clone an idmapped mount in the sandbox's
+ * own user namespace: files keep their owners on disk as the sandbox sees them (its root is 0 in
+ * the volume, for the file API and every other sandbox alike), and directories it creates on the
+ * way belong to the sandbox's root.
+ *
+ * idmap: a read-only, nosuid, nodev idmapped view of a host directory (the sandbox's /usr and /etc
+ * layers), for a sandbox whose ids 0..count-1 are host ids base..base+count-1.
  *
  * seal: make the sandbox's root mount nosuid,nodev (the runtime remounts the root with its own
  * flags; every other mount a sandbox can write is made nosuid where it is made).
@@ -42,7 +51,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/mount.h>
+#include <sys/wait.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
@@ -53,6 +64,10 @@
 #define EXIT_BUSY 4
 #define EXIT_MOVED 5
 #define EXIT_UNSAFE_PATH 6
+
+/* Who owns the directories attach creates in a sandbox: its root, as the host knows it. */
+static uid_t owner_uid;
+static gid_t owner_gid;
 
 static int fail(const char *what, const char *path) {
   fprintf(stderr, "cairn-mount: %s %s: %s\n", what, path, strerror(errno));
@@ -109,7 +124,13 @@ static int walk(const char *path, int create, char *last, size_t last_size) {
     }
     int child = open_component(fd, comp);
     if (child < 0 && errno == ENOENT && create) {
-      if (mkdirat(fd, comp, 0755) != 0 && errno != EEXIST) {
+      if (mkdirat(fd, comp, 0755) == 0) {
+        /* Made for the sandbox: its root owns it (not a host id it cannot use). */
+        if (fchownat(fd, comp, owner_uid, owner_gid, AT_SYMLINK_NOFOLLOW) != 0) {
+          close(fd);
+          return -1;
+        }
+      } else if (errno != EEXIST) {
         close(fd);
         return -1;
       }
@@ -142,10 +163,39 @@ static long parse_pid(const char *s) {
   return (*end != '\0' || pid <= 1) ? -1 : pid;
 }
 
+/* The host uid and gid of a process's root, from its maps; 0 when it is not in a user namespace. */
+static void root_ids(long pid, uid_t *uid, gid_t *gid) {
+  char path[64];
+  unsigned inside, outside, count;
+  *uid = 0;
+  *gid = 0;
+  snprintf(path, sizeof path, "/proc/%ld/uid_map", pid);
+  FILE *f = fopen(path, "r");
+  if (f) {
+    while (fscanf(f, "%u %u %u", &inside, &outside, &count) == 3) if (inside == 0) *uid = outside;
+    fclose(f);
+  }
+  snprintf(path, sizeof path, "/proc/%ld/gid_map", pid);
+  f = fopen(path, "r");
+  if (f) {
+    while (fscanf(f, "%u %u %u", &inside, &outside, &count) == 3) if (inside == 0) *gid = outside;
+    fclose(f);
+  }
+}
+
 static int attach(long pid, int argc, char **argv) {
   if (argc < 3 || argc % 3 != 0 || argc / 3 > MAX_MOUNTS) return 2;
   int count = argc / 3;
   int fds[MAX_MOUNTS];
+  root_ids(pid, &owner_uid, &owner_gid);
+  /* The sandbox's user namespace, when it has one of its own: volumes are idmapped into it. */
+  int userns = -1;
+  if (owner_uid != 0) {
+    char nspath[64];
+    snprintf(nspath, sizeof nspath, "/proc/%ld/ns/user", pid);
+    userns = open(nspath, O_RDONLY | O_CLOEXEC);
+    if (userns < 0) return fail("open", nspath);
+  }
   for (int i = 0; i < count; i++) {
     const char *mode = argv[3 * i], *src = argv[3 * i + 1];
     int ro;
@@ -155,8 +205,9 @@ static int attach(long pid, int argc, char **argv) {
     fds[i] = open_tree(AT_FDCWD, src, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_SYMLINK_NOFOLLOW);
     if (fds[i] < 0) return fail("clone", src);
     struct mount_attr attr = {
-      .attr_set = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | (ro ? MOUNT_ATTR_RDONLY : 0),
+      .attr_set = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | (ro ? MOUNT_ATTR_RDONLY : 0) | (userns >= 0 ? MOUNT_ATTR_IDMAP : 0),
       .attr_clr = MOUNT_ATTR_NOEXEC | MOUNT_ATTR_NOSYMFOLLOW,
+      .userns_fd = userns >= 0 ? (unsigned)userns : 0,
     };
     if (mount_setattr(fds[i], "", AT_EMPTY_PATH, &attr, sizeof attr) != 0) return fail("set flags on", src);
   }
@@ -238,6 +289,51 @@ static int detach(long pid, const char *devno, const char *dst) {
   return 0;
 }
 
+static int idmap(const char *src, const char *dst, const char *base_s, const char *count_s) {
+  char *end;
+  unsigned long base = strtoul(base_s, &end, 10);
+  if (*end != '\0' || base == 0) return 2;
+  unsigned long count = strtoul(count_s, &end, 10);
+  if (*end != '\0' || count == 0) return 2;
+  /* A user namespace with the sandbox's map, held by a child for as long as it takes to open it. */
+  int ready[2], done[2];
+  if (pipe2(ready, O_CLOEXEC) != 0 || pipe2(done, O_CLOEXEC) != 0) return fail("pipe", "");
+  pid_t child = fork();
+  if (child < 0) return fail("fork", "");
+  if (child == 0) {
+    char x = unshare(CLONE_NEWUSER) == 0;
+    if (write(ready[1], &x, 1) != 1) _exit(1);
+    if (read(done[0], &x, 1) < 0) _exit(1);
+    _exit(0);
+  }
+  char ok = 0;
+  if (read(ready[0], &ok, 1) != 1 || !ok) return fail("unshare a user namespace for", src);
+  char path[64], map[64];
+  int n = snprintf(map, sizeof map, "0 %lu %lu\n", base, count);
+  int userns = -1;
+  const char *files[] = { "uid_map", "gid_map" };
+  for (int i = 0; i < 2; i++) {
+    snprintf(path, sizeof path, "/proc/%d/%s", (int)child, files[i]);
+    int f = open(path, O_WRONLY | O_CLOEXEC);
+    if (f < 0 || write(f, map, n) != n) return fail("write", path);
+    close(f);
+  }
+  snprintf(path, sizeof path, "/proc/%d/ns/user", (int)child);
+  userns = open(path, O_RDONLY | O_CLOEXEC);
+  if (userns < 0) return fail("open", path);
+  if (write(done[1], &ok, 1) != 1) return fail("signal", "child");
+  waitpid(child, NULL, 0);
+  int tree = open_tree(AT_FDCWD, src, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_SYMLINK_NOFOLLOW);
+  if (tree < 0) return fail("clone", src);
+  struct mount_attr attr = {
+    .attr_set = MOUNT_ATTR_IDMAP | MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
+    .userns_fd = (unsigned)userns,
+  };
+  if (mount_setattr(tree, "", AT_EMPTY_PATH, &attr, sizeof attr) != 0) return fail("idmap", src);
+  if (move_mount(tree, "", AT_FDCWD, dst, MOVE_MOUNT_F_EMPTY_PATH) != 0) return fail("attach at", dst);
+  return 0;
+}
+
 static int seal(long pid) {
   if (enter(pid) != 0) return 1;
   int root = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
@@ -253,11 +349,13 @@ int main(int argc, char **argv) {
   if (pid > 0 && strcmp(argv[1], "attach") == 0) rc = attach(pid, argc - 3, argv + 3);
   else if (pid > 0 && argc == 5 && strcmp(argv[1], "detach") == 0) rc = detach(pid, argv[3], argv[4]);
   else if (pid > 0 && argc == 3 && strcmp(argv[1], "seal") == 0) rc = seal(pid);
+  else if (argc == 6 && strcmp(argv[1], "idmap") == 0) rc = idmap(argv[2], argv[3], argv[4], argv[5]);
   if (rc == 2) {
     fprintf(stderr,
             "usage: cairn-mount attach <init-pid> (rw|ro) <host-source> <sandbox-destination> ...\n"
             "       cairn-mount detach <init-pid> <major:minor> <sandbox-destination>\n"
-            "       cairn-mount seal <init-pid>\n");
+            "       cairn-mount seal <init-pid>\n"
+            "       cairn-mount idmap <host-source> <host-destination> <host-uid-base> <count>\n");
   }
   return rc;
 }

@@ -131,7 +131,7 @@ export async function startCairnd(config: Config, options: { logger?: boolean | 
     });
     await CrunDriver.prepareHost();
     const driver = new CrunDriver(
-      join(pool.root, "sandboxes"),
+      await CrunDriver.bundleRoot(join(pool.root, "sandboxes"), cgroupPrefix(config.dataDir)),
       join(config.dataDir, "run", "crun"),
       cgroupPrefix(config.dataDir),
     );

@@ -5,7 +5,7 @@
  */
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { readFile } from "node:fs/promises";
+import { readdir, readFile } from "node:fs/promises";
 import { Cairn, type Sandbox } from "@cairn/sdk";
 import { startCairnd, type CairndProcess } from "./harness.js";
 import { cgroupPrefix } from "../src/sandboxes/crun-driver.js";
@@ -42,6 +42,66 @@ describe("a hostile sandbox", () => {
     // Writes to /etc stay the sandbox's.
     assert.equal((await sb.exec("echo 'x:x:5:5::/:/bin/sh' >> /etc/passwd && grep -c ^x: /etc/passwd")).stdout, "1\n");
     assert.doesNotMatch(await readFile("/etc/passwd", "utf8"), /^x:x:5:5/m);
+  });
+
+  it("is root only inside: its own user namespace maps it to an unprivileged host range", async () => {
+    const r = await sb.exec("cat /proc/self/uid_map /proc/self/gid_map; grep CapEff /proc/self/status");
+    const [uid, gid] = r.stdout.trim().split("\n").map((l) => l.trim().split(/\s+/).map(Number));
+    assert.equal(uid![0], 0);
+    assert.ok(uid![1]! >= 2 ** 30, `root is host uid ${uid![1]}`);
+    assert.equal(uid![2], 65536);
+    assert.deepEqual(gid, uid);
+    // The README's set: Docker's default capabilities minus NET_RAW and MKNOD, of this namespace only.
+    assert.match(r.stdout, /CapEff:\s+00000000a00405fb/);
+    // Its processes are that host uid: to the host, sandbox root is a stranger.
+    await sb.execBackground("exec sleep 777");
+    let hostUid: number | undefined;
+    for (let i = 0; i < 100 && hostUid === undefined; i++) {
+      for (const pid of await readdir("/proc")) {
+        if (!/^\d+$/.test(pid)) continue;
+        const cmd = await readFile(`/proc/${pid}/cmdline`, "utf8").catch(() => "");
+        if (cmd === "sleep\u0000777\u0000") hostUid = Number(/^Uid:\s+(\d+)/m.exec(await readFile(`/proc/${pid}/status`, "utf8"))?.[1]);
+      }
+      if (hostUid === undefined) await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.equal(hostUid, uid![1], "the sandbox's root runs as its range's first uid on the host");
+    // Two sandboxes never share a range.
+    const other = await cairn.sandboxes.create();
+    try {
+      const o = (await other.exec("cat /proc/self/uid_map")).stdout.trim().split(/\s+/).map(Number);
+      assert.notEqual(o[1], uid![1]);
+    } finally {
+      await other.kill();
+    }
+  });
+
+  it("keeps owners on volumes as the sandbox wrote them: file API, another sandbox, a fork from a checkpoint", async () => {
+    const v = await cairn.volumes.create({ name: "owners", accessMode: "ReadWriteMany" });
+    await v.files.write("/api.txt", "from the api");
+    const a = await cairn.sandboxes.create({ volumes: [v.mount("/v")] });
+    try {
+      const w = await a.exec("echo r > /v/root.txt && mkdir /v/home && chown 1000:1000 /v/home && setpriv --reuid=1000 --regid=1000 --clear-groups sh -c 'echo u > /v/home/user.txt' && ls -ln /v/api.txt | awk '{print $3, $4}'");
+      assert.equal(w.stdout, "0 0\n", `a file the API wrote is the sandbox root's: ${w.stderr}`);
+      const stat = async (p: string) => ((s) => [s.uid, s.gid])(await v.files.stat(p));
+      assert.deepEqual(await stat("/root.txt"), [0, 0]);
+      assert.deepEqual(await stat("/home/user.txt"), [1000, 1000]);
+      // Hot-plugged into another sandbox (another uid range): the same owners.
+      const b = await cairn.sandboxes.create();
+      try {
+        await b.attach(v.mount("/w"));
+        assert.equal((await b.exec("stat -c '%u:%g %n' /w/root.txt /w/home/user.txt")).stdout, "0:0 /w/root.txt\n1000:1000 /w/home/user.txt\n");
+        assert.match((await b.exec("setpriv --reuid=1000 --regid=1000 --clear-groups sh -c 'echo more >> /w/home/user.txt && echo ok'")).stdout, /ok/);
+      } finally {
+        await b.kill();
+      }
+      // A checkpoint, forked into a new volume: the same owners again.
+      await v.checkpoints.create({ name: "owners-cp" });
+      const forked = await cairn.volumes.create({ name: "owners-fork", fromCheckpoint: "owners:owners-cp" });
+      const f = await forked.files.stat("/home/user.txt");
+      assert.deepEqual([f.uid, f.gid], [1000, 1000]);
+    } finally {
+      await a.kill();
+    }
   });
 
   it("gives no privilege through setuid: exec'd processes have NoNewPrivs, and a setuid root copy runs as the caller", async () => {

@@ -5,13 +5,13 @@
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { createHash } from "node:crypto";
-import { access, chmod, chown, mkdir, open, readFile, rm, symlink, writeFile } from "node:fs/promises";
+import { access, chmod, chown, lchown, lstat, mkdir, open, readdir, readFile, rm, symlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { CairnError } from "@cairn/protocol";
 import { run, type ExecError } from "../volumes/exec.js";
 import { findMount, readMounts } from "../volumes/mountinfo.js";
-import { buildConfig, CPU_PERIOD_US, type OciMount } from "./oci-config.js";
+import { buildConfig, CPU_PERIOD_US, UID_RANGE, type OciMount } from "./oci-config.js";
 import { killUsersOf } from "./volume-users.js";
 import { SandboxDisks } from "./sandbox-disk.js";
 import { etcTemplate, writeSandboxEtc } from "./etc-template.js";
@@ -51,6 +51,8 @@ export interface SandboxSpecInput {
   pids: number;
   /** CPU quota in cores; none when absent. */
   cpus?: number;
+  /** The host uid of the sandbox's root (its user namespace maps 0..65535 from there); none: no user namespace. */
+  uidBase?: number;
 }
 
 export interface ExecOptions {
@@ -61,8 +63,11 @@ export interface ExecOptions {
 }
 
 export interface SandboxDriver {
-  /** Make the sandbox's disk (its writable layer, `diskBytes` large) and directories (first start only). */
-  prepare(id: string, options: { diskBytes: number }): Promise<void>;
+  /**
+   * Make the sandbox's disk (its writable layer, `diskBytes` large) and directories (first start
+   * only), owned by the sandbox's root: host uid `uidBase` when it has a user namespace.
+   */
+  prepare(id: string, options: { diskBytes: number; uidBase?: number }): Promise<void>;
   /**
    * Start the container with these volume mounts (create or resume). `background`: a start
    * nobody waits for (a warm sandbox), run at the lowest CPU priority so it does not slow the
@@ -124,7 +129,7 @@ export class CrunDriver implements SandboxDriver {
     return this.etc;
   }
 
-  async prepare(id: string, options: { diskBytes: number }): Promise<void> {
+  async prepare(id: string, options: { diskBytes: number; uidBase?: number }): Promise<void> {
     await this.disks.create(id, options.diskBytes);
     const d = this.dir(id);
     const rootfs = join(d, "rootfs");
@@ -142,12 +147,42 @@ export class CrunDriver implements SandboxDriver {
         if (await access(join("/usr", l)).then(() => true, () => false)) await symlink(`usr/${l}`, join(rootfs, l)).catch(() => undefined);
       }),
     ]);
+    // Everything the sandbox may write belongs to its own root (ids shifted into its range).
+    if (options.uidBase !== undefined) for (const sub of ["rootfs", "upper", "work"]) await shiftOwners(join(d, sub), options.uidBase);
+  }
+
+  /**
+   * The host's /usr and the generated /etc as the sandbox's user namespace sees them: idmapped,
+   * read-only views (host root's files are the sandbox root's, so installs copy up and work).
+   * Mounted under the sandbox's directory in cairnd's namespace, once per boot.
+   */
+  private async idmappedLowers(id: string, uidBase: number): Promise<Record<string, string>> {
+    const sources: Record<string, string> = { usr: "/usr", etc: await this.etcTemplate() };
+    const lowers: Record<string, string> = {};
+    for (const [sub, source] of Object.entries(sources)) {
+      const target = join(this.dir(id), "lower", sub);
+      if (!(await findMount(target))) {
+        await mkdir(target, { recursive: true });
+        await run(MOUNT_HELPER, ["idmap", source, target, String(uidBase), String(UID_RANGE)]);
+      }
+      lowers[sub] = target;
+    }
+    return lowers;
+  }
+
+  private async unmountLowers(id: string): Promise<void> {
+    for (const sub of ["usr", "etc"]) {
+      const target = join(this.dir(id), "lower", sub);
+      if (await findMount(target)) await run("umount", [target]);
+    }
   }
 
   async start(id: string, spec: SandboxSpecInput, mounts: VolumeMount[], options: { background?: boolean } = {}): Promise<void> {
     const d = this.dir(id);
     await this.disks.mount(id); // after a reboot, a hibernated sandbox's disk is not mounted
-    const volumeMounts: OciMount[] = mounts.map((m) => ({
+    // In a user namespace, volumes are hot-plugged once it runs, idmapped into it (cairn-mount.c).
+    const userns = spec.uidBase !== undefined;
+    const volumeMounts: OciMount[] = (userns ? [] : mounts).map((m) => ({
       destination: m.destination,
       type: "bind",
       source: m.source,
@@ -155,7 +190,7 @@ export class CrunDriver implements SandboxDriver {
       options: ["rbind", "nosuid", "nodev", ...(m.readonly ? ["ro"] : [])],
     }));
     // The host's /usr below (read-only), a generated /etc, never the host's (etc-template.ts).
-    const lowers: Record<string, string> = { usr: "/usr", etc: await this.etcTemplate() };
+    const lowers: Record<string, string> = userns ? await this.idmappedLowers(id, spec.uidBase!) : { usr: "/usr", etc: await this.etcTemplate() };
     await writeFile(join(d, "rootfs", IN_SANDBOX_INIT), "", { flag: "a" }); // the bind's target (older sandboxes lack it)
     const config = buildConfig({
       hostname: hostnameOf(id),
@@ -176,6 +211,7 @@ export class CrunDriver implements SandboxDriver {
       cwd: spec.cwd,
       memoryBytes: spec.memoryBytes,
       ...(spec.cpus !== undefined ? { cpus: spec.cpus } : {}),
+      ...(userns ? { uidBase: spec.uidBase! } : {}),
       pids: spec.pids,
       cgroupsPath: `/${this.cgroupPrefix}/${id}`,
     });
@@ -210,8 +246,10 @@ export class CrunDriver implements SandboxDriver {
     try {
       if (!pid) throw new Error("the sandbox's init is not running");
       await run(MOUNT_HELPER, ["seal", String(pid)]);
+      if (userns && mounts.length > 0) await this.attach(id, mounts.map((mount, i) => ({ attachmentId: String(i), mount })));
     } catch (err) {
       await this.stop(id);
+      if (err instanceof CairnError) throw err;
       throw new CairnError("INTERNAL", `the sandbox did not start: ${((err as ExecError).stderr ?? (err as Error).message).trim()}`);
     }
     // Loopback only: crun brings `lo` up in the new network namespace itself.
@@ -269,6 +307,7 @@ export class CrunDriver implements SandboxDriver {
   async destroy(id: string): Promise<void> {
     await this.stop(id);
     const d = this.dir(id);
+    await this.unmountLowers(id);
     await this.disks.unmount(id);
     // Never delete through a mount: what is mounted there would be a volume's content (cairnd
     // itself mounts nothing under a sandbox's directory but its disk; this guards against what it did before).
@@ -380,4 +419,29 @@ export class CrunDriver implements SandboxDriver {
       await run("umount", ["/sys/fs/cgroup/unified"]).catch(() => undefined);
     }
   }
+
+  /**
+   * Where sandboxes' bundles live, as crun sees them. crun sets a sandbox up partly as the
+   * sandbox's own root (a host uid of its range), which must be able to walk to the bundle; the
+   * data dir is 0700 and stays so. So the pool's sandbox directory is bound, in cairnd's namespace
+   * only, at `/run/cairn-<prefix>/sandboxes`, a path every component of which can be walked
+   * (0711: not listed).
+   */
+  static async bundleRoot(poolSandboxes: string, prefix: string): Promise<string> {
+    const top = `/run/cairn-${prefix}`;
+    const root = join(top, "sandboxes");
+    await mkdir(poolSandboxes, { recursive: true, mode: 0o711 });
+    await chmod(poolSandboxes, 0o711);
+    await mkdir(root, { recursive: true, mode: 0o711 });
+    await chmod(top, 0o711);
+    if (!(await findMount(root))) await run("mount", ["--bind", poolSandboxes, root]);
+    return root;
+  }
+}
+
+/** Shift the owners of a tree the sandbox will own into its range (0 → uidBase, 1000 → uidBase+1000). */
+async function shiftOwners(path: string, uidBase: number): Promise<void> {
+  const st = await lstat(path);
+  if (st.uid < UID_RANGE && st.gid < UID_RANGE) await lchown(path, uidBase + st.uid, uidBase + st.gid);
+  if (st.isDirectory()) for (const name of await readdir(path)) await shiftOwners(join(path, name), uidBase);
 }

@@ -26,6 +26,9 @@ export const SANDBOX_CAPABILITIES = [
   "CAP_SETFCAP",
 ];
 
+/** How many ids a sandbox's user namespace maps (its uids and gids 0..65535). */
+export const UID_RANGE = 65536;
+
 /** The CFS period of a sandbox's CPU quota: `cpus` cores get cpus × this much CPU time in each. */
 export const CPU_PERIOD_US = 100_000;
 
@@ -50,6 +53,8 @@ export interface ConfigInput {
   cgroupsPath: string;
   /** The init inside the sandbox (tini): pid 1, reaps orphans, forwards signals to its child. */
   init: string;
+  /** The host uid (and gid) of the sandbox's root: its own user namespace maps 0..UID_RANGE-1 there. */
+  uidBase?: number;
 }
 
 export function buildConfig(input: ConfigInput): Record<string, unknown> {
@@ -91,7 +96,20 @@ export function buildConfig(input: ConfigInput): Record<string, unknown> {
       ...input.mounts,
     ],
     linux: {
-      namespaces: [{ type: "pid" }, { type: "network" }, { type: "ipc" }, { type: "uts" }, { type: "mount" }],
+      namespaces: [
+        { type: "pid" },
+        { type: "network" },
+        { type: "ipc" },
+        { type: "uts" },
+        { type: "mount" },
+        ...(input.uidBase !== undefined ? [{ type: "user" }] : []),
+      ],
+      ...(input.uidBase !== undefined
+        ? {
+            uidMappings: [{ containerID: 0, hostID: input.uidBase, size: UID_RANGE }],
+            gidMappings: [{ containerID: 0, hostID: input.uidBase, size: UID_RANGE }],
+          }
+        : {}),
       rootfsPropagation: "rslave",
       cgroupsPath: input.cgroupsPath,
       resources: {

@@ -7,7 +7,7 @@
  * source's filesystem is frozen for a moment): no copy, no space until the two diverge.
  */
 import { constants as fsc } from "node:fs";
-import { copyFile, mkdir, readdir, rename, rm, stat } from "node:fs/promises";
+import { chmod, copyFile, mkdir, readdir, rename, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { CairnError } from "@cairn/protocol";
 import { ExecError, run } from "../volumes/exec.js";
@@ -36,6 +36,7 @@ export class SandboxDisks {
     try {
       await run("truncate", ["-s", String(sizeBytes), tmp]);
       await mkfs(tmp, "ext4");
+      await chmod(tmp, 0o600);
       await rename(tmp, this.image(id));
     } catch (err) {
       await rm(tmp, { force: true });
@@ -56,6 +57,7 @@ export class SandboxDisks {
     await run("mount", ["-o", DISK_MOUNT_OPTIONS, this.image(id), target]);
     const m = await findMount(target);
     if (m) await enableDirectIo(m.source);
+    await chmod(target, 0o711); // walked by the sandbox's own root while crun sets it up, never listed
   }
 
   async unmount(id: string): Promise<void> {

@@ -100,6 +100,8 @@ export async function entryOf(volumePath: string, hostPath: string, st: Stats): 
     size: st.size,
     mode: st.mode & 0o7777,
     mtime: st.mtime.toISOString(),
+    uid: st.uid,
+    gid: st.gid,
   };
   if (st.isFile()) entry.etag = etagOf(st);
   if (st.isSymbolicLink()) entry.target = await readlink(hostPath).catch(() => "");

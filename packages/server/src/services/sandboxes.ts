@@ -24,6 +24,7 @@ import type { Logger } from "../logger.js";
 import type { MountedVolume, SandboxDriver, VolumeMount } from "../sandboxes/crun-driver.js";
 import { deviceString } from "../sandboxes/volume-users.js";
 import type { PoolCapacity } from "../volumes/capacity.js";
+import { UID_RANGE } from "../sandboxes/oci-config.js";
 import type { AttachmentRecord, MetadataStore, SandboxRecord, VolumeRecord } from "../storage/metadata-store.js";
 import type { Lease, VolumeEngine } from "../volumes/engine.js";
 import { resolveInVolume } from "../volumes/resolve.js";
@@ -51,6 +52,9 @@ export interface SandboxServiceDeps {
 const DEFAULT_MEMORY_MB = 512;
 const DEFAULT_PIDS = 256;
 const DEFAULT_CPUS = 1;
+/** Sandboxes' uid ranges start high above host users' and their subordinate ranges (/etc/subuid). */
+const UID_BASE_FIRST = 2 ** 30;
+const UID_SLOTS = 16_000;
 const REFILL_QUIET_MS = 100;
 const REFILL_MAX_DELAY_MS = 1000;
 
@@ -89,6 +93,10 @@ export class SandboxService {
   private warmFailures = 0;
   /** Warm sandboxes whose disks the pool has admitted (started or starting, not yet taken). */
   private warmDisks = 0;
+  /** The uid range of each warm sandbox (its root's host uid). */
+  private readonly warmUids = new Map<string, number>();
+  /** Host uid ranges in use, by their base: how many sandboxes (one, and its forks) share each. */
+  private readonly uidRanges = new Map<number, number>();
   private wakeFiller: (() => void) | undefined;
 
   constructor(private readonly deps: SandboxServiceDeps) {}
@@ -113,14 +121,15 @@ export class SandboxService {
           this.wakeFiller = undefined;
           continue;
         }
+        const uidBase = this.takeUidRange();
+        this.warmUids.set(id, uidBase);
         try {
-          await this.deps.driver.prepare(id, { diskBytes: disk });
-          await this.deps.driver.start(id, { env: {}, cwd: "/", memoryBytes: DEFAULT_MEMORY_MB * MiB, pids: DEFAULT_PIDS, cpus: DEFAULT_CPUS }, [], {
-            background: true,
-          });
+          await this.deps.driver.prepare(id, { diskBytes: disk, uidBase });
+          const spec = { env: {}, cwd: "/", memoryBytes: DEFAULT_MEMORY_MB * MiB, pids: DEFAULT_PIDS, cpus: DEFAULT_CPUS, uidBase };
+          await this.deps.driver.start(id, spec, [], { background: true });
         } catch (err) {
           await this.deps.driver.destroy(id).catch(() => undefined);
-          this.warmDisks--;
+          this.dropWarm(id);
           // A host that cannot start sandboxes now: back off, creates still work (cold, with their error).
           this.warmFailures++;
           this.deps.log.warn({ err }, "could not start a warm sandbox");
@@ -135,12 +144,44 @@ export class SandboxService {
         this.warmFailures = 0;
         if (this.closed) {
           await this.deps.driver.destroy(id).catch(() => undefined);
-          this.warmDisks--;
+          this.dropWarm(id);
         } else this.warm.push(id);
       }
     })().finally(() => {
       this.filling = undefined;
     });
+  }
+
+  /**
+   * A host uid range for a new sandbox: 65536 ids from UID_BASE_FIRST up, none shared with a live
+   * sandbox of another lineage (a fork shares its source's: a copy of the same sandbox, same files).
+   */
+  private takeUidRange(): number {
+    for (;;) {
+      const base = UID_BASE_FIRST + Math.floor(Math.random() * UID_SLOTS) * UID_RANGE;
+      if (!this.uidRanges.has(base)) {
+        this.uidRanges.set(base, 1);
+        return base;
+      }
+    }
+  }
+
+  private holdUidRange(base: number | undefined): void {
+    if (base !== undefined) this.uidRanges.set(base, (this.uidRanges.get(base) ?? 0) + 1);
+  }
+
+  private giveUidRange(base: number | undefined): void {
+    if (base === undefined) return;
+    const n = (this.uidRanges.get(base) ?? 1) - 1;
+    if (n <= 0) this.uidRanges.delete(base);
+    else this.uidRanges.set(base, n);
+  }
+
+  /** A warm sandbox gone before anyone took it: its disk and uid range go back. */
+  private dropWarm(id: string): void {
+    this.warmDisks--;
+    this.giveUidRange(this.warmUids.get(id));
+    this.warmUids.delete(id);
   }
 
   /** Pool space promised to sandbox disks: every sandbox that keeps its disk, and the warm ones. */
@@ -183,7 +224,7 @@ export class SandboxService {
         return id;
       }
       await this.deps.driver.destroy(id).catch(() => undefined);
-      this.warmDisks--;
+      this.dropWarm(id);
     }
     this.refillSoon();
     return undefined;
@@ -384,6 +425,8 @@ export class SandboxService {
         cpus: req.cpus ?? DEFAULT_CPUS,
         timeoutMs: req.timeoutMs ?? null,
         diskBytes,
+        // Its own user namespace: the warm sandbox's range, or a new one.
+        uidBase: warmId ? this.warmUids.get(warmId)! : this.takeUidRange(),
       },
       error: null,
       createdAt: at,
@@ -394,15 +437,21 @@ export class SandboxService {
       await this.deps.capacity.admit(0, "a warm sandbox", async () => {
         await store.insertSandbox(sb);
         this.warmDisks--;
+        this.warmUids.delete(warmId);
       });
     } else {
-      await this.deps.capacity.admit(diskBytes, `a ${formatSize(diskBytes)} sandbox disk`, () => store.insertSandbox(sb));
+      await this.deps.capacity
+        .admit(diskBytes, `a ${formatSize(diskBytes)} sandbox disk`, () => store.insertSandbox(sb))
+        .catch((err: unknown) => {
+          this.giveUidRange(sb.spec.uidBase);
+          throw err;
+        });
     }
     const claimed: AttachmentRecord[] = [];
     try {
       for (const [i, m] of mounts.entries()) claimed.push(await this.claim(sb, resolved[i]!, m, paths[i]!));
       // Volumes mount in parallel, and alongside the sandbox's directories (each has its own lock).
-      const [mounted] = await Promise.all([Promise.allSettled(claimed.map((a) => this.mountSource(a))), warmId ? undefined : driver.prepare(sb.id, { diskBytes })]);
+      const [mounted] = await Promise.all([Promise.allSettled(claimed.map((a) => this.mountSource(a))), warmId ? undefined : driver.prepare(sb.id, { diskBytes, uidBase: sb.spec.uidBase })]);
       const failed = mounted.find((r) => r.status === "rejected");
       if (failed) throw failed.reason;
       const sources = mounted.map((r) => (r as PromiseFulfilledResult<VolumeMount>).value);
@@ -439,6 +488,7 @@ export class SandboxService {
       await store.updateAttachment(a.id, { state: "failed", error: (err as Error).message });
     }
     await store.updateSandbox(sb.id, { state: "failed", error: (err as Error).message });
+    this.giveUidRange(sb.spec.uidBase);
     throw err;
   }
 
@@ -532,6 +582,7 @@ export class SandboxService {
       this.releaseLease(a.id);
       if (a.state !== "released" && a.state !== "failed") await store.updateAttachment(a.id, { state: "released" });
     }
+    if (["starting", "running", "hibernated"].includes(sb.state)) this.giveUidRange(sb.spec.uidBase);
     if (sb.state !== "stopped") await store.updateSandbox(sb.id, { state: "stopped" });
     return this.get(projectId, sb.id);
   }
@@ -662,6 +713,8 @@ export class SandboxService {
     const sb: SandboxRecord = { ...src, id: newId("sbx"), state: "starting", error: null, createdAt: at, updatedAt: at };
     const diskBytes = src.spec.diskBytes ?? this.deps.defaultDiskBytes;
     await this.deps.capacity.admit(diskBytes, `a ${formatSize(diskBytes)} disk for the fork`, () => store.insertSandbox(sb));
+    // A fork is a copy of the same sandbox, files and owners alike: it shares its uid range.
+    this.holdUidRange(sb.spec.uidBase);
     const claimed: AttachmentRecord[] = [];
     try {
       await driver.copy(src.id, sb.id);
@@ -726,8 +779,12 @@ export class SandboxService {
     for (const sb of await store.listSandboxes(undefined, { limit: 100_000, states: ["starting", "running", "hibernated"] })) {
       known.add(sb.id);
       const attachments = await store.listAttachments(sb.id);
-      if (sb.state === "hibernated") continue;
+      if (sb.state === "hibernated") {
+        this.holdUidRange(sb.spec.uidBase);
+        continue;
+      }
       if (sb.state === "running" && running.has(sb.id) && (await driver.isRunning(sb.id))) {
+        this.holdUidRange(sb.spec.uidBase);
         for (const a of attachments) if (a.state === "mounted") await this.mountSource(a).catch((err) => log.warn({ err }, "re-lease failed"));
         this.armTimeout(sb);
         continue;
@@ -760,6 +817,7 @@ export class SandboxService {
     await this.filling;
     await Promise.all(this.warm.splice(0).map((id) => this.deps.driver.destroy(id).catch(() => undefined)));
     this.warmDisks = 0;
+    this.warmUids.clear();
   }
 }
 

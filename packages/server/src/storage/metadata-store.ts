@@ -83,6 +83,8 @@ export interface SandboxSpec {
   timeoutMs: number | null;
   /** CPU quota in cores; absent for sandboxes made before it existed (no quota). */
   cpus?: number;
+  /** The host uid of its root (its user namespace); absent for sandboxes made before them. */
+  uidBase?: number;
   /** The sandbox's own disk; absent for sandboxes made before disks existed. */
   diskBytes?: number;
 }
