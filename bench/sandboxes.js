@@ -16,6 +16,7 @@ import { mkdir, rm, symlink, writeFile, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";
 import { Cairn } from "@cairn/sdk";
+import { cgroupPrefix, MOUNT_HELPER } from "../packages/server/dist/src/sandboxes/crun-driver.js";
 import { fmtMs, fmtPct, mdTable, median, now, scratchDir, sh, summarize, textTable, withCairnd } from "./lib.js";
 
 export const name = "sandboxes";
@@ -69,14 +70,17 @@ function inNs(c, file, args) {
 
 /**
  * The same bundle, raw: a copy of a cold-started Cairn sandbox's directory (rootfs, overlay
- * dirs, its config.json with its volume binds, seccomp, limits), its process replaced by
- * /usr/bin/true and its cgroup renamed, run with `crun run` in cairnd's namespace.
+ * dirs, its config.json with its user namespace, seccomp, limits), its process replaced by
+ * /usr/bin/true and its cgroup renamed, run with `crun run` in cairnd's namespace. The sandbox's
+ * directory is its disk, mounted where crun reaches it (/run/cairn-<prefix>/sandboxes); the copy
+ * gets idmapped /usr and /etc lowers of its own, as Cairn makes them. Volumes are hot-plugged
+ * into a sandbox with a user namespace after it starts, so the raw copy runs without them.
  */
 async function captureBundle(c, id, n) {
-  const sandboxes = join(c.dataDir, "pool", "sandboxes");
+  const sandboxes = `/run/cairn-${cgroupPrefix(c.dataDir)}/sandboxes`;
   const from = join(sandboxes, id);
   const to = join(sandboxes, `bench-raw-${n}`);
-  await inNs(c, "cp", ["-a", from, to]);
+  await inNs(c, "cp", ["-ax", from, to]);
   const config = JSON.parse((await inNs(c, "cat", [join(to, "config.json")])));
   const text = JSON.stringify({
     ...config,
@@ -84,7 +88,20 @@ async function captureBundle(c, id, n) {
     linux: { ...config.linux, cgroupsPath: `/cairn-bench-raw/${n}` },
   }).replaceAll(from, to);
   await sh("nsenter", [`--mount=${join(c.dataDir, "run", "mnt.ns")}`, "--", "python3", "-c", "import sys; open(sys.argv[1], 'w').write(sys.argv[2])", join(to, "config.json"), text]);
+  const base = config.linux.uidMappings?.[0]?.hostID;
+  if (base !== undefined) {
+    const etcSource = (await inNs(c, "sh", ["-c", `ls -d ${join(c.dataDir, "pool", "templates")}/etc-* | head -1`])).trim();
+    for (const [sub, source] of [["usr", "/usr"], ["etc", etcSource]]) {
+      await inNs(c, MOUNT_HELPER, ["idmap", source, join(to, "lower", sub), String(base), "65536"]);
+    }
+  }
   return to;
+}
+
+/** Undo captureBundle: its idmapped lowers, then the copy. */
+async function dropBundle(c, bundle) {
+  for (const sub of ["usr", "etc"]) await inNs(c, "umount", [join(bundle, "lower", sub)]).catch(() => undefined);
+  await inNs(c, "rm", ["-rf", bundle]);
 }
 
 async function rawSameBundle(c, bundle, i) {
@@ -178,7 +195,7 @@ export async function run({ log }) {
           await inNs(cold, "true", []);
           nsenterTrue.push(now() - t0);
         }
-        for (const n of VOLUME_COUNTS) await inNs(cold, "rm", ["-rf", bundles[n]]);
+        for (const n of VOLUME_COUNTS) await dropBundle(cold, bundles[n]);
         for (const ctl of ["memory", "pids", "cpu,cpuacct", "blkio", "devices", "freezer", "cpuset", "systemd", "net_cls,net_prio", "perf_event", "hugetlb", "rdma", "misc"]) {
           for (const n of VOLUME_COUNTS) await sh("rmdir", [`/sys/fs/cgroup/${ctl}/cairn-bench-raw/${n}`]).catch(() => undefined);
           await sh("rmdir", [`/sys/fs/cgroup/${ctl}/cairn-bench-raw`]).catch(() => undefined);
