@@ -77,7 +77,7 @@ function inNs(c, file, args) {
  * into a sandbox with a user namespace after it starts, so the raw copy runs without them.
  */
 async function captureBundle(c, id, n) {
-  const sandboxes = `/run/cairn-${cgroupPrefix(c.dataDir)}/sandboxes`;
+  const sandboxes = `/run/${cgroupPrefix(c.dataDir)}/sandboxes`;
   const from = join(sandboxes, id);
   const to = join(sandboxes, `bench-raw-${n}`);
   await inNs(c, "cp", ["-ax", from, to]);

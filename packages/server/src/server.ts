@@ -134,6 +134,7 @@ export async function startCairnd(config: Config, options: { logger?: boolean | 
       await CrunDriver.bundleRoot(join(pool.root, "sandboxes"), cgroupPrefix(config.dataDir)),
       join(config.dataDir, "run", "crun"),
       cgroupPrefix(config.dataDir),
+      join(pool.root, "templates"),
     );
     const sandboxes = new SandboxService({
       store,

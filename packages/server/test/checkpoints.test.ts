@@ -2,23 +2,13 @@
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { createHash, randomBytes } from "node:crypto";
-import { Cairn, CairnError, type Volume } from "@cairn/sdk";
+import { Cairn, type Volume } from "@cairn/sdk";
 import { GiB, MiB } from "@cairn/protocol";
-import { startCairnd, type CairndProcess } from "./harness.js";
+import { codeOf, startCairnd, type CairndProcess } from "./harness.js";
 import { run } from "../src/volumes/exec.js";
 
 const sha = (b: Uint8Array) => createHash("sha256").update(b).digest("hex");
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function codeOf(p: Promise<unknown>): Promise<string> {
-  try {
-    await p;
-    return "ok";
-  } catch (err) {
-    assert.ok(err instanceof CairnError, String(err));
-    return err.code;
-  }
-}
 
 describe("checkpoints", () => {
   let c: CairndProcess;

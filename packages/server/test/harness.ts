@@ -8,6 +8,8 @@ import { mkdtemp, rm, readFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import assert from "node:assert/strict";
+import { CairnError } from "@cairn/sdk";
 import { releasePinnedNamespace } from "../src/volumes/namespace.js";
 
 export const SERVER_MAIN = fileURLToPath(new URL("../src/main.js", import.meta.url));
@@ -125,4 +127,15 @@ export async function startCairnd(options: StartOptions = {}): Promise<CairndPro
 
 export async function readAdminKey(dataDir: string): Promise<string> {
   return (await readFile(join(dataDir, "admin.key"), "utf8")).trim();
+}
+
+/** The error code a call fails with ("ok" when it does not): `assert.equal(await codeOf(p), "POOL_FULL")`. */
+export async function codeOf(p: Promise<unknown>): Promise<string> {
+  try {
+    await p;
+    return "ok";
+  } catch (err) {
+    assert.ok(err instanceof CairnError, String(err));
+    return err.code;
+  }
 }

@@ -8,17 +8,7 @@ import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { Cairn, CairnError } from "@cairn/sdk";
 import { GiB, MiB } from "@cairn/protocol";
-import { startCairnd, type CairndProcess } from "./harness.js";
-
-async function codeOf(p: Promise<unknown>): Promise<string> {
-  try {
-    await p;
-    return "ok";
-  } catch (err) {
-    assert.ok(err instanceof CairnError, String(err));
-    return err.code;
-  }
-}
+import { codeOf, startCairnd, type CairndProcess } from "./harness.js";
 
 describe("pool admission (a 4 GiB pool)", () => {
   let c: CairndProcess;

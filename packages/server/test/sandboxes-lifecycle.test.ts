@@ -1,18 +1,9 @@
 /** Sandboxes across cairnd restarts and regions, and checkpoints mounted into sandboxes. */
 import { after, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { Cairn, CairnError } from "@cairn/sdk";
-import { makeDataDir, startCairnd, type CairndProcess } from "./harness.js";
+import { Cairn } from "@cairn/sdk";
+import { codeOf, makeDataDir, startCairnd, type CairndProcess } from "./harness.js";
 
-async function codeOf(p: Promise<unknown>): Promise<[string, string]> {
-  try {
-    await p;
-    return ["ok", ""];
-  } catch (err) {
-    assert.ok(err instanceof CairnError, String(err));
-    return [err.code, err.message];
-  }
-}
 
 describe("sandboxes across restarts, regions and checkpoints", () => {
   const procs: CairndProcess[] = [];

@@ -6,18 +6,9 @@
  */
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { Cairn, CairnError, type Sandbox } from "@cairn/sdk";
-import { startCairnd, type CairndProcess } from "./harness.js";
+import { Cairn, type Sandbox } from "@cairn/sdk";
+import { codeOf, startCairnd, type CairndProcess } from "./harness.js";
 
-async function codeOf(p: Promise<unknown>): Promise<string> {
-  try {
-    await p;
-    return "ok";
-  } catch (err) {
-    assert.ok(err instanceof CairnError, String(err));
-    return err.code;
-  }
-}
 
 /** A program that, if anything ever runs it, leaves proof in the sandbox's /root. */
 const PLANT = `#!/bin/sh

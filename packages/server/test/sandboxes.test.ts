@@ -3,17 +3,8 @@ import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { Cairn, CairnError, Sandbox, type Volume } from "@cairn/sdk";
 import { MiB } from "@cairn/protocol";
-import { startCairnd, type CairndProcess } from "./harness.js";
+import { codeOf, startCairnd, type CairndProcess } from "./harness.js";
 
-async function codeOf(p: Promise<unknown>): Promise<string> {
-  try {
-    await p;
-    return "ok";
-  } catch (err) {
-    assert.ok(err instanceof CairnError, String(err));
-    return err.code;
-  }
-}
 
 describe("sandboxes with volumes (crun)", () => {
   let c: CairndProcess;

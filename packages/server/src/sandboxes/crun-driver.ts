@@ -110,6 +110,8 @@ export class CrunDriver implements SandboxDriver {
     private readonly root: string,
     stateRoot: string,
     private readonly cgroupPrefix: string,
+    /** Where generated /etc templates live (in the pool, beside the sandboxes' disks). */
+    private readonly templatesRoot: string,
   ) {
     this.stateRoot = stateRoot;
     this.disks = new SandboxDisks(root);
@@ -125,7 +127,7 @@ export class CrunDriver implements SandboxDriver {
 
   /** The generated /etc every sandbox has below its own layer (built once per host state). */
   private etcTemplate(): Promise<string> {
-    this.etc ??= etcTemplate(join(this.root, "..", "templates"));
+    this.etc ??= etcTemplate(this.templatesRoot);
     return this.etc;
   }
 
@@ -424,11 +426,11 @@ export class CrunDriver implements SandboxDriver {
    * Where sandboxes' bundles live, as crun sees them. crun sets a sandbox up partly as the
    * sandbox's own root (a host uid of its range), which must be able to walk to the bundle; the
    * data dir is 0700 and stays so. So the pool's sandbox directory is bound, in cairnd's namespace
-   * only, at `/run/cairn-<prefix>/sandboxes`, a path every component of which can be walked
+   * only, at `/run/<cgroup prefix>/sandboxes`, a path every component of which can be walked
    * (0711: not listed).
    */
   static async bundleRoot(poolSandboxes: string, prefix: string): Promise<string> {
-    const top = `/run/cairn-${prefix}`;
+    const top = `/run/${prefix}`;
     const root = join(top, "sandboxes");
     await mkdir(poolSandboxes, { recursive: true, mode: 0o711 });
     await chmod(poolSandboxes, 0o711);

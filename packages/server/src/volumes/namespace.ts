@@ -113,7 +113,7 @@ export async function releasePinnedNamespace(dataDir: string): Promise<void> {
   if (await findMount(pin)) await run("umount", [pin]);
   if (await findMount(runDir)) await run("umount", [runDir]);
   // The walkable path of the sandboxes' bundles (crun-driver.ts bundleRoot): empty outside the namespace.
-  const bundles = `/run/cairn-${cgroupPrefix(dataDir)}`;
+  const bundles = `/run/${cgroupPrefix(dataDir)}`;
   await rmdir(join(bundles, "sandboxes")).catch(() => undefined);
   await rmdir(bundles).catch(() => undefined);
 }
