@@ -80,7 +80,12 @@ export async function runServer(argv: string[]): Promise<number> {
   }
   if (values.release) {
     try {
-      await releasePinnedNamespace(config.dataDir);
+      const { sandboxes, namespace } = await releasePinnedNamespace(config.dataDir);
+      process.stdout.write(
+        namespace
+          ? `released ${config.dataDir}: its mount namespace is gone, and with it every volume mount and loop device it held; ${sandboxes.length} sandbox${sandboxes.length === 1 ? "" : "es"} ended${sandboxes.length ? ` (${sandboxes.join(", ")})` : ""}\n`
+          : `nothing to release: ${config.dataDir} has no pinned namespace (cairnd is not running and holds nothing)\n`,
+      );
     } catch (err) {
       if (!(err instanceof DataDirLocked)) throw err;
       process.stderr.write(`cairn server: ${err.message}\n`);

@@ -79,13 +79,18 @@ describe("checkpoints", () => {
         acked.push(path);
       }
     })();
-    await sleep(400);
+    // Count writes, not time: on a busy machine a few hundred milliseconds may hold none.
+    const until = async (n: number) => {
+      for (let i = 0; i < 1200 && acked.length < n; i++) await sleep(50);
+    };
+    await until(4);
     const ackedBefore = acked.length;
+    assert.ok(ackedBefore > 3, "writes were flowing");
     const cp = await v.checkpoints.create({ name: "live" });
-    await sleep(200);
+    const ackedAtCheckpoint = acked.length;
+    await until(ackedAtCheckpoint + 4);
     stop = true;
     await writer;
-    assert.ok(ackedBefore > 3, "writes were flowing");
     // fsck the checkpoint image itself, read-only.
     await run("nsenter", [ns(), "--", "e2fsck", "-fn", `${c.dataDir}/pool/checkpoints/${v.id}/${cp.id}.img`]);
     const fork = await cairn.volumes.create({ name: "cp-live-fork", fromCheckpoint: `cp-live:${cp.id}` });
@@ -109,13 +114,17 @@ describe("checkpoints", () => {
     await v.checkpoints.create({ name: "c1" });
     let release!: () => void;
     const gate = new Promise<void>((r) => (release = r));
+    let sending!: () => void;
+    const sent = new Promise<void>((r) => (sending = r));
     async function* slow() {
       yield new Uint8Array(1024);
+      sending(); // the first bytes are on their way: the request (and its lease) is in
       await gate;
       yield new Uint8Array(1024);
     }
     const upload = v.files.write("/slow.bin", slow());
-    await sleep(300);
+    await sent;
+    await sleep(200);
     assert.equal(await codeOf(v.checkpoints.restore("c1")), "VOLUME_BUSY");
     release();
     await upload;

@@ -5,7 +5,7 @@
  */
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { readFile } from "node:fs/promises";
 import { Cairn } from "@cairn/sdk";
 import { SERVER_MAIN, makeDataDir, startCairnd } from "./harness.js";
@@ -91,6 +91,10 @@ describe("one cairnd per data dir", () => {
     const infoB = await readFile(`/proc/${b.serverPid}/mountinfo`, "utf8");
     assert.ok(!infoB.includes(a.dataDir), `B's namespace holds nothing of A's data dir:\n${infoB.split("\n").filter((l) => l.includes(a.dataDir)).join("\n")}`);
     // A goes and releases its namespace: its loop devices go with it although B still runs.
+    await a.stop();
+    const release = spawnSync(process.execPath, [SERVER_MAIN, "--data-dir", a.dataDir, "--release"], { encoding: "utf8" });
+    assert.equal(release.status, 0, release.stderr);
+    assert.match(release.stdout, /^released .*: its mount namespace is gone, and with it every volume mount and loop device it held; 0 sandboxes ended\n$/);
     await a.destroy();
     const left = (await listLoops()).filter((l) => l.backFile.startsWith(a.dataDir));
     assert.deepEqual(left, []);

@@ -38,12 +38,16 @@ export async function ensurePinnedNamespace(dataDir: string): Promise<string> {
   // newer than the caller's, and on this kernel ids are not always handed out in order (seen
   // about half the time when the caller itself runs in a young namespace, as tests do): retry
   // with a fresh namespace.
+  // Seen on a busy machine: dozens of fresh namespaces in a row with older ids. Keep trying, with
+  // a pause, for a bounded while.
+  const deadline = Date.now() + 20_000;
   for (let attempt = 1; ; attempt++) {
     try {
       await pinNewNamespace(pin);
       break;
     } catch (err) {
-      if (attempt >= 50) throw err;
+      if (Date.now() > deadline) throw err;
+      await new Promise((r) => setTimeout(r, Math.min(200, 5 * attempt)));
     }
   }
   return pin;
@@ -86,7 +90,7 @@ export async function inNamespace(id: string): Promise<boolean> {
  * Release the pinned namespace of a stopped cairnd: its mounts go, and with them the loop
  * devices (they are set up with autoclear). Used by tests and `cairn server --release`.
  */
-export async function releasePinnedNamespace(dataDir: string): Promise<void> {
+export async function releasePinnedNamespace(dataDir: string): Promise<{ sandboxes: string[]; namespace: boolean }> {
   // Never under a running cairnd: its sandboxes and mounts would vanish beneath it.
   const holder = await DataDirLock.held(dataDir);
   if (holder) throw new DataDirLocked(dataDir, holder);
@@ -96,9 +100,12 @@ export async function releasePinnedNamespace(dataDir: string): Promise<void> {
   // cairnd's namespace, where the cgroup hierarchy looks the way it did when they started.
   const crunRoot = join(runDir, "crun");
   const inNs = (args: string[]) => run("nsenter", [`--mount=${pin}`, "--", "crun", "--root", crunRoot, ...args]);
-  if (await findMount(pin)) {
+  const ended: string[] = [];
+  const pinned = (await findMount(pin)) !== undefined;
+  if (pinned) {
     const { stdout } = await inNs(["list", "-q"]).catch(() => ({ stdout: "" }));
     for (const id of stdout.split("\n").map((l) => l.trim()).filter(Boolean)) {
+      ended.push(id);
       await inNs(["kill", id, "KILL"]).catch(() => undefined);
       await inNs(["delete", "--force", id]).catch(() => undefined);
     }
@@ -116,6 +123,7 @@ export async function releasePinnedNamespace(dataDir: string): Promise<void> {
   const bundles = `/run/${cgroupPrefix(dataDir)}`;
   await rmdir(join(bundles, "sandboxes")).catch(() => undefined);
   await rmdir(bundles).catch(() => undefined);
+  return { sandboxes: ended, namespace: pinned };
 }
 
 /**
