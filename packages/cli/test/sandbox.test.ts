@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { startCairnd, type CairndProcess } from "@cairn/server/testing";
 import { cli, fails, haveScript, json, killAllSandboxes, ok } from "./helpers.js";
 
-const VERBS = ["create", "exec", "list", "get", "attach", "detach", "attachments", "hibernate", "resume", "fork", "kill"];
+const VERBS = ["create", "exec", "logs", "list", "get", "attach", "detach", "attachments", "hibernate", "resume", "fork", "kill"];
 
 interface AttachmentJson {
   volume: string;
@@ -104,6 +104,23 @@ describe("cairn sandbox", () => {
       assert.equal(r.out, "out\n");
       assert.equal(r.stderr, "err\n");
       assert.equal((await cairn(["sandbox", "exec", id, "--", "false"])).code, 1);
+    });
+
+    it("exec --background returns the process id at once; logs shows its output, --wait its end and status", async () => {
+      const r = await cairn(["sandbox", "exec", id, "--background", "--", "sh", "-c", "echo started; exec sleep 600"]);
+      ok(r);
+      const pid = r.out.trim();
+      assert.match(pid, /^\S+$/);
+      // It returned while the command still runs (for ten minutes).
+      let logs = await cairn(["sandbox", "logs", id, pid, "--json"]);
+      for (let i = 0; i < 100 && !json<{ stdout: string }>(logs).stdout; i++) logs = await cairn(["sandbox", "logs", id, pid, "--json"]);
+      assert.deepEqual(json<{ state: string; stdout: string }>(logs).state, "running");
+      assert.equal(json<{ stdout: string }>(logs).stdout, "started\n");
+      const quick = (await cairn(["sandbox", "exec", id, "--background", "--", "sh", "-c", "echo out; echo err >&2; exit 4"])).out.trim();
+      const done = await cairn(["sandbox", "logs", id, quick, "--wait"]);
+      assert.equal(done.code, 4);
+      assert.equal(done.out, "out\n");
+      assert.equal(done.stderr, "err\n");
     });
 
     it("exec quotes each word: spaces, quotes and $ reach the command unchanged", async () => {

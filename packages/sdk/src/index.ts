@@ -10,7 +10,7 @@
 export { Cairn } from "./client.js";
 export { Volume, Volumes, VolumeFiles, Checkpoints } from "./volume.js";
 export type { CreateVolumeOptions, ListVolumesOptions, ResizeOptions, FileData, VolumeInfo, WriteFileResult, AccessMode, Filesystem, Checkpoint } from "./volume.js";
-export { Sandbox, Sandboxes } from "./sandbox.js";
+export { Sandbox, Sandboxes, SandboxProcess } from "./sandbox.js";
 export { Deployments, type Deployment } from "./deployments.js";
 export type { CreateSandboxOptions, ExecOptions, ExecResult, SandboxInfo, Attachment, MountRequest, ProcessInfo } from "./sandbox.js";
 export type {

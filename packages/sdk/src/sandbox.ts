@@ -37,6 +37,41 @@ export interface ExecOptions extends RequestOptions {
   onStderr?: (data: string) => void;
 }
 
+/**
+ * A command started in the background (`exec(cmd, { background: true })`): it runs on while you
+ * do other things; ask for its state and output, or wait for it, later.
+ *
+ * @example
+ * const server = await sandbox.exec("node server.js", { background: true });
+ * const { state, stdout } = await server.output();
+ * const done = await server.wait();   // { state: "exited", exitCode, stdout, stderr }
+ */
+export class SandboxProcess {
+  constructor(
+    private readonly sandbox: Sandbox,
+    readonly info: ProcessInfo,
+  ) {}
+
+  get id(): string {
+    return this.info.id;
+  }
+
+  /** Its state and output so far. @example const { stdout } = await p.output(); */
+  output(options: RequestOptions = {}): Promise<ProcessInfo> {
+    return this.sandbox.process(this.info.id, { ...options, logs: true });
+  }
+
+  /** Wait until it exits: its exit code and output. @example const { exitCode } = await p.wait(); */
+  wait(options: RequestOptions = {}): Promise<ProcessInfo> {
+    return this.sandbox.process(this.info.id, { ...options, wait: true, logs: true });
+  }
+
+  /** What `JSON.stringify` shows: the process, not the client. */
+  toJSON(): ProcessInfo {
+    return this.info;
+  }
+}
+
 export interface ExecResult {
   stdout: string;
   stderr: string;
@@ -138,11 +173,15 @@ export class Sandbox {
 
   /**
    * Run a shell command; output streams to `onStdout`/`onStderr` as it comes and is returned whole.
+   * With `{ background: true }` it returns at once with a {@link SandboxProcess} instead.
    *
    * @example
    * const { stdout, exitCode } = await sandbox.exec("npm init -y && node -e 'console.log(1+1)'");
    */
-  async exec(command: string, options: ExecOptions = {}): Promise<ExecResult> {
+  exec(command: string, options: Omit<ExecOptions, "onStdout" | "onStderr"> & { background: true }): Promise<SandboxProcess>;
+  exec(command: string, options?: ExecOptions & { background?: false }): Promise<ExecResult>;
+  async exec(command: string, options: ExecOptions & { background?: boolean } = {}): Promise<ExecResult | SandboxProcess> {
+    if (options.background) return new SandboxProcess(this, await this.execBackground(command, options));
     const cwd = options.cwd ?? this.defaultCwd;
     const res = await this.http.request({
       method: "POST",

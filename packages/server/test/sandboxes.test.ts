@@ -117,6 +117,21 @@ describe("sandboxes with volumes (crun)", () => {
     await sb.kill();
   });
 
+  it("runs a command in the background: exec returns a handle at once, its output is readable later", async () => {
+    const sb = track(await cairn.sandboxes.create());
+    const server = await sb.exec("echo up; exec sleep 600", { background: true });
+    assert.equal(server.info.state, "running", "returned while the command still runs");
+    let out = await server.output();
+    for (let i = 0; i < 100 && out.stdout === ""; i++) out = await server.output();
+    assert.equal(out.stdout, "up\n");
+    assert.equal(out.state, "running");
+    const job = await sb.exec("echo done; exit 3", { background: true });
+    const end = await job.wait();
+    assert.deepEqual([end.state, end.exitCode, end.stdout], ["exited", 3, "done\n"]);
+    assert.doesNotMatch(JSON.stringify(job), new RegExp(c.adminKey), "a handle serialises as the process, never the key");
+    await sb.kill();
+  });
+
   it("lets exactly one of 20 racing sandboxes attach a ReadWriteOnce volume", async () => {
     const v = await cairn.volumes.create({ name: "contended" });
     const results = await Promise.allSettled(

@@ -9,6 +9,7 @@ interface ExecCommandOptions {
   cwd?: string;
   env?: string[];
   timeout?: string;
+  background?: boolean;
 }
 
 export function execCommand(): Command {
@@ -19,6 +20,7 @@ export function execCommand(): Command {
     .option("--cwd <dir>", "working directory (default: the sandbox's)")
     .option("--env <NAME=value>", "extra environment variable (repeatable)", collect)
     .option("--timeout <duration>", "kill the command after this long, e.g. 30s or 10m")
+    .option("--background", "start it and return at once, printing its process id; read it with `cairn sandbox logs`")
     .addHelpText(
       "after",
       `
@@ -31,7 +33,8 @@ With --json the output is collected and printed at the end as {stdout, stderr, e
 Examples:
   $ cairn sandbox exec "$id" -- cat /workspace/shared/hello.txt
   $ cairn sandbox exec "$id" --cwd /workspace --env NODE_ENV=test -- npm test
-  $ cairn sandbox exec "$id" -- sh -c 'ls /data | wc -l'`,
+  $ cairn sandbox exec "$id" -- sh -c 'ls /data | wc -l'
+  $ p=$(cairn sandbox exec "$id" --background -- node server.js) && cairn sandbox logs "$id" "$p"`,
     )
     .action(async (id: string, words: string[], options: ExecCommandOptions, command: Command) => {
       const request: ExecOptions = {};
@@ -40,6 +43,13 @@ Examples:
       if (env !== undefined) request.env = env;
       if (options.timeout !== undefined) request.timeoutMs = parseDuration(options.timeout);
       const ctx = contextOf(command);
+      if (options.background) {
+        const sandbox = await ctx.cairn.sandboxes.get(id, { signal: ctx.signal });
+        const proc = await sandbox.exec(shellJoin(words), { ...request, background: true, signal: ctx.signal });
+        if (ctx.jsonRequested) printJson(proc.info);
+        else process.stdout.write(`${proc.id}\n`);
+        return;
+      }
       if (!ctx.jsonRequested) {
         request.onStdout = (data) => process.stdout.write(data);
         request.onStderr = (data) => process.stderr.write(data);

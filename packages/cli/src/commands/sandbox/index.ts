@@ -9,6 +9,7 @@ import { getCommand } from "./get.js";
 import { hibernateCommand } from "./hibernate.js";
 import { killCommand } from "./kill.js";
 import { listCommand } from "./list.js";
+import { logsCommand } from "./logs.js";
 import { resumeCommand } from "./resume.js";
 
 /** The verbs of `cairn sandbox`, in the order `--help` lists them. */
@@ -16,6 +17,7 @@ export function sandboxCommands(): Command[] {
   return [
     createCommand(),
     execCommand(),
+    logsCommand(),
     listCommand(),
     getCommand(),
     attachCommand(),
