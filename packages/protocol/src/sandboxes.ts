@@ -20,6 +20,7 @@ export const CreateSandboxRequest = z
   .object({
     template: z.string().optional().meta({ description: "Default `base`: the host's /usr and /etc, read-only below a per-sandbox overlay" }),
     image: z.string().optional().meta({ description: "Another name for template" }),
+    region: z.string().optional().meta({ description: "Where it must run: this host's region, or 409 REGION_MISMATCH; its volumes must live there too" }),
     volumes: z
       .union([z.array(MountRequest), z.record(z.string(), z.string())])
       .optional()

@@ -16,6 +16,8 @@ export interface CreateSandboxOptions extends RequestOptions {
   template?: string;
   /** Another name for `template`. */
   image?: string;
+  /** Where it must run: the host's region (409 REGION_MISMATCH otherwise). */
+  region?: string;
   /** `[volume.mount("/data")]`, or `{ "/workspace": "my_project" }` (creates missing volumes). */
   volumes?: MountRequest[] | Record<string, string>;
   env?: Record<string, string>;

@@ -216,6 +216,12 @@ describe("sandboxes with volumes (crun)", () => {
     assert.equal((await sb.exec("echo still-alive")).stdout, "still-alive\n");
     assert.equal((await cairn.health()).status, "ok");
     assert.equal(await codeOf(cairn.sandboxes.create({ template: "ubuntu" })), "INVALID_TEMPLATE");
+    await assert.rejects(cairn.sandboxes.create({ region: "iad" }), (e: unknown) => {
+      assert.ok(e instanceof CairnError && e.code === "REGION_MISMATCH");
+      assert.equal(e.message, "This cairnd serves region local; create sandboxes for region iad on a host of that region");
+      return true;
+    });
+    assert.equal((await cairn.sandboxes.create({ region: "local" }).then((s) => (track(s), s.kill()), () => "failed")), undefined);
     assert.equal(await codeOf(cairn.sandboxes.create({ volumes: [small.mount("/proc/x")] })), "INVALID_MOUNT");
     await sb.kill();
   });

@@ -392,6 +392,9 @@ export class SandboxService {
     if (!(TEMPLATES as readonly string[]).includes(template)) {
       throw new CairnError("INVALID_TEMPLATE", `Unknown template "${template}"; templates are: ${TEMPLATES.join(", ")}`);
     }
+    if (req.region !== undefined && req.region !== this.deps.region) {
+      throw new CairnError("REGION_MISMATCH", `This cairnd serves region ${this.deps.region}; create sandboxes for region ${req.region} on a host of that region`);
+    }
     const { mounts, autoCreate } = this.normalizeMounts(projectId, req.volumes);
     if (mounts.length > this.deps.maxVolumesPerSandbox) {
       throw new CairnError("TOO_MANY_VOLUMES", `A sandbox may mount at most ${this.deps.maxVolumesPerSandbox} volumes`);
