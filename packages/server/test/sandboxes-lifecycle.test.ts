@@ -1,8 +1,19 @@
 /** Sandboxes across cairnd restarts and regions, and checkpoints mounted into sandboxes. */
 import { after, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { Cairn } from "@cairn/sdk";
-import { codeOf, makeDataDir, startCairnd, type CairndProcess } from "./harness.js";
+import { Cairn, CairnError } from "@cairn/sdk";
+import { makeDataDir, startCairnd, type CairndProcess } from "./harness.js";
+
+/** The code and message a call fails with (["ok", ""] when it does not). */
+async function failure(p: Promise<unknown>): Promise<[string, string]> {
+  try {
+    await p;
+    return ["ok", ""];
+  } catch (err) {
+    assert.ok(err instanceof CairnError, String(err));
+    return [err.code, err.message];
+  }
+}
 
 
 describe("sandboxes across restarts, regions and checkpoints", () => {
@@ -31,10 +42,10 @@ describe("sandboxes across restarts, regions and checkpoints", () => {
       assert.equal(atts.find((a) => a.mountPath === "/old")!.mode, "ro");
       assert.equal(atts.find((a) => a.mountPath === "/old")!.checkpoint !== null, true);
       // A checkpoint view does not hold the volume: its ReadWriteOnce claim is the live mount's.
-      const [code] = await codeOf(cairn.sandboxes.create({ volumes: [v.mount("/again")] }));
+      const [code] = await failure(cairn.sandboxes.create({ volumes: [v.mount("/again")] }));
       assert.equal(code, "VOLUME_ALREADY_ATTACHED");
       // Restore is refused while a sandbox writes to the volume.
-      const [restore] = await codeOf(v.checkpoints.restore("before-migration"));
+      const [restore] = await failure(v.checkpoints.restore("before-migration"));
       assert.equal(restore, "VOLUME_BUSY");
       // With detach, the sandbox loses the mount (released) and keeps running; the restore happens.
       await v.checkpoints.restore("before-migration", { detach: true });
@@ -84,7 +95,7 @@ describe("sandboxes across restarts, regions and checkpoints", () => {
     const fra = await startCairnd({ dataDir, args: ["--region", "fra"] });
     procs.push(fra);
     const cairn = new Cairn({ url: fra.url, apiKey: fra.adminKey });
-    const [code, message] = await codeOf(cairn.sandboxes.create({ volumes: { "/data": "v" } }));
+    const [code, message] = await failure(cairn.sandboxes.create({ volumes: { "/data": "v" } }));
     assert.equal(code, "REGION_MISMATCH");
     assert.equal(message, 'Volume "v" is in region iad');
   });
