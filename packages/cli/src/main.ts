@@ -10,6 +10,7 @@ import { deployCommand } from "./commands/deploy.js";
 import { deploymentsCommands } from "./commands/deployments/index.js";
 import { runCommand } from "./commands/run.js";
 import { sandboxCommands } from "./commands/sandbox/index.js";
+import { keyCommand, projectCommand } from "./commands/project/index.js";
 import { volumeCommands } from "./commands/volume/index.js";
 import { runServerCommand, serverCommand } from "./commands/server.js";
 import { exitStatus, interrupt, resolveGlobals, DEFAULT_URL, type GlobalOptions } from "./context.js";
@@ -110,6 +111,8 @@ function buildProgram(onServerExit: (code: number) => void, usage: { last?: Usag
   const deployments = new Command("deployments").alias("deployment").description("List deployed apps, read their logs, stop them").addHelpText("after", DEPLOYMENTS_HELP);
   for (const verb of deploymentsCommands()) deployments.addCommand(verb);
   program.addCommand(deployments);
+  program.addCommand(projectCommand());
+  program.addCommand(keyCommand());
   program.addCommand(serverCommand(onServerExit));
 
   // Settings that commander only copies to subcommands made with .command(), applied to all.

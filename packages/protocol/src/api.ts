@@ -29,6 +29,10 @@ export const ApiKey = z
   .object({ id: z.string(), key: z.string().meta({ description: "Shown once; store it now." }), projectId: z.string() })
   .meta({ id: "ApiKey" });
 export type ApiKey = z.infer<typeof ApiKey>;
+export const ApiKeyInfo = z
+  .object({ id: z.string(), name: z.string(), projectId: z.string(), createdAt: z.string() })
+  .meta({ id: "ApiKeyInfo", description: "A key as listed: never its secret" });
+export type ApiKeyInfo = z.infer<typeof ApiKeyInfo>;
 export const CreateProjectResult = z.object({ project: Project, apiKey: ApiKey });
 export type CreateProjectResult = z.infer<typeof CreateProjectResult>;
 

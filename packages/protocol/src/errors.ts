@@ -18,6 +18,7 @@ export const ERROR_CODES = {
   FORBIDDEN: { status: 403, title: "Forbidden" },
   NOT_FOUND: { status: 404, title: "Not found" },
   PROJECT_NOT_FOUND: { status: 404, title: "Project not found" },
+  API_KEY_NOT_FOUND: { status: 404, title: "API key not found" },
   VOLUME_NOT_FOUND: { status: 404, title: "Volume not found" },
   PATH_NOT_FOUND: { status: 404, title: "Path not found" },
   CHECKPOINT_NOT_FOUND: { status: 404, title: "Checkpoint not found" },

@@ -3,6 +3,7 @@ import { HttpClient, resolveClientOptions, type ClientOptions, type RequestOptio
 import { Volumes } from "./volume.js";
 import { Sandboxes } from "./sandbox.js";
 import { Deployments } from "./deployments.js";
+import { Projects } from "./projects.js";
 
 /**
  * The Cairn client. Options fall back to `CAIRN_URL`, `CAIRN_API_KEY` and `CAIRN_PROJECT`.
@@ -16,6 +17,8 @@ export class Cairn {
   readonly volumes: Volumes;
   readonly sandboxes: Sandboxes;
   readonly deployments: Deployments;
+  /** Projects and API keys (admin key only). */
+  readonly projects: Projects;
   /** @internal */
   readonly http: HttpClient;
   private static defaultClient: Cairn | undefined;
@@ -25,6 +28,7 @@ export class Cairn {
     this.volumes = new Volumes(this.http);
     this.sandboxes = new Sandboxes(this.http);
     this.deployments = new Deployments(this.http);
+    this.projects = new Projects(this.http);
   }
 
   /** A client built from the environment, shared by static helpers such as `Volume.fromName`. */

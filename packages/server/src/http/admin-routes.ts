@@ -1,11 +1,16 @@
 import { z } from "zod";
-import { ApiKey, CreateApiKeyRequest, CreateProjectRequest, CreateProjectResult, Project, CairnError } from "@cairn/protocol";
+import { ApiKey, ApiKeyInfo, CreateApiKeyRequest, CreateProjectRequest, CreateProjectResult, Project, CairnError } from "@cairn/protocol";
 import { newId } from "../ids.js";
 import type { AuthService } from "../services/auth.js";
 import type { MetadataStore } from "../storage/metadata-store.js";
 import { defineRoute, type RouteSpec } from "./route.js";
 
 export function adminRoutes(store: MetadataStore, auth: AuthService): RouteSpec[] {
+  const findProject = async (name: string) => {
+    const project = await store.getProjectByName(name);
+    if (!project) throw new CairnError("PROJECT_NOT_FOUND", `Project "${name}" does not exist; \`cairn project list\` shows the projects`);
+    return project;
+  };
   return [
     defineRoute({
       method: "POST",
@@ -49,6 +54,35 @@ export function adminRoutes(store: MetadataStore, auth: AuthService): RouteSpec[
         const key = await auth.createKey(project.id, body.name ?? "key");
         reply.code(201);
         return { ...key, projectId: project.id };
+      },
+    }),
+    defineRoute({
+      method: "GET",
+      path: "/v1/projects/{project}/keys",
+      operationId: "listApiKeys",
+      summary: "List a project's API keys, without their secrets (admin)",
+      tags: ["projects"],
+      adminOnly: true,
+      params: z.object({ project: z.string() }),
+      responses: { 200: { description: "The project's keys", schema: z.object({ items: z.array(ApiKeyInfo) }) } },
+      handler: async ({ params }) => ({ items: await store.listApiKeys((await findProject(params.project)).id) }),
+    }),
+    defineRoute({
+      method: "DELETE",
+      path: "/v1/projects/{project}/keys/{key}",
+      operationId: "revokeApiKey",
+      summary: "Revoke an API key: requests with it are 401 from now on (admin)",
+      tags: ["projects"],
+      adminOnly: true,
+      params: z.object({ project: z.string(), key: z.string() }),
+      responses: { 204: { description: "Revoked" } },
+      handler: async ({ params, reply }) => {
+        const project = await findProject(params.project);
+        if (!(await store.deleteApiKey(project.id, params.key))) {
+          throw new CairnError("API_KEY_NOT_FOUND", `Project "${project.name}" has no key ${params.key}; \`cairn key list ${project.name}\` shows its keys`);
+        }
+        reply.code(204);
+        return undefined;
       },
     }),
   ];

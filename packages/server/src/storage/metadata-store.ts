@@ -297,6 +297,17 @@ export class MetadataStore {
       .execute();
   }
 
+  async listApiKeys(projectId: string): Promise<{ id: string; name: string; projectId: string; createdAt: string }[]> {
+    const rows = await this.db.selectFrom("api_keys").selectAll().where("project_id", "=", projectId).orderBy("created_at").orderBy("id").execute();
+    return rows.map((r) => ({ id: r.id, name: r.name, projectId: r.project_id, createdAt: r.created_at }));
+  }
+
+  /** Revoke a key: false when the project has no such key. */
+  async deleteApiKey(projectId: string, id: string): Promise<boolean> {
+    const r = await this.db.deleteFrom("api_keys").where("project_id", "=", projectId).where("id", "=", id).executeTakeFirst();
+    return Number(r.numDeletedRows) > 0;
+  }
+
   async getApiKey(id: string): Promise<ApiKeyRecord | undefined> {
     const row = await this.db.selectFrom("api_keys").selectAll().where("id", "=", id).executeTakeFirst();
     return row && { id: row.id, projectId: row.project_id, name: row.name, secretHash: row.secret_hash };
