@@ -110,6 +110,17 @@ export const ProcessInfo = z
   .meta({ id: "Process" });
 export type ProcessInfo = z.infer<typeof ProcessInfo>;
 
+export const ForkSandboxRequest = z
+  .object({
+    keepVolumes: z
+      .boolean()
+      .optional()
+      .meta({ description: "Keep the volumes forked for it (ReadWriteOnce ones it mounted read-write) when the fork is killed; default: they go with it" }),
+  })
+  .strict()
+  .meta({ id: "ForkSandboxRequest" });
+export type ForkSandboxRequest = z.infer<typeof ForkSandboxRequest>;
+
 export const DetachRequest = z
   .object({
     mountPath: z.string().min(1),

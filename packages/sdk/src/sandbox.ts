@@ -283,9 +283,19 @@ export class Sandbox {
     return this.action("resume", options);
   }
 
-  /** A new sandbox with the same filesystem state. @example const copy = await sandbox.fork(); */
-  async fork(options: RequestOptions = {}): Promise<Sandbox> {
-    const info = await this.http.json<SandboxInfo>({ method: "POST", path: `/v1/sandboxes/${enc(this.info.id)}/fork`, signal: options.signal });
+  /**
+   * A new sandbox with the same filesystem state. ReadWriteMany/ReadOnlyMany volumes are shared; a
+   * ReadWriteOnce volume mounted read-write is forked into a new volume, deleted with the fork
+   * unless `keepVolumes`; one mounted read-only is shared as a read-only checkpoint view.
+   * @example const copy = await sandbox.fork();
+   */
+  async fork(options: RequestOptions & { keepVolumes?: boolean } = {}): Promise<Sandbox> {
+    const info = await this.http.json<SandboxInfo>({
+      method: "POST",
+      path: `/v1/sandboxes/${enc(this.info.id)}/fork`,
+      json: options.keepVolumes ? { keepVolumes: true } : {},
+      signal: options.signal,
+    });
     return new Sandbox(this.http, info);
   }
 

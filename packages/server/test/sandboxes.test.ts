@@ -132,6 +132,22 @@ describe("sandboxes with volumes (crun)", () => {
     await sb.kill();
   });
 
+  it("forks a read-only ReadWriteOnce mount as a shared read-only view, not a copy", async () => {
+    const ref = await cairn.volumes.create({ name: "fork-ro-ref" });
+    await ref.files.write("/ref.txt", "reference");
+    const sb = track(await cairn.sandboxes.create({ volumes: [ref.mount("/ref", { mode: "ro" })] }));
+    const before = (await cairn.volumes.list()).items.length;
+    const fork = track(await sb.fork());
+    assert.equal((await fork.exec("cat /ref/ref.txt; touch /ref/x 2>&1 | grep -c Read-only")).stdout, "reference1\n");
+    const [att] = await fork.attachments();
+    assert.equal(att!.volume, ref.id, "the same volume, not a copy");
+    assert.ok(att!.checkpoint, "seen through a checkpoint taken at the fork");
+    assert.equal((await cairn.volumes.list()).items.length, before, "no volume was made");
+    await fork.kill();
+    assert.deepEqual((await ref.checkpoints.list()).map((c) => c.name), [], "the view's checkpoint goes with the fork");
+    await sb.kill();
+  });
+
   it("lets exactly one of 20 racing sandboxes attach a ReadWriteOnce volume", async () => {
     const v = await cairn.volumes.create({ name: "contended" });
     const results = await Promise.allSettled(
@@ -182,7 +198,18 @@ describe("sandboxes with volumes (crun)", () => {
     assert.equal(fa.find((a) => a.mountPath === "/shared")!.volume, rwx.id, "a ReadWriteMany volume is shared");
     await fork.exec("echo fork > /own/data.txt; echo fork-shared > /shared/s.txt");
     assert.equal((await sb.exec("cat /own/data.txt /shared/s.txt")).stdout, "one\nfork-shared\n");
+    // The forked volume says where it came from, and goes with the fork.
+    const forkedVolume = await cairn.volumes.get(own.volume);
+    assert.equal(forkedVolume.info.labels["cairn.dev/fork-of"], rwo.id);
+    assert.equal(forkedVolume.info.labels["cairn.dev/forked-for"], fork.id);
     await fork.kill();
+    assert.equal(await codeOf(cairn.volumes.get(own.volume)), "VOLUME_NOT_FOUND", "deleted with the fork");
+    // Asked to keep it, it stays.
+    const kept = track(await sb.fork({ keepVolumes: true }));
+    const keptVolume = (await kept.attachments()).find((a) => a.mountPath === "/own")!.volume;
+    await kept.kill();
+    assert.equal((await cairn.volumes.get(keptVolume)).info.labels["cairn.dev/fork-of"], rwo.id);
+    await cairn.volumes.delete(keptVolume);
     await sb.kill();
     assert.deepEqual((await sb.attachments()).map((a) => a.state), ["released", "released"]);
   });

@@ -6,6 +6,7 @@ import {
   CairnError,
   CreateSandboxRequest,
   DetachRequest,
+  ForkSandboxRequest,
   ExecRequest,
   MountRequest,
   ProcessInfo,
@@ -148,14 +149,14 @@ export function sandboxRoutes(sandboxes: SandboxService): RouteSpec[] {
       path: "/v1/sandboxes/{sandbox}/detach",
       operationId: "detachVolume",
       summary: "Unmount a volume from the sandbox, by mount path",
-      description: "A mount with open files gives 409 VOLUME_BUSY unless `force` (lazy unmount; the attachment still ends released).",
+      description: "A mount with open files gives 409 VOLUME_BUSY unless `force` (the processes using the volume are killed, then it is unmounted). A mount the sandbox moved or replaced gives 409 MOUNT_CHANGED; the volume stays attached until the sandbox stops.",
       tags: ["sandboxes"],
       params: SandboxParams,
       body: DetachRequest,
       responses: { 200: { description: "Released", schema: Attachment } },
       handler: async ({ params, body, principal }) => sandboxes.detach(principal.projectId, params.sandbox, body.mountPath, body.force ?? false),
     }),
-    ...(["hibernate", "resume", "fork"] as const).map((action) =>
+    ...(["hibernate", "resume"] as const).map((action) =>
       defineRoute({
         method: "POST",
         path: `/v1/sandboxes/{sandbox}/${action}`,
@@ -163,18 +164,29 @@ export function sandboxRoutes(sandboxes: SandboxService): RouteSpec[] {
         summary:
           action === "hibernate"
             ? "Hibernate: stop processes, keep the filesystem and attachment intent, release volumes"
-            : action === "resume"
-              ? "Resume a hibernated sandbox and remount its volumes"
-              : "Fork: a new sandbox with the same filesystem state (ReadWriteOnce volumes forked copy-on-write)",
+            : "Resume a hibernated sandbox and remount its volumes",
         tags: ["sandboxes"],
         params: SandboxParams,
-        responses: { [action === "fork" ? 201 : 200]: { description: "The sandbox", schema: Sandbox } },
-        handler: async ({ params, principal, reply }) => {
-          if (action === "fork") reply.code(201);
-          return sandboxes[action](principal.projectId, params.sandbox);
-        },
+        responses: { 200: { description: "The sandbox", schema: Sandbox } },
+        handler: async ({ params, principal }) => sandboxes[action](principal.projectId, params.sandbox),
       }),
     ),
+    defineRoute({
+      method: "POST",
+      path: "/v1/sandboxes/{sandbox}/fork",
+      operationId: "forkSandbox",
+      summary: "Fork: a new sandbox with the same filesystem state",
+      description:
+        "ReadWriteMany and ReadOnlyMany volumes are shared. A ReadWriteOnce volume mounted read-write is forked copy-on-write into a new volume labelled `cairn.dev/fork-of` and `cairn.dev/forked-for`, deleted when the fork is killed unless `keepVolumes`; one mounted read-only is shared as a read-only view of a checkpoint taken now.",
+      tags: ["sandboxes"],
+      params: SandboxParams,
+      body: ForkSandboxRequest.optional(),
+      responses: { 201: { description: "The fork, running", schema: Sandbox } },
+      handler: async ({ params, body, principal, reply }) => {
+        reply.code(201);
+        return sandboxes.fork(principal.projectId, params.sandbox, { keepVolumes: body?.keepVolumes ?? false });
+      },
+    }),
     defineRoute({
       method: "PUT",
       path: "/v1/sandboxes/{sandbox}/files/content",

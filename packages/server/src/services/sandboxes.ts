@@ -587,6 +587,7 @@ export class SandboxService {
     }
     if (["starting", "running", "hibernated"].includes(sb.state)) this.giveUidRange(sb.spec.uidBase);
     if (sb.state !== "stopped") await store.updateSandbox(sb.id, { state: "stopped" });
+    if (sb.state !== "stopped" && sb.state !== "failed") await this.dropOwned(projectId, sb);
     return this.get(projectId, sb.id);
   }
 
@@ -706,14 +707,23 @@ export class SandboxService {
    * A second sandbox with the same filesystem state. ReadWriteMany and ReadOnlyMany volumes are
    * shared; a ReadWriteOnce volume is forked from a checkpoint (copy-on-write) into a new volume.
    */
-  async fork(projectId: string, id: string): Promise<Sandbox> {
+  /**
+   * A new sandbox with the same filesystem state. Its volumes: ReadWriteMany and ReadOnlyMany ones
+   * are shared; a ReadWriteOnce volume mounted read-write is forked into a new volume (labelled
+   * with where it came from, and deleted with the fork unless `keepVolumes`); one mounted
+   * read-only is shared as a read-only view of a checkpoint taken now (no copy, no claim), which
+   * goes with the fork.
+   */
+  async fork(projectId: string, id: string, options: { keepVolumes?: boolean } = {}): Promise<Sandbox> {
     const { store, driver, volumes, checkpoints } = this.deps;
     const src = await this.find(projectId, id);
     if (src.state !== "running" && src.state !== "hibernated") {
       throw new CairnError("SANDBOX_NOT_RUNNING", `Sandbox ${id} is ${src.state}; fork a running or hibernated sandbox`);
     }
     const at = new Date().toISOString();
-    const sb: SandboxRecord = { ...src, id: newId("sbx"), state: "starting", error: null, createdAt: at, updatedAt: at };
+    const sb: SandboxRecord = { ...src, spec: { ...src.spec }, id: newId("sbx"), state: "starting", error: null, createdAt: at, updatedAt: at };
+    delete sb.spec.owned;
+    const owned: NonNullable<SandboxRecord["spec"]["owned"]> = { volumes: [], checkpoints: [] };
     const diskBytes = src.spec.diskBytes ?? this.deps.defaultDiskBytes;
     await this.deps.capacity.admit(diskBytes, `a ${formatSize(diskBytes)} disk for the fork`, () => store.insertSandbox(sb));
     // A fork is a copy of the same sandbox, files and owners alike: it shares its uid range.
@@ -725,28 +735,58 @@ export class SandboxService {
         if (!["mounted", "suspended"].includes(a.state)) continue;
         const volume = await volumes.find(projectId, a.volumeId);
         let target = volume;
+        let checkpointId = a.checkpointId;
         if (a.exclusive) {
-          const cp = await checkpoints.create(projectId, volume.id, { name: `fork-${sb.id.slice(4, 16)}` });
-          const { volume: forked } = await volumes.create(projectId, {
-            name: `${volume.name.slice(0, 40)}-fork-${sb.id.slice(4, 12)}`,
-            fromCheckpoint: `${volume.id}:${cp.id}`,
-            accessMode: volume.accessMode,
-          });
-          target = await volumes.find(projectId, forked.id);
+          const cp = await checkpoints.create(projectId, volume.id, { name: `fork-${sb.id.slice(4, 16)}-${owned.checkpoints.length}` });
+          if (a.mode === "ro") {
+            // Read-only: the fork sees the same data through the checkpoint, shared, never copied.
+            checkpointId = cp.id;
+            owned.checkpoints.push({ volumeId: volume.id, checkpointId: cp.id });
+          } else {
+            const { volume: forked } = await volumes.create(projectId, {
+              name: `${volume.name.slice(0, 40)}-fork-${sb.id.slice(4, 12)}`,
+              fromCheckpoint: `${volume.id}:${cp.id}`,
+              accessMode: volume.accessMode,
+              labels: { ...volume.labels, "cairn.dev/fork-of": volume.id, "cairn.dev/forked-for": sb.id },
+            });
+            // The fork's volume is a reflinked image of its own: the checkpoint is not needed any more.
+            await checkpoints.delete(projectId, volume.id, cp.id).catch(() => undefined);
+            target = await volumes.find(projectId, forked.id);
+            if (!options.keepVolumes) owned.volumes.push(forked.id);
+          }
         }
         const m: MountRequest = { volume: target.id, mountPath: a.mountPath, mode: a.mode };
         if (a.subpath !== "/") m.subpath = a.subpath;
-        if (a.checkpointId) m.checkpoint = a.checkpointId;
+        if (checkpointId) m.checkpoint = checkpointId;
         claimed.push(await this.claim(sb, target, m, a.mountPath));
+      }
+      if (owned.volumes.length > 0 || owned.checkpoints.length > 0) {
+        sb.spec.owned = owned;
+        await store.updateSandboxSpec(sb.id, sb.spec);
       }
       const sources = [];
       for (const a of claimed) sources.push(await this.mountSource(a));
       await this.startWith(sb, claimed, sources);
     } catch (err) {
-      await this.failStart(sb, claimed, err);
+      await this.failStart(sb, claimed, err).catch(async (e: unknown) => {
+        await this.dropOwned(projectId, { ...sb, spec: { ...sb.spec, owned } });
+        throw e;
+      });
     }
     this.armTimeout(sb);
     return this.get(projectId, sb.id);
+  }
+
+  /** What a fork made for itself (volumes forked without keepVolumes, checkpoint views) goes with it. */
+  private async dropOwned(projectId: string, sb: SandboxRecord): Promise<void> {
+    const owned = sb.spec.owned;
+    if (!owned) return;
+    for (const volumeId of owned.volumes) {
+      await this.deps.volumes.delete(projectId, volumeId).catch((err) => this.deps.log.warn({ err, volumeId, sandboxId: sb.id }, "could not delete a fork's volume"));
+    }
+    for (const c of owned.checkpoints) {
+      await this.deps.checkpoints.delete(projectId, c.volumeId, c.checkpointId).catch((err) => this.deps.log.warn({ err, ...c, sandboxId: sb.id }, "could not delete a fork's checkpoint"));
+    }
   }
 
   /** Write a file anywhere in the sandbox, as the sandbox itself would (its privileges, its view). */

@@ -83,6 +83,8 @@ export interface SandboxSpec {
   timeoutMs: number | null;
   /** CPU quota in cores; absent for sandboxes made before it existed (no quota). */
   cpus?: number;
+  /** What a fork made for itself and deletes when it goes: forked volumes (unless kept), checkpoint views. */
+  owned?: { volumes: string[]; checkpoints: { volumeId: string; checkpointId: string }[] };
   /** The host uid of its root (its user namespace); absent for sandboxes made before them. */
   uidBase?: number;
   /** The sandbox's own disk; absent for sandboxes made before disks existed. */
@@ -505,6 +507,10 @@ export class MetadataStore {
     if (options.states) q = q.where("state", "in", options.states);
     const rows = await q.orderBy("created_at", "desc").orderBy("id").limit(options.limit).execute();
     return rows.map(toSandbox);
+  }
+
+  async updateSandboxSpec(id: string, spec: SandboxSpec): Promise<void> {
+    await this.db.updateTable("sandboxes").set({ spec: JSON.stringify(spec), updated_at: now() }).where("id", "=", id).execute();
   }
 
   async updateSandbox(id: string, patch: { state?: SandboxState; error?: string | null }): Promise<void> {
