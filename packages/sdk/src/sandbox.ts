@@ -337,7 +337,8 @@ export class Sandboxes {
   }
 
   /** Newest first. @example for (const sb of await cairn.sandboxes.list()) console.log(sb.id, sb.state); */
-  async list(options: RequestOptions = {}): Promise<SandboxInfo[]> {
-    return (await this.http.json<{ items: SandboxInfo[] }>({ method: "GET", path: "/v1/sandboxes", signal: options.signal })).items;
+  /** Sandboxes, newest first; `state` filters. @example const running = await cairn.sandboxes.list({ state: "running" }); */
+  async list(options: RequestOptions & { state?: SandboxInfo["state"] } = {}): Promise<SandboxInfo[]> {
+    return (await this.http.json<{ items: SandboxInfo[] }>({ method: "GET", path: "/v1/sandboxes", query: { state: options.state }, signal: options.signal })).items;
   }
 }

@@ -34,6 +34,8 @@ export interface Config {
   readonly sandboxDiskBytes: number;
   /** `CAIRN_LOCK_WAIT_MS`, default 30000: how long a new cairnd waits for one that is shutting down on the same data dir. */
   readonly lockWaitMs: number;
+  /** `CAIRN_STOPPED_SANDBOX_RETENTION_MS`, default 86400000 (a day): how long a killed or failed sandbox stays listed. */
+  readonly stoppedSandboxRetentionMs: number;
   /** `CAIRN_DEPLOY_DOMAIN`, default `localhost`: deployed apps answer at `<app>[.<env>].<domain>`. */
   readonly deployDomain: string;
   /** `CAIRN_DEPLOY_VOLUME_SIZE`, default 1GiB: size of a new app's persistent filesystem. */
@@ -125,6 +127,7 @@ export function resolveConfig(options: ConfigOptions = {}, env: NodeJS.ProcessEn
     maxCheckpointsPerVolume: intOf("CAIRN_MAX_CHECKPOINTS", env.CAIRN_MAX_CHECKPOINTS, 100, 1, 100_000),
     poolReserveRatio: ratioOf("CAIRN_POOL_RESERVE", env.CAIRN_POOL_RESERVE, 0.1),
     poolOvercommit: overcommitOf(env.CAIRN_POOL_OVERCOMMIT),
+    stoppedSandboxRetentionMs: intOf("CAIRN_STOPPED_SANDBOX_RETENTION_MS", env.CAIRN_STOPPED_SANDBOX_RETENTION_MS, 86_400_000, 0, 10 * 365 * 86_400_000),
     lockWaitMs: intOf("CAIRN_LOCK_WAIT_MS", env.CAIRN_LOCK_WAIT_MS, 30_000, 0, 3_600_000),
     sandboxDiskBytes: sizeOf("CAIRN_SANDBOX_DISK_SIZE", env.CAIRN_SANDBOX_DISK_SIZE) ?? 4 * GiB,
     deployDomain: (env.CAIRN_DEPLOY_DOMAIN ?? "localhost").toLowerCase(),

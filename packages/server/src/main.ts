@@ -36,6 +36,7 @@ Environment:
   CAIRN_WARM_SANDBOXES           sandboxes kept started ahead of demand (default 2; 0: none)
   CAIRN_SANDBOX_DISK_SIZE        a sandbox's writable disk when its create names no diskGb (default 4GiB)
   CAIRN_MAX_VOLUMES_PER_SANDBOX  volumes one sandbox may mount (default 8)
+  CAIRN_STOPPED_SANDBOX_RETENTION_MS  how long a killed or failed sandbox stays listed (default 86400000)
   CAIRN_DEPLOY_DOMAIN            deployments answer at <app>.<env>.<domain> (default localhost)
   CAIRN_DEPLOY_VOLUME_SIZE       size of a deployment's persistent volume (default 1GiB)
   CAIRN_LOCK_WAIT_MS             how long to wait for a cairnd shutting down on this data dir (default 30000)

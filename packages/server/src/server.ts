@@ -147,6 +147,7 @@ export async function startCairnd(config: Config, options: { logger?: boolean | 
       maxVolumesPerSandbox: config.maxVolumesPerSandbox,
       warmSandboxes: config.warmSandboxes,
       defaultDiskBytes: config.sandboxDiskBytes,
+      stoppedRetentionMs: config.stoppedSandboxRetentionMs,
       capacity,
     });
     sandboxesRef = sandboxes;

@@ -99,4 +99,25 @@ describe("sandboxes across restarts, regions and checkpoints", () => {
     assert.equal(code, "REGION_MISMATCH");
     assert.equal(message, 'Volume "v" is in region iad');
   });
+
+  it("lists by state, and forgets killed sandboxes after the retention", async () => {
+    const c = await startCairnd({ env: { CAIRN_STOPPED_SANDBOX_RETENTION_MS: "1500", CAIRN_WARM_SANDBOXES: "0" } });
+    procs.push(c);
+    const cairn = new Cairn({ url: c.url, apiKey: c.adminKey });
+    const keep = await cairn.sandboxes.create();
+    const gone = await cairn.sandboxes.create();
+    await gone.kill();
+    assert.deepEqual((await cairn.sandboxes.list({ state: "running" })).map((s) => s.id), [keep.id]);
+    assert.deepEqual((await cairn.sandboxes.list({ state: "stopped" })).map((s) => s.id), [gone.id], "listed for a while, to read why");
+    let listed = true;
+    for (let i = 0; i < 300 && listed; i++) {
+      listed = (await cairn.sandboxes.list()).some((s) => s.id === gone.id);
+      if (listed) await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.equal(listed, false, "forgotten after the retention");
+    const [code] = await failure(cairn.sandboxes.get(gone.id));
+    assert.equal(code, "SANDBOX_NOT_FOUND");
+    assert.equal((await cairn.sandboxes.get(keep.id)).info.state, "running", "a running one is never pruned");
+    await keep.kill();
+  });
 });

@@ -11,6 +11,7 @@ import {
   MountRequest,
   ProcessInfo,
   Sandbox,
+  SANDBOX_STATES,
   type ExecEvent,
 } from "@cairn/protocol";
 import type { SandboxService } from "../services/sandboxes.js";
@@ -42,9 +43,11 @@ export function sandboxRoutes(sandboxes: SandboxService): RouteSpec[] {
       path: "/v1/sandboxes",
       operationId: "listSandboxes",
       summary: "List sandboxes, newest first",
+      description: "Killed and failed sandboxes stay listed for CAIRN_STOPPED_SANDBOX_RETENTION_MS (a day), then are forgotten.",
       tags: ["sandboxes"],
+      query: z.object({ state: z.enum(SANDBOX_STATES).optional().meta({ description: "Only sandboxes in this state" }) }),
       responses: { 200: { description: "Sandboxes", schema: z.object({ items: z.array(Sandbox) }) } },
-      handler: async ({ principal }) => ({ items: await sandboxes.list(principal.projectId) }),
+      handler: async ({ principal, query }) => ({ items: await sandboxes.list(principal.projectId, query.state ? { states: [query.state] } : {}) }),
     }),
     defineRoute({
       method: "GET",

@@ -25,7 +25,7 @@ import type { MountedVolume, SandboxDriver, VolumeMount } from "../sandboxes/cru
 import { deviceString } from "../sandboxes/volume-users.js";
 import type { PoolCapacity } from "../volumes/capacity.js";
 import { UID_RANGE } from "../sandboxes/oci-config.js";
-import type { AttachmentRecord, MetadataStore, SandboxRecord, VolumeRecord } from "../storage/metadata-store.js";
+import type { AttachmentRecord, MetadataStore, SandboxRecord, SandboxState, VolumeRecord } from "../storage/metadata-store.js";
 import type { Lease, VolumeEngine } from "../volumes/engine.js";
 import { resolveInVolume } from "../volumes/resolve.js";
 import type { CheckpointService } from "./checkpoints.js";
@@ -42,6 +42,8 @@ export interface SandboxServiceDeps {
   maxVolumesPerSandbox: number;
   /** How many `base` sandboxes to keep started ahead of demand (0: none). */
   warmSandboxes?: number;
+  /** How long a stopped or failed sandbox stays listed before it is forgotten. */
+  stoppedRetentionMs?: number;
   /** A sandbox's disk when the request names no size (and every warm sandbox's). */
   defaultDiskBytes: number;
   /** Admission: a sandbox's disk only while all that is promised fits in the pool. */
@@ -93,6 +95,7 @@ export class SandboxService {
   private warmFailures = 0;
   /** Warm sandboxes whose disks the pool has admitted (started or starting, not yet taken). */
   private warmDisks = 0;
+  private pruneTimer: NodeJS.Timeout | undefined;
   /** The uid range of each warm sandbox (its root's host uid). */
   private readonly warmUids = new Map<string, number>();
   /** Host uid ranges in use, by their base: how many sandboxes (one, and its forks) share each. */
@@ -280,8 +283,8 @@ export class SandboxService {
     return this.toWire(await this.find(projectId, id));
   }
 
-  async list(projectId: string): Promise<Sandbox[]> {
-    const rows = await this.deps.store.listSandboxes(projectId, { limit: 1000 });
+  async list(projectId: string, options: { states?: SandboxState[] } = {}): Promise<Sandbox[]> {
+    const rows = await this.deps.store.listSandboxes(projectId, { limit: 1000, ...(options.states ? { states: options.states } : {}) });
     return Promise.all(rows.map((r) => this.toWire(r)));
   }
 
@@ -843,6 +846,20 @@ export class SandboxService {
       if (!known.has(id)) await driver.destroy(id).catch(() => undefined);
     }
     this.fillWarmPool();
+    this.schedulePrune();
+  }
+
+  /** Killed and failed sandboxes are listed for a while (to read why), then forgotten. */
+  private schedulePrune(): void {
+    const retention = this.deps.stoppedRetentionMs;
+    if (retention === undefined || this.closed) return;
+    const prune = async () => {
+      const ids = await this.deps.store.pruneSandboxes(new Date(Date.now() - retention).toISOString());
+      if (ids.length > 0) this.deps.log.info({ count: ids.length }, "forgot sandboxes that ended before the retention");
+    };
+    void prune().catch((err) => this.deps.log.warn({ err }, "pruning ended sandboxes failed"));
+    this.pruneTimer = setInterval(() => void prune().catch((err) => this.deps.log.warn({ err }, "pruning ended sandboxes failed")), Math.max(1000, Math.min(retention, 600_000)));
+    this.pruneTimer.unref();
   }
 
   /**
@@ -853,6 +870,7 @@ export class SandboxService {
   async close(): Promise<void> {
     this.closed = true;
     clearTimeout(this.refillTimer);
+    clearInterval(this.pruneTimer);
     for (const t of this.timers.values()) clearTimeout(t);
     for (const p of this.processes.values()) for (const proc of p.values()) proc.child.kill("SIGKILL");
     // Warm sandboxes belong to nobody: they go (a start in flight is destroyed when it ends).

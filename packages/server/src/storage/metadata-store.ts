@@ -509,6 +509,20 @@ export class MetadataStore {
     return rows.map(toSandbox);
   }
 
+  /** Forget sandboxes that ended (stopped or failed) before `before` (ISO time), with their attachments; returns their ids. */
+  async pruneSandboxes(before: string): Promise<string[]> {
+    return this.db.transaction().execute(async (trx) => {
+      const rows = await trx.selectFrom("sandboxes").select("id").where("state", "in", ["stopped", "failed"]).where("updated_at", "<", before).execute();
+      const ids = rows.map((r) => r.id);
+      for (let i = 0; i < ids.length; i += 500) {
+        const chunk = ids.slice(i, i + 500);
+        await trx.deleteFrom("attachments").where("sandbox_id", "in", chunk).execute();
+        await trx.deleteFrom("sandboxes").where("id", "in", chunk).execute();
+      }
+      return ids;
+    });
+  }
+
   async updateSandboxSpec(id: string, spec: SandboxSpec): Promise<void> {
     await this.db.updateTable("sandboxes").set({ spec: JSON.stringify(spec), updated_at: now() }).where("id", "=", id).execute();
   }

@@ -17,8 +17,7 @@ Examples:
     )
     .action(async (options: { state?: string }, command: Command) => {
       const ctx = contextOf(command);
-      let items = await ctx.cairn.sandboxes.list({ signal: ctx.signal });
-      if (options.state !== undefined) items = items.filter((sb) => sb.state === options.state);
+      const items = await ctx.cairn.sandboxes.list({ ...(options.state !== undefined ? { state: options.state as (typeof SANDBOX_STATES)[number] } : {}), signal: ctx.signal });
       if (ctx.json) printJson(items);
       else if (items.length === 0) {
         process.stderr.write(ctx.err.dim(options.state ? "No sandboxes in that state.\n" : "No sandboxes yet. Start one: cairn sandbox create\n"));
