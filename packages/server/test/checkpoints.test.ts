@@ -52,6 +52,7 @@ describe("checkpoints", () => {
     await v.checkpoints.create({ name: "base" });
     const fork = await cairn.volumes.create({ name: "cp-fork", fromCheckpoint: "cp-src:base" });
     assert.equal(fork.info.sizeBytes, GiB);
+    assert.ok(fork.info.usedBytes >= 2 * MiB, `a fork's usedBytes counts the data it came with (${fork.info.usedBytes})`);
     assert.equal(sha(await fork.files.readBytes("/data.bin")), sha(data));
     await fork.files.write("/only-fork.txt", "fork");
     await v.files.write("/only-src.txt", "src");

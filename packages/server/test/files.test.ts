@@ -97,6 +97,7 @@ describe("file API (SDK against a real cairnd)", () => {
     await v.files.upload("/tree/up.bin", new Uint8Array(10));
     const root = await v.files.list("/");
     assert.ok(!root.items.some((e) => e.name === ".cairn"), "/.cairn is hidden");
+    assert.ok(!root.items.some((e) => e.name === "lost+found"), "ext4's lost+found is the filesystem's, not listed");
     await rejectsWith(v.files.list("/.cairn"), "INVALID_PATH", /reserved/);
     await rejectsWith(v.files.write("/.cairn/x", "x"), "INVALID_PATH");
     await rejectsWith(v.files.list("/tree/c.txt"), "NOT_A_DIRECTORY");

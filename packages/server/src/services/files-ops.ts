@@ -104,7 +104,8 @@ async function* walkSorted(
   relDir: string,
   options: { recursive: boolean; prefix: string; chunk: number; resume: string[]; hideReserved: boolean },
 ): AsyncGenerator<Walked> {
-  const skip = (name: string) => options.hideReserved && relDir === "" && name === RESERVED_DIR;
+  // cairnd's own staging dir and ext4's lost+found are the filesystem's, not the user's files.
+  const skip = (name: string) => options.hideReserved && relDir === "" && (name === RESERVED_DIR || name === "lost+found");
   const relOf = (name: string) => (relDir ? `${relDir}/${name}` : name);
   const wanted = (rel: string) => rel.startsWith(options.prefix);
   const mayContain = (rel: string) => options.recursive && (rel.startsWith(options.prefix) || options.prefix.startsWith(`${rel}/`));

@@ -115,6 +115,9 @@ export class VolumeService {
       }
       await store.transitionVolume(record.id, ["creating"], "ready");
       await store.finishOperation(opId, "succeeded");
+      // A fork holds data it never wrote through cairnd: mount it once so usedBytes is measured
+      // (and recorded when it is unmounted), not the 0 of a volume nothing has used yet.
+      if (source) (await engine.acquire(record.id)).release();
     } catch (err) {
       log.error({ err, volumeId: record.id }, "volume create failed; rolling back");
       await store.deleteVolume(record.id);
@@ -176,6 +179,7 @@ export class VolumeService {
       }
       await store.transitionVolume(record.id, ["creating"], "ready");
       await store.finishOperation(opId, "succeeded");
+      if (req.format === "image") (await engine.acquire(record.id)).release(); // measure usedBytes, as after a fork
     } catch (err) {
       await engine.destroy(record.id).catch(() => undefined);
       await store.deleteVolume(record.id);
