@@ -7,8 +7,8 @@ import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { mkdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
-import { Cairn, CairnError, type Volume } from "@cairn/sdk";
-import { startCairnd, type CairndProcess } from "./harness.js";
+import { Cairn, type Volume } from "@cairn/sdk";
+import { codeOf, startCairnd, type CairndProcess } from "./harness.js";
 import { run } from "../src/volumes/exec.js";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -54,19 +54,10 @@ describe("symlinks planted in a volume", () => {
     await c?.destroy();
   });
 
-  const code = async (p: Promise<unknown>) => {
-    try {
-      await p;
-      return "ok";
-    } catch (err) {
-      assert.ok(err instanceof CairnError, String(err));
-      return err.code;
-    }
-  };
 
   it("never reads the host's files through a symlink", async () => {
     for (const path of ["/abs-passwd", "/rel-passwd", "/etc-dir/passwd", "/inside/up/etc/passwd", "/inside/up/up/etc/hostname"]) {
-      const result = await code(v.files.readText(path));
+      const result = await codeOf(v.files.readText(path));
       assert.equal(result, "PATH_NOT_FOUND", `${path} must resolve inside the volume`);
     }
   });
@@ -91,7 +82,7 @@ describe("symlinks planted in a volume", () => {
   });
 
   it("refuses symlink loops and special files", async () => {
-    assert.equal(await code(v.files.readText("/loop-a")), "INVALID_PATH");
-    assert.equal(await code(v.files.readText("/fifo")), "NOT_A_FILE");
+    assert.equal(await codeOf(v.files.readText("/loop-a")), "INVALID_PATH");
+    assert.equal(await codeOf(v.files.readText("/fifo")), "NOT_A_FILE");
   });
 });
