@@ -296,7 +296,7 @@ export async function run({ log }) {
     "",
     mdTable(memHeader, memRows, "lrrr"),
     "",
-    "  What stays after a transfer is reused by the next, not grown: the pool of 4 MiB I/O blocks (at most 4 kept idle, shared by reads and writes), V8's young generation, and the malloc heap that cairnd keeps instead of trimming (its `GLIBC_TUNABLES`, see the throughput section). Dead socket buffers of request bodies do not pile up in that heap: cairnd collects its young generation after every 8 MiB of body (`services/body-gc.ts`).",
+    "  What stays after a transfer is reused by the next, not grown: the pool of 4 MiB I/O blocks (at most 4 kept idle, shared by reads and writes), V8's young generation, and the malloc heap that cairnd keeps instead of trimming (its `GLIBC_TUNABLES`, see the throughput section). Dead socket buffers of request bodies do not pile up in that heap: cairnd collects its young generation after every 8 MiB of body (`files/body-gc.ts`).",
     `- Median of ${REPEATS} repeats (the listing and memory rows: one run). "vs baseline" is the baseline's time divided by Cairn's (100% = as fast). Search check: ${res.searchCheck}.`,
     "- The API rows include HTTP on loopback, the SDK in the same Node process as the bench, and cairnd's durability work: an extraction is staged, `syncfs`'d, moved into place and `syncfs`'d again; each resumable chunk is checksummed (CRC-32 from a file, SHA-256 from a stream) and fdatasync'ed before it is acknowledged. The baselines sync too (`sync -f` / `sync`).",
     "- Volumes are ext4 images on direct-I/O loop devices in an XFS pool image on the same host disk; cairnd idle unmount 10 min, so mounts are not part of the numbers.",

@@ -46,6 +46,7 @@ fi
 
 # build (incremental: a no-op when nothing changed)
 npx --no-install tsc -b
+node scripts/prune-dist.mjs
 # cairnd's one native helper (hot-plugs mounts into a running sandbox with open_tree/move_mount).
 helper=packages/server/dist/native/cairn-mount
 if [[ ! -x $helper || packages/server/native/cairn-mount.c -nt $helper ]]; then

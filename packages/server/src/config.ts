@@ -171,7 +171,7 @@ export function withMallocTunables(given: string | undefined): string {
  * measured the same here, at the price of concurrent marking.)
  *
  * `--expose-gc`: cairnd collects the young generation after every 8 MiB of request body, so
- * those dead buffers do not pile up to V8's own 32 MiB trigger first (services/body-gc.ts).
+ * those dead buffers do not pile up to V8's own 32 MiB trigger first (files/body-gc.ts).
  */
 export function withV8Flags(execArgv: readonly string[], nodeOptions: string | undefined): string[] {
   const given = [...execArgv, ...(nodeOptions ?? "").split(/\s+/)];

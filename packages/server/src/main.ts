@@ -9,8 +9,8 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { resolveConfig, withMallocTunables, withV8Flags, ConfigError, type ConfigOptions } from "./config.js";
 import { startCairnd } from "./server.js";
-import { dropForeignPins, ensurePinnedNamespace, inNamespace, namespaceId, releasePinnedNamespace } from "./volumes/namespace.js";
-import { DataDirLocked } from "./data-dir-lock.js";
+import { dropForeignPins, ensurePinnedNamespace, inNamespace, namespaceId, releasePinnedNamespace } from "./host/namespace.js";
+import { DataDirLocked } from "./host/data-dir-lock.js";
 
 export const SERVER_HELP = `Usage: cairn server [options]
 

@@ -5,7 +5,7 @@ import { createHash, randomBytes } from "node:crypto";
 import { Cairn, CairnError, Volume } from "@cairn/sdk";
 import { ERROR_CODES, GiB, MiB } from "@cairn/protocol";
 import { startCairnd, type CairndProcess } from "./harness.js";
-import { run } from "../src/volumes/exec.js";
+import { run } from "../src/host/exec.js";
 import { startPostgres, type Postgres } from "./postgres.js";
 
 async function rejectsWith(p: Promise<unknown>, code: string, message?: RegExp): Promise<CairnError> {

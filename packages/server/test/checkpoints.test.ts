@@ -5,7 +5,7 @@ import { createHash, randomBytes } from "node:crypto";
 import { Cairn, type Volume } from "@cairn/sdk";
 import { GiB, MiB } from "@cairn/protocol";
 import { codeOf, startCairnd, type CairndProcess } from "./harness.js";
-import { run } from "../src/volumes/exec.js";
+import { run } from "../src/host/exec.js";
 
 const sha = (b: Uint8Array) => createHash("sha256").update(b).digest("hex");
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

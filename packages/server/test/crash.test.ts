@@ -8,7 +8,7 @@ import { createHash, randomBytes } from "node:crypto";
 import { join } from "node:path";
 import { Cairn } from "@cairn/sdk";
 import { makeDataDir, startCairnd, type CairndProcess } from "./harness.js";
-import { run } from "../src/volumes/exec.js";
+import { run } from "../src/host/exec.js";
 import { MetadataStore } from "../src/storage/metadata-store.js";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { CairnError } from "@cairn/sdk";
 import type { CairndProcess } from "./harness.js";
-import { run } from "../src/volumes/exec.js";
+import { run } from "../src/host/exec.js";
 
 export async function rejectsWith(p: Promise<unknown>, code: string, message?: RegExp): Promise<CairnError> {
   try {

@@ -10,7 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Cairn, type Volume } from "@cairn/sdk";
 import { startCairnd, type CairndProcess } from "./harness.js";
-import { run } from "../src/volumes/exec.js";
+import { run } from "../src/host/exec.js";
 import { auth, rejectsWith, sha, shellOnMount } from "./files-helpers.js";
 
 describe("file API (SDK against a real cairnd)", () => {

@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import assert from "node:assert/strict";
 import { CairnError } from "@cairn/sdk";
-import { releasePinnedNamespace } from "../src/volumes/namespace.js";
+import { releasePinnedNamespace } from "../src/host/namespace.js";
 
 export const SERVER_MAIN = fileURLToPath(new URL("../src/main.js", import.meta.url));
 

@@ -17,7 +17,7 @@ const BODY = 384 * MiB;
 /**
  * Most these transfers, one after another, may raise cairnd's RSS. Measured on 2 cores: 20-24 MiB
  * (12 of them 4 MiB I/O blocks, reused from one transfer to the next); 44-54 MiB for the first PUT
- * alone when dead socket buffers wait for V8's own young-generation trigger (services/body-gc.ts),
+ * alone when dead socket buffers wait for V8's own young-generation trigger (files/body-gc.ts),
  * and 8 MiB more from the download when reads and writes had a block pool each.
  */
 const MAX_RISE = 36 * MiB;

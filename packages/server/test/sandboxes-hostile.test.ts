@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { readdir, readFile } from "node:fs/promises";
 import { Cairn, type Sandbox } from "@cairn/sdk";
 import { startCairnd, type CairndProcess } from "./harness.js";
-import { cgroupPrefix } from "../src/sandboxes/crun-driver.js";
+import { cgroupPrefix } from "../src/sandboxes/crun/driver.js";
 
 describe("a hostile sandbox", () => {
   let c: CairndProcess;

@@ -12,7 +12,7 @@ import { promisify } from "node:util";
 import { Cairn, type Sandbox } from "@cairn/sdk";
 import { MiB } from "@cairn/protocol";
 import { startCairnd, type CairndProcess } from "./harness.js";
-import { cgroupPrefix } from "../src/sandboxes/crun-driver.js";
+import { cgroupPrefix } from "../src/sandboxes/crun/driver.js";
 
 const run = promisify(execFile);
 

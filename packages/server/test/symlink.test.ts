@@ -9,7 +9,7 @@ import { mkdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { Cairn, type Volume } from "@cairn/sdk";
 import { codeOf, startCairnd, type CairndProcess } from "./harness.js";
-import { run } from "../src/volumes/exec.js";
+import { run } from "../src/host/exec.js";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

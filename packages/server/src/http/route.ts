@@ -5,7 +5,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { z } from "zod";
 import { CairnError, type ErrorCode } from "@cairn/protocol";
-import type { Principal } from "../services/auth.js";
+import type { Principal } from "../auth/service.js";
 
 export interface ResponseSpec {
   description: string;

@@ -14,7 +14,7 @@
  */
 import { statfs } from "node:fs/promises";
 import { CairnError, formatSize } from "@cairn/protocol";
-import { KeyedMutex } from "./mutex.js";
+import { KeyedMutex } from "../host/mutex.js";
 
 export interface PoolStatus {
   /** The pool's size times the overcommit ratio: what may be committed. */

@@ -1,0 +1,350 @@
+/**
+ * Deployments: an app runs in a sandbox with its code at /data/app (a fresh copy per deploy,
+ * writable but discarded with the sandbox) and its project's persistent filesystem at
+ * /data/local-fs (one ReadWriteMany volume per app and environment, kept across deploys).
+ * cairnd routes `http://<app>[.<env>].<domain>:<port>/` to the running version.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { request, type IncomingMessage, type ServerResponse } from "node:http";
+import type { Duplex } from "node:stream";
+import { connect } from "node:net";
+import { mkdir, rm } from "node:fs/promises";
+import { join } from "node:path";
+import { CairnError, GiB, PROBLEM_CONTENT_TYPE, type Deployment } from "@cairn/protocol";
+import { newId } from "../ids.js";
+import type { Logger } from "../logger.js";
+import type { DeploymentRecord, MetadataStore } from "../storage/metadata-store.js";
+import type { SandboxService } from "../sandboxes/service.js";
+import type { VolumeService } from "../volumes/service.js";
+
+const APP_PORT = 8080;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export interface DeploymentServiceDeps {
+  store: MetadataStore;
+  sandboxes: SandboxService;
+  volumes: VolumeService;
+  log: Logger;
+  /** Routed host names end in this domain (default `localhost`). */
+  domain: string;
+  /** The router's port, for the URLs it reports. */
+  port: () => number;
+  /** Where the per-deployment sockets live. */
+  runDir: string;
+  /** Size of a new project filesystem. */
+  volumeBytes: number;
+  /** How long a new version has to answer its first request. */
+  startTimeoutMs: number;
+}
+
+interface Route {
+  deploymentId: string;
+  socket: string;
+  bridge: ChildProcess;
+}
+
+export class DeploymentService {
+  /** `app.env` → the serving version. */
+  private readonly routes = new Map<string, Route>();
+  private readonly processes = new Map<string, string>();
+
+  constructor(private readonly deps: DeploymentServiceDeps) {}
+
+  private url(app: string, env: string): string {
+    const host = env === "production" ? `${app}.${this.deps.domain}` : `${app}.${env}.${this.deps.domain}`;
+    return `http://${host}:${this.deps.port()}/`;
+  }
+
+  toWire(d: DeploymentRecord): Deployment {
+    return {
+      id: d.id,
+      app: d.app,
+      env: d.env,
+      version: d.version,
+      state: d.state,
+      sandbox: d.sandboxId,
+      volume: d.volumeId,
+      command: d.command,
+      url: this.url(d.app, d.env),
+      error: d.error,
+      createdAt: d.createdAt,
+      updatedAt: d.updatedAt,
+    };
+  }
+
+  async list(projectId: string, filter: { app?: string; env?: string }): Promise<Deployment[]> {
+    return (await this.deps.store.listDeployments({ ...filter, projectId })).map((d) => this.toWire(d));
+  }
+
+  /** Deploy a new version. Resolves when it serves; a version that fails leaves the old one serving. */
+  async deploy(
+    projectId: string,
+    options: { app: string; env: string; cmd?: string | undefined; format: "tar" | "tar.gz" },
+    body: NodeJS.ReadableStream,
+  ): Promise<Deployment> {
+    const { store, sandboxes, volumes, log } = this.deps;
+    const { app, env } = options;
+    const owner = (await store.listDeployments({ app })).find((d) => d.projectId !== projectId);
+    if (owner) throw new CairnError("APP_NAME_TAKEN", `The app name "${app}" is taken; pick another --project name`);
+    const { volume } = await volumes.create(projectId, {
+      name: `local-fs-${app}-${env}`.slice(0, 63),
+      accessMode: "ReadWriteMany",
+      sizeBytes: this.deps.volumeBytes,
+      labels: { "cairn.dev/app": app, "cairn.dev/env": env },
+      ifExists: "return",
+    });
+    const at = new Date().toISOString();
+    const d = await store.insertDeployment({
+      id: newId("dep"),
+      projectId,
+      app,
+      env,
+      state: "starting",
+      sandboxId: null,
+      volumeId: volume.id,
+      command: options.cmd ?? "",
+      error: null,
+      createdAt: at,
+      updatedAt: at,
+    });
+    let sandboxId: string | undefined;
+    let route: Route | undefined;
+    try {
+      const sb = await sandboxes.create(projectId, {
+        template: "base",
+        volumes: [{ volume: volume.id, mountPath: "/data/local-fs" }],
+        env: { CAIRN_LOCAL_FS: "/data/local-fs", PORT: String(APP_PORT), CAIRN_APP: app, CAIRN_ENV: env },
+        cwd: "/data/app",
+      });
+      sandboxId = sb.id;
+      await store.updateDeployment(d.id, { sandboxId });
+      // Unpack inside the sandbox, with its privileges: an archive's tricks stay in there.
+      await this.runIn(projectId, sb.id, `mkdir -p /data/app && tar -x ${options.format === "tar" ? "" : "-z"} -f - -C /data/app`, body);
+      const command = options.cmd ?? (await this.detectEntrypoint(projectId, sb.id));
+      d.command = command;
+      await store.db.updateTable("deployments").set({ command }).where("id", "=", d.id).execute();
+      const proc = await sandboxes.startBackground(projectId, sb.id, { command: `exec ${command}`, cwd: "/data/app" });
+      this.processes.set(d.id, proc.id);
+      route = await this.bridge(projectId, d.id, sb.id);
+      await this.waitUntilServing(projectId, sb.id, proc.id, route.socket);
+    } catch (err) {
+      log.warn({ err, deploymentId: d.id }, "deploy failed; the previous version keeps serving");
+      route?.bridge.kill("SIGKILL");
+      if (sandboxId) await sandboxes.kill(projectId, sandboxId).catch(() => undefined);
+      const message = err instanceof CairnError ? err.message : `the new version did not start: ${(err as Error).message}`;
+      await store.updateDeployment(d.id, { state: "failed", error: message });
+      throw err instanceof CairnError && err.code === "DEPLOY_FAILED" ? err : new CairnError("DEPLOY_FAILED", message, { cause: err });
+    }
+    // The new version serves: switch the route, then stop the old one (it releases the volume).
+    const key = `${app}.${env}`;
+    const previous = this.routes.get(key);
+    this.routes.set(key, route!);
+    await store.updateDeployment(d.id, { state: "running" });
+    for (const old of await store.listDeployments({ app, env, states: ["running"] })) {
+      if (old.id === d.id) continue;
+      if (old.sandboxId) await sandboxes.kill(old.projectId, old.sandboxId).catch(() => undefined);
+      await store.updateDeployment(old.id, { state: "superseded" });
+    }
+    previous?.bridge.kill("SIGKILL");
+    return this.toWire((await store.getDeployment(d.id))!);
+  }
+
+  private async runIn(projectId: string, sandboxId: string, command: string, input?: NodeJS.ReadableStream): Promise<string> {
+    const child = await this.deps.sandboxes.exec(projectId, sandboxId, { command, cwd: "/" });
+    let stdout = "";
+    let stderr = "";
+    child.stdout?.on("data", (x) => (stdout += x));
+    child.stderr?.on("data", (x) => (stderr += x));
+    child.stdin?.on("error", () => undefined);
+    if (input && child.stdin) input.pipe(child.stdin);
+    else child.stdin?.end();
+    const code = await new Promise<number | null>((r) => child.on("close", r));
+    if (code !== 0) {
+      throw new CairnError("DEPLOY_FAILED", `${command.split(" ")[0]} failed in the sandbox: ${stderr.trim().split("\n").slice(-3).join(" ") || `exit ${code}`}`);
+    }
+    return stdout;
+  }
+
+  private async detectEntrypoint(projectId: string, sandboxId: string): Promise<string> {
+    const found = (
+      await this.runIn(
+        projectId,
+        sandboxId,
+        `cd /data/app && if [ -f main.py ]; then echo py; elif [ -f package.json ] && node -e "process.exit(require('/data/app/package.json').scripts?.start ? 0 : 1)"; then echo npm; else echo none; fi`,
+      )
+    ).trim();
+    if (found === "py") return "python3 main.py";
+    if (found === "npm") return "npm start";
+    throw new CairnError("DEPLOY_FAILED", "No entrypoint: add main.py or a package.json start script, or give --cmd");
+  }
+
+  /** A Unix socket on the host that reaches the app's port inside the sandbox's own network namespace. */
+  private async bridge(projectId: string, deploymentId: string, sandboxId: string): Promise<Route> {
+    const pid = await this.deps.sandboxes.initPid(projectId, sandboxId);
+    await mkdir(this.deps.runDir, { recursive: true, mode: 0o700 });
+    const socket = join(this.deps.runDir, `${deploymentId}.sock`);
+    await rm(socket, { force: true });
+    const bridge = spawn(
+      "nsenter",
+      ["-t", String(pid), "-n", "socat", `UNIX-LISTEN:${socket},fork,mode=600,backlog=256`, `TCP:127.0.0.1:${APP_PORT}`],
+      { stdio: "ignore" },
+    );
+    for (let i = 0; i < 100; i++) {
+      if (await canConnect(socket)) break;
+      await sleep(20);
+    }
+    return { deploymentId, socket, bridge };
+  }
+
+  private async waitUntilServing(projectId: string, sandboxId: string, processId: string, socket: string): Promise<void> {
+    const deadline = Date.now() + this.deps.startTimeoutMs;
+    while (Date.now() < deadline) {
+      const p = await this.deps.sandboxes.process(projectId, sandboxId, processId, { wait: false, logs: true });
+      if (p.state === "exited") {
+        const tail = `${p.stdout ?? ""}${p.stderr ?? ""}`.trim().split("\n").slice(-5).join("\n");
+        throw new CairnError("DEPLOY_FAILED", `The new version exited with ${p.exitCode} before serving:\n${tail}`);
+      }
+      const status = await probe(socket);
+      if (status !== undefined && status < 500) return;
+      await sleep(100);
+    }
+    throw new CairnError("DEPLOY_FAILED", `The new version did not answer on $PORT within ${this.deps.startTimeoutMs / 1000} s`);
+  }
+
+  async logs(projectId: string, app: string, env: string): Promise<{ deployment: Deployment; stdout: string; stderr: string }> {
+    const d = (await this.deps.store.listDeployments({ app, env, projectId }))[0];
+    if (!d) throw new CairnError("DEPLOYMENT_NOT_FOUND", `No deployment of ${app} (${env})`);
+    const procId = this.processes.get(d.id);
+    let stdout = "";
+    let stderr = d.error ?? "";
+    if (procId && d.sandboxId) {
+      const p = await this.deps.sandboxes.process(projectId, d.sandboxId, procId, { wait: false, logs: true }).catch(() => undefined);
+      stdout = p?.stdout ?? "";
+      stderr = p?.stderr ?? stderr;
+    }
+    return { deployment: this.toWire(d), stdout, stderr };
+  }
+
+  /** Stop an app's environment (or all of them); delete its filesystem only when asked. */
+  async remove(projectId: string, app: string, options: { env?: string; deleteFilesystem: boolean }): Promise<number> {
+    const { store, sandboxes, volumes } = this.deps;
+    const all = await store.listDeployments({ app, projectId, ...(options.env ? { env: options.env } : {}) });
+    if (all.length === 0) throw new CairnError("DEPLOYMENT_NOT_FOUND", `No deployments of ${app}`);
+    for (const d of all) {
+      if (d.state === "running" || d.state === "starting") {
+        if (d.sandboxId) await sandboxes.kill(projectId, d.sandboxId).catch(() => undefined);
+        await store.updateDeployment(d.id, { state: "stopped" });
+      }
+      const r = this.routes.get(`${d.app}.${d.env}`);
+      if (r) {
+        r.bridge.kill("SIGKILL");
+        this.routes.delete(`${d.app}.${d.env}`);
+      }
+    }
+    if (options.deleteFilesystem) {
+      for (const volumeId of new Set(all.map((d) => d.volumeId))) await volumes.delete(projectId, volumeId).catch(() => undefined);
+    }
+    return all.length;
+  }
+
+  /** Which route a Host header names: `undefined` for the API's own hosts. */
+  match(hostHeader: string | undefined): { key: string; route: Route | undefined } | undefined {
+    const host = (hostHeader ?? "").replace(/:\d+$/, "").toLowerCase();
+    const suffix = `.${this.deps.domain}`;
+    if (!host.endsWith(suffix)) return undefined;
+    const labels = host.slice(0, -suffix.length).split(".");
+    if (labels.length > 2 || labels.some((l) => !/^[a-z0-9-]+$/.test(l))) return { key: host, route: undefined };
+    const key = `${labels[0]}.${labels[1] ?? "production"}`;
+    return { key, route: this.routes.get(key) };
+  }
+
+  /** Reverse-proxy one request, streaming both ways. */
+  proxy(req: IncomingMessage, res: ServerResponse, route: Route | undefined, key: string): void {
+    if (!route) return notFound(res, key);
+    const upstream = request(
+      { socketPath: route.socket, method: req.method, path: req.url, headers: { ...req.headers, "x-forwarded-host": req.headers.host ?? "" } },
+      (up) => {
+        res.writeHead(up.statusCode ?? 502, up.headers);
+        up.pipe(res);
+      },
+    );
+    upstream.on("error", () => {
+      if (!res.headersSent) {
+        res.writeHead(502, { "content-type": PROBLEM_CONTENT_TYPE });
+        res.end(JSON.stringify({ code: "UNAVAILABLE", status: 502, detail: `${key} did not answer` }));
+      } else res.destroy();
+    });
+    req.pipe(upstream);
+  }
+
+  /** Websockets and other upgrades: splice the two sockets once the app accepts. */
+  upgrade(req: IncomingMessage, socket: Duplex, head: Buffer, route: Route | undefined): void {
+    if (!route) {
+      socket.end("HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n");
+      return;
+    }
+    const up = connect(route.socket, () => {
+      const lines = [`${req.method} ${req.url} HTTP/1.1`];
+      for (let i = 0; i < req.rawHeaders.length; i += 2) lines.push(`${req.rawHeaders[i]}: ${req.rawHeaders[i + 1]}`);
+      up.write(lines.join("\r\n") + "\r\n\r\n");
+      if (head.length) up.write(head);
+      up.pipe(socket);
+      socket.pipe(up);
+    });
+    up.on("error", () => socket.destroy());
+    socket.on("error", () => up.destroy());
+  }
+
+  /** After a restart: running versions get their bridge and route back. */
+  async reconcile(): Promise<void> {
+    const { store, sandboxes, log } = this.deps;
+    for (const d of await store.listDeployments({ states: ["running", "starting"] })) {
+      try {
+        if (d.state === "starting" || !d.sandboxId) throw new Error("interrupted");
+        const route = await this.bridge(d.projectId, d.id, d.sandboxId);
+        this.routes.set(`${d.app}.${d.env}`, route);
+      } catch (err) {
+        log.warn({ err, deploymentId: d.id }, "deployment not running after restart");
+        if (d.sandboxId) await sandboxes.kill(d.projectId, d.sandboxId).catch(() => undefined);
+        await store.updateDeployment(d.id, { state: d.state === "starting" ? "failed" : "stopped", error: "cairnd restarted" });
+      }
+    }
+  }
+
+  close(): void {
+    for (const r of this.routes.values()) r.bridge.kill("SIGKILL");
+    this.routes.clear();
+  }
+}
+
+function notFound(res: ServerResponse, key: string): void {
+  res.writeHead(404, { "content-type": PROBLEM_CONTENT_TYPE });
+  res.end(JSON.stringify({ type: "https://cairn.dev/errors/not-found", code: "DEPLOYMENT_NOT_FOUND", title: "Not found", status: 404, detail: `Nothing is deployed at ${key}` }));
+}
+
+function canConnect(socket: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = connect(socket, () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.on("error", () => resolve(false));
+  });
+}
+
+function probe(socket: string): Promise<number | undefined> {
+  return new Promise((resolve) => {
+    const r = request({ socketPath: socket, path: "/", method: "GET", timeout: 2000 }, (res) => {
+      res.resume();
+      resolve(res.statusCode);
+    });
+    r.on("error", () => resolve(undefined));
+    r.on("timeout", () => {
+      r.destroy();
+      resolve(undefined);
+    });
+    r.end();
+  });
+}
+
+export const DEFAULT_DEPLOY_VOLUME_BYTES = 1 * GiB;
