@@ -118,10 +118,11 @@ export async function startCairnd(config: Config, options: { logger?: boolean | 
     if (config.poolOvercommit > 1) {
       log.warn({ overcommit: config.poolOvercommit }, "CAIRN_POOL_OVERCOMMIT > 1: volumes may be promised more space than the pool has; a full pool then fails writes inside volumes");
     }
-    const volumes = new VolumeService({ store, engine, config, log, capacity });
+    const volumes = new VolumeService({ store, engine, checkpointStore: engine, config, log, capacity });
     const checkpoints = new CheckpointService({
       store,
       engine,
+      checkpointStore: engine,
       volumes,
       log,
       maxPerVolume: config.maxCheckpointsPerVolume,
@@ -139,6 +140,7 @@ export async function startCairnd(config: Config, options: { logger?: boolean | 
     const sandboxes = new SandboxService({
       store,
       engine,
+      checkpointStore: engine,
       volumes,
       checkpoints,
       driver,

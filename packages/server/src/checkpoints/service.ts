@@ -6,13 +6,15 @@ import { CairnError, NAME_IS_ID_MESSAGE, formatSize, type Checkpoint, type Creat
 import { ID_PATTERN, newId } from "../ids.js";
 import type { Logger } from "../logger.js";
 import type { CheckpointRecord, MetadataStore, VolumeRecord } from "../storage/metadata-store.js";
-import type { VolumeEngine } from "../volumes/loop/engine.js";
+import type { VolumeEngine } from "../volumes/port.js";
+import type { CheckpointStore } from "./port.js";
 import type { PoolCapacity } from "../volumes/capacity.js";
 import type { VolumeService } from "../volumes/service.js";
 
 export interface CheckpointServiceDeps {
   store: MetadataStore;
   engine: VolumeEngine;
+  checkpointStore: CheckpointStore;
   volumes: VolumeService;
   log: Logger;
   /** Most checkpoints one volume may have. */
@@ -38,7 +40,7 @@ export class CheckpointService {
   }
 
   async toWire(cp: CheckpointRecord): Promise<Checkpoint> {
-    const space = await this.deps.engine.checkpointSpace({ volumeId: cp.volumeId, checkpointId: cp.id });
+    const space = await this.deps.checkpointStore.checkpointSpace({ volumeId: cp.volumeId, checkpointId: cp.id });
     return {
       id: cp.id,
       name: cp.name,
@@ -82,14 +84,14 @@ export class CheckpointService {
     const keeps = await engine.allocatedBytes({ volumeId: volume.id });
     await this.deps.capacity.admit(keeps, `a checkpoint of volume "${volume.name}" (${formatSize(keeps)} in use)`, () => store.insertCheckpoint(record));
     try {
-      const info = await engine.checkpoint({ volumeId: volume.id, checkpointId: record.id });
+      const info = await this.deps.checkpointStore.checkpoint({ volumeId: volume.id, checkpointId: record.id });
       await store.updateCheckpoint(record.id, { status: "ready", sizeBytes: info.sizeBytes, frozenMs: info.frozenMs });
       record.status = "ready";
       record.sizeBytes = info.sizeBytes;
       record.frozenMs = info.frozenMs;
     } catch (err) {
       await store.deleteCheckpoint(record.id);
-      await engine.deleteCheckpoint({ volumeId: volume.id, checkpointId: record.id }).catch(() => undefined);
+      await this.deps.checkpointStore.deleteCheckpoint({ volumeId: volume.id, checkpointId: record.id }).catch(() => undefined);
       throw err;
     }
     if (keep !== undefined) {
@@ -135,12 +137,12 @@ export class CheckpointService {
   private async remove(cp: CheckpointRecord): Promise<void> {
     const { store, engine } = this.deps;
     await store.updateCheckpoint(cp.id, { status: "deleting" });
-    await engine.deleteCheckpoint({ volumeId: cp.volumeId, checkpointId: cp.id });
+    await this.deps.checkpointStore.deleteCheckpoint({ volumeId: cp.volumeId, checkpointId: cp.id });
     await store.deleteCheckpoint(cp.id);
     // The last checkpoint of a deleted volume takes the volume's record with it.
     const volume = await store.getVolumeById(cp.volumeId);
     if (volume?.status === "deleted" && (await store.listCheckpoints(volume.id)).length === 0) {
-      await engine.deleteCheckpoints(volume.id);
+      await this.deps.checkpointStore.deleteCheckpoints(volume.id);
       await store.deleteVolume(volume.id);
     }
   }
@@ -149,7 +151,7 @@ export class CheckpointService {
   async exportImage(projectId: string, volumeRef: string, ref: string): Promise<{ path: string; size: number; name: string }> {
     const volume = await this.deps.volumes.find(projectId, volumeRef, { includeDeleted: true });
     const cp = await this.find(volume, ref);
-    const path = this.deps.engine.checkpointPath(volume.id, cp.id);
+    const path = await this.deps.checkpointStore.checkpointImage(volume.id, cp.id);
     return { path, size: (await stat(path)).size, name: `${volume.name}-${cp.name}.img` };
   }
 
@@ -160,7 +162,7 @@ export class CheckpointService {
   async exportTar(projectId: string, volumeRef: string, ref: string): Promise<{ stream: Readable; name: string; done: () => void }> {
     const volume = await this.deps.volumes.find(projectId, volumeRef, { includeDeleted: true });
     const cp = await this.find(volume, ref);
-    const lease = await this.deps.engine.mountCheckpoint({ volumeId: volume.id, checkpointId: cp.id });
+    const lease = await this.deps.checkpointStore.mountCheckpoint({ volumeId: volume.id, checkpointId: cp.id });
     const tar = spawn("tar", ["-c", "-f", "-", "-C", lease.path, "--one-file-system", "--sparse", "--exclude=./lost+found", "."], {
       stdio: ["ignore", "pipe", "pipe"],
     });
@@ -210,7 +212,7 @@ export class CheckpointService {
     const opId = newId("op");
     await store.startOperation({ id: opId, volumeId: volume.id, kind: "restore", detail: { checkpointId: cp.id } });
     try {
-      await engine.restore({ volumeId: volume.id, checkpointId: cp.id });
+      await this.deps.checkpointStore.restore({ volumeId: volume.id, checkpointId: cp.id });
       // A checkpoint taken before a grow is smaller: the volume takes the checkpoint's size.
       await store.updateVolume(volume.id, { status: "ready", sizeBytes: cp.sizeBytes });
       await store.finishOperation(opId, "succeeded");

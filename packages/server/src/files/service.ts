@@ -5,7 +5,7 @@
 import { CairnError } from "@cairn/protocol";
 import type { Logger } from "../logger.js";
 import type { MetadataStore, VolumeRecord } from "../storage/metadata-store.js";
-import type { Lease } from "../volumes/loop/engine.js";
+import type { Lease } from "../volumes/port.js";
 import type { VolumeService } from "../volumes/service.js";
 import { UrlSigner } from "./signing.js";
 import { TusUploads } from "./tus.js";

@@ -11,7 +11,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { readdir } from "node:fs/promises";
 import { CairnError, RESERVED_DIR, type WatchEvent } from "@cairn/protocol";
-import type { Lease } from "../volumes/loop/engine.js";
+import type { Lease } from "../volumes/port.js";
 import type { Logger } from "../logger.js";
 
 export interface WatchSubscriber {

@@ -21,12 +21,14 @@ import {
 } from "@cairn/protocol";
 import { newId } from "../ids.js";
 import type { Logger } from "../logger.js";
-import type { MountedVolume, SandboxDriver, VolumeMount } from "./crun/driver.js";
-import { deviceString } from "./crun/volume-users.js";
+import type { MountedVolume, SandboxDriver, VolumeMount } from "./port.js";
+import { deviceString } from "../host/devices.js";
 import type { PoolCapacity } from "../volumes/capacity.js";
-import { UID_RANGE } from "./crun/oci-config.js";
+import { UID_RANGE } from "./port.js";
+import { READ_FILE_SCRIPT, WRITE_FILE_SCRIPT } from "./file-scripts.js";
 import type { AttachmentRecord, MetadataStore, SandboxRecord, SandboxState, VolumeRecord } from "../storage/metadata-store.js";
-import type { Lease, VolumeEngine } from "../volumes/loop/engine.js";
+import type { Lease, VolumeEngine } from "../volumes/port.js";
+import type { CheckpointStore } from "../checkpoints/port.js";
 import { resolveInVolume } from "../files/resolve.js";
 import type { CheckpointService } from "../checkpoints/service.js";
 import type { VolumeService } from "../volumes/service.js";
@@ -34,6 +36,7 @@ import type { VolumeService } from "../volumes/service.js";
 export interface SandboxServiceDeps {
   store: MetadataStore;
   engine: VolumeEngine;
+  checkpointStore: CheckpointStore;
   volumes: VolumeService;
   checkpoints: CheckpointService;
   driver: SandboxDriver;
@@ -75,6 +78,7 @@ interface BackgroundProcess {
 }
 
 const LOG_LIMIT = 4 * MiB;
+
 
 export class SandboxService {
   /** Leases held by live attachments, by attachment id. */
@@ -367,7 +371,7 @@ export class SandboxService {
   private async mountSource(a: AttachmentRecord): Promise<VolumeMount> {
     const { engine } = this.deps;
     const lease = a.checkpointId
-      ? await engine.mountCheckpoint({ volumeId: a.volumeId, checkpointId: a.checkpointId })
+      ? await this.deps.checkpointStore.mountCheckpoint({ volumeId: a.volumeId, checkpointId: a.checkpointId })
       : await engine.acquire(a.volumeId);
     this.leases.get(a.id)?.release();
     this.leases.set(a.id, lease);
@@ -796,7 +800,7 @@ export class SandboxService {
   async writeFile(projectId: string, id: string, path: string, body: NodeJS.ReadableStream): Promise<void> {
     const p = normalizeVolumePath(path);
     const child = await this.exec(projectId, id, {
-      command: 'd=$(dirname "$CAIRN_PATH") && mkdir -p "$d" && t="$d/.cairn-tmp-$$" && cat > "$t" && mv -f "$t" "$CAIRN_PATH"',
+      command: WRITE_FILE_SCRIPT,
       env: { CAIRN_PATH: p },
     });
     await runChild(child, body, p);
@@ -806,7 +810,7 @@ export class SandboxService {
   async readFile(projectId: string, id: string, path: string): Promise<ChildProcess> {
     const p = normalizeVolumePath(path);
     const child = await this.exec(projectId, id, {
-      command: 'if [ -d "$CAIRN_PATH" ]; then echo "is a directory" >&2; exit 21; fi; [ -f "$CAIRN_PATH" ] || { echo "no such file" >&2; exit 2; }; exec cat -- "$CAIRN_PATH"',
+      command: READ_FILE_SCRIPT,
       env: { CAIRN_PATH: p },
     });
     child.stdin?.end();

@@ -18,13 +18,15 @@ import type { Config } from "../config.js";
 import { ID_PATTERN, newId } from "../ids.js";
 import type { Logger } from "../logger.js";
 import type { MetadataStore, VolumeRecord } from "../storage/metadata-store.js";
-import { MIN_FS_BYTES, type Lease, type VolumeEngine } from "./loop/engine.js";
+import { MIN_FS_BYTES, type Lease, type VolumeEngine, type VolumeReconciler } from "./port.js";
+import type { CheckpointStore } from "../checkpoints/port.js";
 import { saysNoSpace } from "../host/exec.js";
 import type { PoolCapacity } from "./capacity.js";
 
 export interface VolumeServiceDeps {
   store: MetadataStore;
-  engine: VolumeEngine;
+  engine: VolumeEngine & VolumeReconciler;
+  checkpointStore: CheckpointStore;
   config: Pick<Config, "region" | "maxVolumeBytes">;
   log: Logger;
   /** Admission: a volume or a grow only while all that is promised fits in the pool. */
@@ -108,7 +110,7 @@ export class VolumeService {
     });
     try {
       if (source) {
-        await engine.fork({ volumeId: source.volume.id, checkpointId: source.checkpoint.id, newVolumeId: record.id });
+        await this.deps.checkpointStore.fork({ volumeId: source.volume.id, checkpointId: source.checkpoint.id, newVolumeId: record.id });
         if (sizeBytes > source.checkpoint.sizeBytes) await engine.grow({ id: record.id, sizeBytes, filesystem });
       } else {
         await engine.create({ id: record.id, sizeBytes, filesystem });
@@ -325,7 +327,7 @@ export class VolumeService {
       await store.updateVolume(v.id, { status: "deleted", name: `${v.name}.deleted.${Date.now()}`, usedBytes: 0 });
       return { keptCheckpoints: kept };
     }
-    await engine.deleteCheckpoints(v.id);
+    await this.deps.checkpointStore.deleteCheckpoints(v.id);
     await store.deleteCheckpointsOf(v.id);
     await store.deleteVolume(v.id);
     return { keptCheckpoints: 0 };
@@ -371,7 +373,7 @@ export class VolumeService {
         log.info({ volumeId: v.id }, "reconcile: rolled back an unfinished create");
       } else if (v.status === "deleting") {
         await engine.destroy(v.id);
-        await engine.deleteCheckpoints(v.id);
+        await this.deps.checkpointStore.deleteCheckpoints(v.id);
         await store.deleteCheckpointsOf(v.id);
         await store.deleteVolume(v.id);
         log.info({ volumeId: v.id }, "reconcile: finished a delete");

@@ -40,7 +40,7 @@ import { batchWrite } from "../../files/batch.js";
 import { ARCHIVE_CONTENT_TYPES, createArchive, extractArchive } from "../../files/archive.js";
 import { replaceInFiles, searchFiles } from "../../files/search.js";
 import type { FileService } from "../../files/service.js";
-import type { Lease } from "../../volumes/loop/engine.js";
+import type { Lease } from "../../volumes/port.js";
 import { defineRoute, type RouteSpec } from "../route.js";
 import { VolumeParams } from "./volumes.js";
 

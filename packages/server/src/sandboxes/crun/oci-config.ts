@@ -27,7 +27,8 @@ export const SANDBOX_CAPABILITIES = [
 ];
 
 /** How many ids a sandbox's user namespace maps (its uids and gids 0..65535). */
-export const UID_RANGE = 65536;
+export { UID_RANGE } from "../port.js";
+import { UID_RANGE } from "../port.js";
 
 /** The CFS period of a sandbox's CPU quota: `cpus` cores get cpus × this much CPU time in each. */
 export const CPU_PERIOD_US = 100_000;

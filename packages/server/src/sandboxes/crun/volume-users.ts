@@ -6,15 +6,7 @@
  * wrote is resolved.
  */
 import { readdir, readFile, readlink, stat } from "node:fs/promises";
-
-/** "major:minor" of a device number as Node's stat gives it (the kernel's new_encode_dev). */
-export function deviceString(dev: number): string {
-  const low = dev % 2 ** 32;
-  const high = Math.floor(dev / 2 ** 32);
-  const major = ((low >>> 8) & 0xfff) | (high & ~0xfff);
-  const minor = (low & 0xff) | ((low >>> 12) & ~0xff);
-  return `${major >>> 0}:${minor >>> 0}`;
-}
+import { deviceString } from "../../host/devices.js";
 
 const devOf = (path: string) => stat(path).then((s) => deviceString(s.dev), () => undefined);
 

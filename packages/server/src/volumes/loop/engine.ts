@@ -10,68 +10,8 @@ import { ExecError, run } from "../../host/exec.js";
 import { findMount, readMounts } from "../../host/mountinfo.js";
 import { KeyedMutex } from "../../host/mutex.js";
 import { enableDirectIo, type PoolInfo } from "./pool.js";
-
-export interface Lease {
-  /** Host path of the volume's root, mounted nosymfollow,nodev,nosuid,noexec. */
-  readonly path: string;
-  release(): void;
-}
-
-export interface VolumeUsage {
-  usedBytes: number;
-  totalBytes: number;
-  availableBytes: number;
-}
-
-export type GrowMode = "online" | "offline" | "none";
-
-/** The port the services use; the loop engine below is the real one. */
-export interface VolumeEngine {
-  create(options: { id: string; sizeBytes: number; filesystem: Filesystem }): Promise<void>;
-  destroy(id: string): Promise<void>;
-  acquire(id: string): Promise<Lease>;
-  /** A write met EROFS/EIO: the filesystem is read-only after an error; it is checked and remounted once nothing holds it. */
-  markDamaged(id: string): void;
-  grow(options: { id: string; sizeBytes: number; filesystem: Filesystem }): Promise<GrowMode>;
-  /** Usage from the filesystem if it is mounted now; undefined when it is not. */
-  usage(id: string): Promise<VolumeUsage | undefined>;
-  imageSize(id: string): Promise<number | undefined>;
-  /** `checkpoints`: the checkpoint ids that exist, per volume id; other checkpoint images are deleted. */
-  reconcile(known: ReadonlySet<string>, checkpoints?: ReadonlyMap<string, ReadonlySet<string>>): Promise<ReconcileReport>;
-  close(): Promise<void>;
-  /** Copy-on-write checkpoint of a volume: freeze (if mounted), reflink the image, thaw. */
-  checkpoint(options: { volumeId: string; checkpointId: string }): Promise<CheckpointInfo>;
-  /** Replace the volume's image with the checkpoint's, atomically (rename). No lease may be held. */
-  restore(options: { volumeId: string; checkpointId: string }): Promise<void>;
-  /** A new volume whose image is a reflink of a checkpoint. */
-  fork(options: { volumeId: string; checkpointId: string; newVolumeId: string }): Promise<void>;
-  deleteCheckpoint(options: { volumeId: string; checkpointId: string }): Promise<void>;
-  /** Delete every checkpoint image of a volume. */
-  deleteCheckpoints(volumeId: string): Promise<void>;
-  checkpointSpace(options: { volumeId: string; checkpointId: string }): Promise<{ allocatedBytes: number; exclusiveBytes: number }>;
-  checkpointPath(volumeId: string, checkpointId: string): string;
-  /** Pool space a volume's image, or a checkpoint's, holds now (allocated blocks); 0 when it is gone. */
-  allocatedBytes(options: { volumeId: string; checkpointId?: string }): Promise<number>;
-  /** Mount a checkpoint read-only (for a tar export); `release` unmounts it. */
-  mountCheckpoint(options: { volumeId: string; checkpointId: string }): Promise<Lease>;
-  /**
-   * Create a volume from a raw filesystem image streamed in: zero blocks become holes, at most
-   * `maxBytes` are accepted, and the image must hold a clean ext4 or XFS filesystem.
-   */
-  importImage(options: { id: string; body: AsyncIterable<Uint8Array>; maxBytes: number }): Promise<{ sizeBytes: number; filesystem: Filesystem }>;
-}
-
-export interface CheckpointInfo {
-  sizeBytes: number;
-  /** How long the filesystem was frozen, in ms (0 when it was not mounted). */
-  frozenMs: number;
-}
-
-export interface ReconcileReport {
-  unmounted: string[];
-  detachedLoops: string[];
-  removedImages: string[];
-}
+import type { GrowMode, Lease, ReconcileReport, VolumeEngine, VolumeReconciler, VolumeUsage } from "../port.js";
+import type { CheckpointInfo, CheckpointStore } from "../../checkpoints/port.js";
 
 interface VolumeState {
   refs: number;
@@ -94,7 +34,7 @@ export interface LoopEngineOptions {
 export const HOST_MOUNT_OPTIONS = "loop,nosymfollow,nodev,nosuid,noexec";
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-export class LoopVolumeEngine implements VolumeEngine {
+export class LoopVolumeEngine implements VolumeEngine, CheckpointStore, VolumeReconciler {
   private readonly states = new Map<string, VolumeState>();
   private readonly lock = new KeyedMutex();
   private closed = false;
@@ -305,7 +245,11 @@ export class LoopVolumeEngine implements VolumeEngine {
     return statUsage(this.mountPath(id)).catch(() => undefined);
   }
 
-  checkpointPath(volumeId: string, checkpointId: string): string {
+  async checkpointImage(volumeId: string, checkpointId: string): Promise<string> {
+    return this.checkpointPath(volumeId, checkpointId);
+  }
+
+  private checkpointPath(volumeId: string, checkpointId: string): string {
     return join(this.options.pool.root, "checkpoints", volumeId, `${checkpointId}.img`);
   }
 
@@ -609,8 +553,3 @@ export async function listLoops(): Promise<LoopDevice[]> {
   }));
 }
 
-/** Minimum image sizes the filesystems accept (mkfs refuses smaller). */
-export const MIN_FS_BYTES: Record<Filesystem, number> = {
-  ext4: 16 * 1024 * 1024,
-  xfs: 300 * 1024 * 1024,
-};
