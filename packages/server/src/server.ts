@@ -3,20 +3,16 @@ import { mkdir, readFile, writeFile, chmod } from "node:fs/promises";
 import { join } from "node:path";
 import type { FastifyInstance } from "fastify";
 import type { Config } from "./config.js";
-import { buildApp } from "./http/app.js";
+import { compose } from "./compose.js";
 import { newId } from "./ids.js";
 import { AuthService, generateAdminKey } from "./auth/service.js";
-import { VolumeService } from "./volumes/service.js";
-import { CheckpointService } from "./checkpoints/service.js";
-import { FileService } from "./files/service.js";
 import { randomBytes } from "node:crypto";
-import { SandboxService } from "./sandboxes/service.js";
-import { DeploymentService } from "./deployments/service.js";
+import type { SandboxService } from "./sandboxes/service.js";
+import type { DeploymentService } from "./deployments/service.js";
 import { CrunDriver, cgroupPrefix } from "./sandboxes/crun/driver.js";
 import { MetadataStore } from "./storage/metadata-store.js";
 import { LoopVolumeEngine } from "./volumes/loop/engine.js";
 import { openPool } from "./volumes/loop/pool.js";
-import { PoolCapacity } from "./volumes/capacity.js";
 import { DataDirLock } from "./host/data-dir-lock.js";
 
 export const VERSION = "0.1.0";
@@ -100,36 +96,6 @@ export async function startCairnd(config: Config, options: { logger?: boolean | 
         await store.updateVolume(id, { usedBytes: usage.usedBytes });
       },
     });
-    let sandboxDisks = async () => 0;
-    const capacity = new PoolCapacity({
-      poolRoot: pool.root,
-      overcommit: config.poolOvercommit,
-      // Each at the most it can take: a volume its size, a checkpoint the blocks it holds (or, while
-      // it is being taken, its volume's), a sandbox its disk.
-      committed: async () => {
-        let bytes = await sandboxDisks();
-        for (const v of await store.listAllVolumes()) if (v.status !== "deleted") bytes += v.sizeBytes;
-        for (const cp of await store.listAllCheckpoints()) {
-          bytes += (await engine.allocatedBytes({ volumeId: cp.volumeId, checkpointId: cp.id })) || (await engine.allocatedBytes({ volumeId: cp.volumeId }));
-        }
-        return bytes;
-      },
-    });
-    if (config.poolOvercommit > 1) {
-      log.warn({ overcommit: config.poolOvercommit }, "CAIRN_POOL_OVERCOMMIT > 1: volumes may be promised more space than the pool has; a full pool then fails writes inside volumes");
-    }
-    const volumes = new VolumeService({ store, engine, checkpointStore: engine, config, log, capacity });
-    const checkpoints = new CheckpointService({
-      store,
-      engine,
-      checkpointStore: engine,
-      volumes,
-      log,
-      maxPerVolume: config.maxCheckpointsPerVolume,
-      poolReserveRatio: config.poolReserveRatio,
-      poolRoot: pool.root,
-      capacity,
-    });
     await CrunDriver.prepareHost();
     const driver = new CrunDriver(
       await CrunDriver.bundleRoot(join(pool.root, "sandboxes"), cgroupPrefix(config.dataDir)),
@@ -137,51 +103,38 @@ export async function startCairnd(config: Config, options: { logger?: boolean | 
       cgroupPrefix(config.dataDir),
       join(pool.root, "templates"),
     );
-    const sandboxes = new SandboxService({
+    let listeningPort = config.port;
+    const composed = await compose({
+      config,
       store,
+      auth,
       engine,
       checkpointStore: engine,
-      volumes,
-      checkpoints,
       driver,
+      poolRoot: pool.root,
+      signingKey: await loadSigningKey(config),
       log,
-      region: config.region,
-      maxVolumesPerSandbox: config.maxVolumesPerSandbox,
-      warmSandboxes: config.warmSandboxes,
-      defaultDiskBytes: config.sandboxDiskBytes,
-      stoppedRetentionMs: config.stoppedSandboxRetentionMs,
-      capacity,
-    });
-    sandboxesRef = sandboxes;
-    sandboxDisks = () => sandboxes.committedDiskBytes();
-    const files = new FileService({ volumes, store, signingKey: await loadSigningKey(config), log });
-    let listeningPort = config.port;
-    const deployments = new DeploymentService({
-      store,
-      sandboxes,
-      volumes,
-      log,
-      domain: config.deployDomain,
+      logger,
+      version: VERSION,
       port: () => listeningPort,
-      runDir: join(config.dataDir, "run", "deployments"),
-      volumeBytes: config.deployVolumeBytes,
-      startTimeoutMs: 30_000,
     });
+    const { sandboxes, volumes, deployments } = composed;
+    sandboxesRef = sandboxes;
     deploymentsRef = deployments;
-    app = await buildApp({ store, auth, volumes, checkpoints, files, sandboxes, deployments, region: config.region, version: VERSION, logger, capacity });
+    const server = composed.app;
+    app = server;
     // Sandboxes first: leases of running sandboxes are taken back before the volume reconciler
     // unmounts what nothing holds.
     await sandboxes.reconcile();
     await volumes.reconcile();
-    const address = await app.listen({ host: config.host, port: config.port });
+    const address = await server.listen({ host: config.host, port: config.port });
     listeningPort = Number(new URL(address).port);
     await deployments.reconcile();
     const url = address.replace("://[::1]", "://localhost");
     lock.describe(url);
     let closing: Promise<void> | undefined;
-    const server = app;
     return {
-      app,
+      app: server,
       url,
       adminKey,
       adminKeySource,

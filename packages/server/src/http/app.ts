@@ -183,7 +183,7 @@ export function setProblemHandler(app: FastifyInstance): void {
       // A half-duplex client (fetch) only reads the answer once its body is sent: one that keeps
       // sending forever must see the connection go, not wait on it.
       const socket = req.raw.socket;
-      reply.raw.once("finish", () => setTimeout(() => socket?.destroy(), 100));
+      reply.raw.once("finish", () => setTimeout(() => socket?.destroy?.(), 100));
     }
     return reply.code(ce.status).type(PROBLEM_CONTENT_TYPE).send(ce.toProblem(req.id));
   });
