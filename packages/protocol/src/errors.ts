@@ -10,6 +10,7 @@ export const ERROR_CODES = {
   INVALID_PATH: { status: 400, title: "Invalid path" },
   INVALID_RANGE: { status: 416, title: "Range not satisfiable" },
   INVALID_CHECKPOINT_NAME: { status: 400, title: "Invalid checkpoint name" },
+  INVALID_PROJECT_NAME: { status: 400, title: "Invalid project name" },
   NOT_A_FILE: { status: 400, title: "Not a regular file" },
   VOLUME_SHRINK_NOT_ALLOWED: { status: 409, title: "Volumes cannot shrink" },
   INVALID_TEMPLATE: { status: 400, title: "Unknown template" },

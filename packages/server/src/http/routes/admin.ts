@@ -20,6 +20,7 @@ export function adminRoutes(store: MetadataStore, auth: AuthService): RouteSpec[
       tags: ["projects"],
       adminOnly: true,
       body: CreateProjectRequest,
+      fieldCodes: { name: "INVALID_PROJECT_NAME" },
       responses: { 201: { description: "Created; the key is shown once", schema: CreateProjectResult } },
       handler: async ({ body, reply }) => {
         const project = await store.createProject(newId("prj"), body.name);
