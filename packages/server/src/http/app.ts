@@ -107,7 +107,7 @@ function deferContinue(req: IncomingMessage, res: ServerResponse): void {
 
 /** Read and discard what is left of a request body: true when it ended within the bounds. */
 function drainBody(req: import("node:http").IncomingMessage, maxBytes = 256 * 1024 * 1024, timeoutMs = 5_000): Promise<boolean> {
-  if (req.complete) return Promise.resolve(true);
+  if (req.complete || req.readableEnded) return Promise.resolve(true); // read to its end (readableEnded: also under inject)
   if (req.destroyed) return Promise.resolve(false);
   return new Promise((resolve) => {
     let seen = 0;
