@@ -47,7 +47,7 @@ export const ERROR_CODES = {
   QUOTA_EXCEEDED: { status: 507, title: "Volume full" },
   POOL_FULL: { status: 507, title: "Storage pool full" },
   VOLUME_DAMAGED: { status: 503, title: "Volume read-only after a filesystem error" },
-  // The file API (issue 3).
+  // The file API.
   NOT_A_DIRECTORY: { status: 400, title: "Not a directory" },
   INVALID_PATTERN: { status: 400, title: "Invalid pattern" },
   INVALID_ARCHIVE: { status: 400, title: "Invalid archive" },

@@ -1,5 +1,5 @@
 import type { Health } from "@cairn/protocol";
-import { HttpClient, resolveClientOptions, type ClientOptions, type RequestOptions } from "./http.js";
+import { HttpClient, resolveClientOptions, type ClientOptions, type RequestOptions } from "./transport/http.js";
 import { Volumes } from "./volume.js";
 import { Sandboxes } from "./sandbox.js";
 import { Deployments } from "./deployments.js";

@@ -1,6 +1,6 @@
 import type { Deployment } from "@cairn/protocol";
-import type { HttpClient, RequestOptions } from "./http.js";
-import { toStream, type FileData } from "./files.js";
+import type { HttpClient, RequestOptions } from "./transport/http.js";
+import { toStream, type FileData } from "./transport/body.js";
 
 export type { Deployment };
 

@@ -34,6 +34,6 @@ export type {
   SignedUrl,
   WatchEvent,
   ArchiveFormat,
-} from "./files.js";
-export type { ClientOptions, RequestOptions } from "./http.js";
+} from "./files/volume-files.js";
+export type { ClientOptions, RequestOptions } from "./transport/http.js";
 export { CairnError, ERROR_CODES, type ErrorCode, type Problem } from "@cairn/protocol";

@@ -1,5 +1,5 @@
 import type { ApiKey, ApiKeyInfo, CreateProjectResult, Project } from "@cairn/protocol";
-import type { HttpClient, RequestOptions } from "./http.js";
+import type { HttpClient, RequestOptions } from "./transport/http.js";
 
 export type { ApiKey, ApiKeyInfo, CreateProjectResult, Project };
 

@@ -6,8 +6,8 @@ import type {
   ProcessInfo,
   Sandbox as SandboxInfo,
 } from "@cairn/protocol";
-import type { HttpClient, RequestOptions } from "./http.js";
-import type { FileData } from "./volume.js";
+import { defaultHttpClient, type HttpClient, type RequestOptions } from "./transport/http.js";
+import type { FileData } from "./transport/body.js";
 
 export type { SandboxInfo, Attachment, MountRequest, ProcessInfo };
 
@@ -153,7 +153,7 @@ export class Sandbox {
    */
   static async create(options: CreateSandboxOptions & { client?: { sandboxes: Sandboxes } } = {}): Promise<Sandbox> {
     const { client, ...rest } = options;
-    const sandboxes = client?.sandboxes ?? (await import("./client.js")).Cairn.default().sandboxes;
+    const sandboxes = client?.sandboxes ?? new Sandboxes(defaultHttpClient());
     return sandboxes.create(rest);
   }
 

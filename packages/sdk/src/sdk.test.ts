@@ -3,7 +3,7 @@ import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { Readable } from "node:stream";
 import { Cairn, CairnError } from "./index.js";
-import { toStream } from "./files.js";
+import { toStream } from "./transport/body.js";
 import * as sdk from "./index.js";
 
 function fakeFetch(responses: (() => Response | Promise<Response>)[]) {

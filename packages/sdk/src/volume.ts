@@ -1,5 +1,4 @@
 import {
-  normalizeVolumePath,
   type MountRequest,
   type Checkpoint,
   type CheckpointList,
@@ -11,8 +10,9 @@ import {
   type VolumeList,
   type WriteFileResult,
 } from "@cairn/protocol";
-import type { HttpClient, RequestOptions } from "./http.js";
-import { VolumeFiles, toStream, type FileData } from "./files.js";
+import { defaultHttpClient, type HttpClient, type RequestOptions } from "./transport/http.js";
+import { VolumeFiles } from "./files/volume-files.js";
+import { toStream, type FileData } from "./transport/body.js";
 
 export { VolumeFiles, type FileData };
 
@@ -177,7 +177,7 @@ export class Volume {
     options: Omit<CreateVolumeOptions, "name"> & { createIfMissing?: boolean; client?: { volumes: Volumes } } = {},
   ): Promise<Volume> {
     const { client, ...rest } = options;
-    const volumes = client?.volumes ?? (await import("./client.js")).Cairn.default().volumes;
+    const volumes = client?.volumes ?? new Volumes(defaultHttpClient());
     return volumes.fromName(name, rest);
   }
 

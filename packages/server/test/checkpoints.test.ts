@@ -2,7 +2,7 @@
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { createHash, randomBytes } from "node:crypto";
-import { Cairn, type Volume } from "@cairn/sdk";
+import { Cairn } from "@cairn/sdk";
 import { GiB, MiB } from "@cairn/protocol";
 import { codeOf, startCairnd, type CairndProcess } from "./harness.js";
 import { run } from "../src/host/exec.js";

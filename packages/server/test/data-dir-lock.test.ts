@@ -9,7 +9,7 @@ import { spawn, spawnSync } from "node:child_process";
 import { readFile } from "node:fs/promises";
 import { Cairn } from "@cairn/sdk";
 import { SERVER_MAIN, makeDataDir, startCairnd } from "./harness.js";
-import { listLoops } from "../src/volumes/loop/engine.js";
+import { listLoops } from "../src/volumes/loop/filesystem.js";
 
 /** Run a launcher to its end: exit code and what it printed. */
 function runLauncher(dataDir: string, timeoutMs = 60_000): Promise<{ code: number | null; out: string }> {

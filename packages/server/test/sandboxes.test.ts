@@ -1,7 +1,7 @@
 /** Sandboxes run by real crun with real volumes: the flows users rely on, and the walls between them. */
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { Cairn, CairnError, Sandbox, type Volume } from "@cairn/sdk";
+import { Cairn, CairnError, Sandbox } from "@cairn/sdk";
 import { MiB } from "@cairn/protocol";
 import { codeOf, startCairnd, type CairndProcess } from "./harness.js";
 

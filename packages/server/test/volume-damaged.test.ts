@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { writeFile } from "node:fs/promises";
 import { Cairn, CairnError } from "@cairn/sdk";
 import { startCairnd, type CairndProcess } from "./harness.js";
-import { listLoops } from "../src/volumes/loop/engine.js";
+import { listLoops } from "../src/volumes/loop/filesystem.js";
 
 describe("a volume after a filesystem error", () => {
   let c: CairndProcess;

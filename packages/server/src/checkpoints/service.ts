@@ -135,7 +135,7 @@ export class CheckpointService {
   }
 
   private async remove(cp: CheckpointRecord): Promise<void> {
-    const { store, engine } = this.deps;
+    const { store } = this.deps;
     await store.updateCheckpoint(cp.id, { status: "deleting" });
     await this.deps.checkpointStore.deleteCheckpoint({ volumeId: cp.volumeId, checkpointId: cp.id });
     await store.deleteCheckpoint(cp.id);
@@ -195,7 +195,7 @@ export class CheckpointService {
     ref: string,
     options: { detachWriters?: (volumeId: string) => Promise<number> } = {},
   ): Promise<void> {
-    const { store, engine, volumes } = this.deps;
+    const { store, volumes } = this.deps;
     const volume = await volumes.find(projectId, volumeRef);
     const cp = await this.find(volume, ref);
     if (options.detachWriters) await options.detachWriters(volume.id);

@@ -17,7 +17,7 @@ import {
   type WriteFileResult,
 } from "@cairn/protocol";
 import { resolveInVolume, type Resolved } from "./resolve.js";
-import { FileWriter } from "@cairn/sdk/file-writer";
+import { FileWriter } from "@cairn/blockio";
 import { bodyBytesRead } from "./body-gc.js";
 
 

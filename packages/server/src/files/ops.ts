@@ -4,7 +4,7 @@
  * volume, `/.cairn` out of reach); every change is synced before it is acknowledged.
  */
 import { type Stats } from "node:fs";
-import { chmod, link, lstat, mkdir, opendir, rename, rm, rmdir, unlink } from "node:fs/promises";
+import { chmod, link, lstat, mkdir, opendir, rename, rmdir, unlink } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import {
   CairnError,

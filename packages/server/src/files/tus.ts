@@ -16,7 +16,7 @@ import { lstat, mkdir, open, readdir, readFile, rename, rm, statfs, type FileHan
 import { dirname, join } from "node:path";
 import { CairnError, RESERVED_DIR, formatSize, normalizeVolumePath } from "@cairn/protocol";
 import { chunksOf, isNoSpace, resolvePath, safeMode, syncDir } from "./core.js";
-import { FileWriter } from "@cairn/sdk/file-writer";
+import { FileWriter } from "@cairn/blockio";
 import { lstatOrUndefined, makeDirectory } from "./ops.js";
 
 export const TUS_VERSION = "1.0.0";

@@ -1,6 +1,6 @@
 /**
  * cairnd does its mount work in one private mount namespace pinned to a file under its data dir
- * (DESIGN.md "Mount namespace"): mounts stay out of the host's namespace, a restarted cairnd
+ * (docs/ARCHITECTURE.md "Mount namespace"): mounts stay out of the host's namespace, a restarted cairnd
  * rejoins the same namespace, and two cairnd on one machine never share one.
  */
 import { spawn } from "node:child_process";

@@ -624,7 +624,7 @@ export class SandboxService {
 
   /** Unmount by mount path. A busy mount is a 409 unless `force` (the processes using it are killed). */
   async detach(projectId: string, id: string, rawPath: string, force: boolean): Promise<Attachment> {
-    const { store, driver } = this.deps;
+    const { store } = this.deps;
     const sb = await this.find(projectId, id);
     const mountPath = normalizeVolumePath(rawPath);
     const a = (await store.listAttachments(sb.id)).find((x) => x.mountPath === mountPath && ["pending", "mounted", "suspended"].includes(x.state));
@@ -665,7 +665,7 @@ export class SandboxService {
    * without it. All end released; a sandbox that moved its mount fails the restore (MOUNT_CHANGED).
    */
   async detachWriters(volumeId: string): Promise<number> {
-    const { store, driver } = this.deps;
+    const { store } = this.deps;
     let n = 0;
     for (const a of await store.listLiveAttachmentsOfVolume(volumeId)) {
       if (a.mode !== "rw" || a.checkpointId !== null) continue;

@@ -11,7 +11,7 @@ import { signCommand } from "./sign.js";
 import { statCommand } from "./stat.js";
 import { watchCommand } from "./watch.js";
 
-/** The file verbs of `cairn volume` (issue 3); `get` and `ls` double as download and file listing. */
+/** The file verbs of `cairn volume`; `get` and `ls` double as download and file listing. */
 export function fileCommands(): Command[] {
   return [
     putCommand(),

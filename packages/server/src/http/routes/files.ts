@@ -33,12 +33,13 @@ import {
 } from "@cairn/protocol";
 import { constants as fsc } from "node:fs";
 import { open, type FileHandle } from "node:fs/promises";
-import { pumpFile } from "@cairn/sdk/file-reader";
+import { pumpFile } from "@cairn/blockio";
 import { openForRead, parseRange, writeFile } from "../../files/core.js";
 import { editFile, listFiles, makeDirectory, movePath, removePath, statPath } from "../../files/ops.js";
 import { batchWrite } from "../../files/batch.js";
 import { ARCHIVE_CONTENT_TYPES, createArchive, extractArchive } from "../../files/archive.js";
-import { replaceInFiles, searchFiles } from "../../files/search.js";
+import { searchFiles } from "../../files/search.js";
+import { replaceInFiles } from "../../files/replace.js";
 import type { FileService } from "../../files/service.js";
 import type { Lease } from "../../volumes/port.js";
 import { defineRoute, type RouteSpec } from "../route.js";

@@ -1,5 +1,5 @@
 /**
- * Sandboxes as Linux containers run by crun (DESIGN.md "Sandboxes"). All of it happens in
+ * Sandboxes as Linux containers run by crun (docs/ARCHITECTURE.md "Sandboxes"). All of it happens in
  * cairnd's private mount namespace, where the unified cgroup hierarchy is hidden (crun refuses to
  * run on the v1/v2 hybrid otherwise).
  */
@@ -348,7 +348,7 @@ export class CrunDriver implements SandboxDriver {
     return pid ? readFile(`/proc/${pid}/status`, "utf8") : undefined;
   }
 
-  /** Hide the unified cgroup hierarchy in cairnd's namespace (DESIGN.md: crun on a v1/v2 hybrid). */
+  /** Hide the unified cgroup hierarchy in cairnd's namespace (docs/ARCHITECTURE.md "Sandboxes": crun on a v1/v2 hybrid). */
   static async prepareHost(): Promise<void> {
     if ((await findMount("/sys/fs/cgroup/unified")) !== undefined) {
       await run("umount", ["/sys/fs/cgroup/unified"]).catch(() => undefined);

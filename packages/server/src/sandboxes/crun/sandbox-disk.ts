@@ -13,7 +13,7 @@ import { CairnError } from "@cairn/protocol";
 import { ExecError, run } from "../../host/exec.js";
 import { findMount } from "../../host/mountinfo.js";
 import { enableDirectIo } from "../../volumes/loop/pool.js";
-import { mkfs } from "../../volumes/loop/engine.js";
+import { mkfs } from "../../volumes/loop/filesystem.js";
 
 const DISK_MOUNT_OPTIONS = "loop,nodev,nosuid";
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -66,7 +66,7 @@ export class SandboxDisks {
       try {
         await run("umount", [target]);
       } catch (err) {
-        // A process that just died may still hold it for a moment (DESIGN.md: EBUSY is normal).
+        // A process that just died may still hold it for a moment (docs/ARCHITECTURE.md "Volume engine": EBUSY is normal).
         if (attempt >= 40) throw new CairnError("INTERNAL", `the disk of sandbox ${id} stays busy`, { cause: err });
         await sleep(50 * Math.min(attempt + 1, 10));
       }

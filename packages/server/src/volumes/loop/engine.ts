@@ -3,13 +3,14 @@
  * while something holds a lease on it, unmounted after an idle grace period.
  */
 import { constants as fsc } from "node:fs";
-import { copyFile, mkdir, open, rename, rm, readdir, stat, statfs, truncate } from "node:fs/promises";
+import { copyFile, mkdir, rename, rm, readdir, stat, truncate } from "node:fs/promises";
 import { join } from "node:path";
 import { CairnError, type Filesystem } from "@cairn/protocol";
 import { ExecError, run } from "../../host/exec.js";
 import { findMount, readMounts } from "../../host/mountinfo.js";
 import { KeyedMutex } from "../../host/mutex.js";
 import { enableDirectIo, type PoolInfo } from "./pool.js";
+import { ext4HasErrors, extentSpace, isZero, listLoops, mkfs, statUsage } from "./filesystem.js";
 import type { GrowMode, Lease, ReconcileReport, VolumeEngine, VolumeReconciler, VolumeUsage } from "../port.js";
 import type { CheckpointInfo, CheckpointStore } from "../../checkpoints/port.js";
 
@@ -179,7 +180,7 @@ export class LoopVolumeEngine implements VolumeEngine, CheckpointStore, VolumeRe
         await run("umount", [target]);
         break;
       } catch (err) {
-        // EBUSY is a normal case (DESIGN.md): something still holds a file open. Retry, then report.
+        // EBUSY is a normal case (docs/ARCHITECTURE.md "Volume engine"): something still holds a file open. Retry, then report.
         if (attempt >= 20) {
           throw new CairnError("VOLUME_BUSY", `Volume ${id} is still busy and cannot be unmounted`, { cause: err });
         }
@@ -484,72 +485,3 @@ export class LoopVolumeEngine implements VolumeEngine, CheckpointStore, VolumeRe
     }
   }
 }
-
-/**
- * Allocated and exclusive (not shared with any reflink) bytes of an image, from its extent map.
- */
-export async function extentSpace(path: string): Promise<{ allocatedBytes: number; exclusiveBytes: number }> {
-  const { stdout } = await run("filefrag", ["-v", "-b1024", path]).catch(() => ({ stdout: "" }));
-  let allocated = 0;
-  let exclusive = 0;
-  for (const line of stdout.split("\n")) {
-    const m = /^\s*\d+:\s+\d+\.\.\s*\d+:\s+\d+\.\.\s*\d+:\s+(\d+):/.exec(line);
-    if (!m) continue;
-    const bytes = Number(m[1]) * 1024;
-    allocated += bytes;
-    if (!/\bshared\b/.test(line) && !/unwritten/.test(line)) exclusive += bytes;
-  }
-  return { allocatedBytes: allocated, exclusiveBytes: exclusive };
-}
-
-const ZERO_BLOCK = Buffer.alloc(64 * 1024);
-
-function isZero(b: Buffer): boolean {
-  if (b.length === ZERO_BLOCK.length) return b.equals(ZERO_BLOCK); // memcmp
-  return b.every((x) => x === 0);
-}
-
-async function statUsage(path: string): Promise<VolumeUsage> {
-  const f = await statfs(path);
-  return { totalBytes: f.blocks * f.bsize, usedBytes: (f.blocks - f.bfree) * f.bsize, availableBytes: f.bavail * f.bsize };
-}
-
-/** Whether an image is ext4 with the "errors" state bit set in its superblock (s_state & EXT2_ERROR_FS). */
-export async function ext4HasErrors(image: string): Promise<boolean> {
-  const fh = await open(image, "r").catch(() => undefined);
-  if (!fh) return false;
-  try {
-    const sb = Buffer.alloc(4);
-    await fh.read(sb, 0, 4, 1024 + 0x38); // s_magic (u16), s_state (u16)
-    return sb.readUInt16LE(0) === 0xef53 && (sb.readUInt16LE(2) & 0x0002) !== 0;
-  } finally {
-    await fh.close();
-  }
-}
-
-export async function mkfs(image: string, filesystem: Filesystem): Promise<void> {
-  if (filesystem === "xfs") {
-    await run("mkfs.xfs", ["-q", "-f", image]);
-  } else {
-    // -m 0: the quota is the user's, no root reserve. Lazy init: create in milliseconds.
-    // -e remount-ro: after an error the kernel stops writing rather than go on over damage; the
-    // next mount checks and repairs first (checkBeforeMount).
-    await run("mkfs.ext4", ["-q", "-F", "-m", "0", "-e", "remount-ro", "-E", "lazy_itable_init=1,lazy_journal_init=1,nodiscard", image]);
-  }
-}
-
-export interface LoopDevice {
-  name: string;
-  backFile: string;
-}
-
-export async function listLoops(): Promise<LoopDevice[]> {
-  const { stdout } = await run("losetup", ["--list", "--json", "--output", "NAME,BACK-FILE"]);
-  if (!stdout.trim()) return [];
-  const parsed = JSON.parse(stdout) as { loopdevices?: { name: string; "back-file": string | null }[] };
-  return (parsed.loopdevices ?? []).map((l) => ({
-    name: l.name,
-    backFile: (l["back-file"] ?? "").replace(/ \(deleted\)$/, ""),
-  }));
-}
-

@@ -1,7 +1,7 @@
 /**
  * The pool: a directory on a reflink-capable filesystem holding one image per volume. When the
  * data dir cannot reflink (ext4 hosts), the pool is a sparse XFS image with reflink=1,
- * loop-mounted with direct I/O (DESIGN.md "Volume engine").
+ * loop-mounted with direct I/O (docs/ARCHITECTURE.md "Volume engine").
  */
 import { constants as fsc } from "node:fs";
 import { copyFile, mkdir, open, rm, statfs, stat } from "node:fs/promises";
@@ -34,7 +34,7 @@ export async function canReflink(dir: string): Promise<boolean> {
   }
 }
 
-/** Set direct I/O on the loop device behind a mount (DESIGN.md: page cache once, not twice). */
+/** Set direct I/O on the loop device behind a mount (docs/ARCHITECTURE.md "Volume engine": page cache once, not twice). */
 export async function enableDirectIo(device: string): Promise<void> {
   if (device.startsWith("/dev/loop")) await run("losetup", ["--direct-io=on", device]).catch(() => undefined);
 }

@@ -8,7 +8,7 @@
  * idle memory is handed back to the hypervisor: `dd bs=4M conv=fsync` into a volume ran at
  * 270–330 MB/s buffered and 1.25–1.4 GB/s with `oflag=direct`, 5–10× less CPU). The volume's loop
  * devices already use direct I/O, so with O_DIRECT here the bytes go from one reused buffer of
- * ours to the disk with no copy into any page cache on the way (DESIGN.md: page cache once, not
+ * ours to the disk with no copy into any page cache on the way (docs/ARCHITECTURE.md "Volume engine": page cache once, not
  * twice — here not at all for bulk writes).
  *
  * How: chunks are copied as they arrive into 4 MiB page-aligned blocks (O_DIRECT needs aligned

@@ -1,5 +1,6 @@
 import { CairnError, PROBLEM_CONTENT_TYPE } from "@cairn/protocol";
 import type { BulkRequest, BulkResponse } from "./bulk-http.js";
+import { backoffMs, delay } from "./retry.js";
 
 export interface ClientOptions {
   /** Base URL of cairnd. Default: `CAIRN_URL`, else `http://127.0.0.1:7070`. */
@@ -64,15 +65,6 @@ function bulkCapable(url: string): boolean {
   return url.startsWith("http://") && typeof versions?.node === "string" && !versions.bun && g.Deno === undefined && g.Bun === undefined;
 }
 
-const sleep = (ms: number, signal?: AbortSignal) =>
-  new Promise<void>((resolve, reject) => {
-    const t = setTimeout(resolve, ms);
-    signal?.addEventListener("abort", () => {
-      clearTimeout(t);
-      reject(signal.reason);
-    }, { once: true });
-  });
-
 /** The one request helper: auth, problem+json errors, retries of idempotent requests only. */
 export class HttpClient {
   /** Everything but the key, which lives in a private field: no SDK object serialises or prints it. */
@@ -128,7 +120,7 @@ export class HttpClient {
       } catch (err) {
         if (req.signal?.aborted || !(err instanceof BulkNetworkError)) throw err;
         if (req.method === "GET" && !err.answered && attempt < this.options.maxRetries) {
-          await sleep(100 * 2 ** attempt, req.signal);
+          await delay(backoffMs(attempt), req.signal);
           continue;
         }
         throw new CairnError("UNAVAILABLE", `Cannot reach cairnd at ${this.options.url}: ${err.message}`, { cause: err });
@@ -158,7 +150,7 @@ export class HttpClient {
       } catch (err) {
         if (req.signal?.aborted) throw err;
         if (idempotent && attempt < this.options.maxRetries) {
-          await sleep(100 * 2 ** attempt, req.signal);
+          await delay(backoffMs(attempt), req.signal);
           continue;
         }
         throw new CairnError("UNAVAILABLE", `Cannot reach cairnd at ${this.options.url}: ${(err as Error).cause ?? (err as Error).message}`, { cause: err });
@@ -166,7 +158,7 @@ export class HttpClient {
       if (res.ok) return res;
       if (res.status === 503 && idempotent && attempt < this.options.maxRetries) {
         await res.body?.cancel();
-        await sleep(100 * 2 ** attempt, req.signal);
+        await delay(backoffMs(attempt), req.signal);
         continue;
       }
       throw await errorFrom(res);
@@ -192,4 +184,11 @@ async function errorFrom(res: Response): Promise<CairnError> {
     }
   }
   return CairnError.fromProblem(body, res.status);
+}
+
+let defaultHttp: HttpClient | undefined;
+
+/** The client built from the environment (CAIRN_URL, CAIRN_API_KEY, CAIRN_PROJECT), made once and shared. */
+export function defaultHttpClient(): HttpClient {
+  return (defaultHttp ??= new HttpClient(resolveClientOptions()));
 }

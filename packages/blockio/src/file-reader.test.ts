@@ -6,7 +6,7 @@ import { constants as fsc } from "node:fs";
 import { mkdtemp, open, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { BUFFER_BYTES, FileShrankError, pumpFile, type ChunkSink } from "./file-reader.js";
+import { BUFFER_BYTES, LocalFileChangedError, pumpFile, type ChunkSink } from "./file-reader.js";
 
 /** A sink that copies what it is given and calls back later, as a socket does. */
 function collector(): ChunkSink & { bytes(): Buffer } {
@@ -52,7 +52,7 @@ describe("pumpFile", () => {
     await writeFile(join(dir, "short"), randomBytes(1000));
     const fh = await open(join(dir, "short"), "r");
     t.after(() => fh.close());
-    await assert.rejects(pumpFile(fh, 0, 2000, collector()), (err: unknown) => err instanceof FileShrankError && err.at === 1000);
+    await assert.rejects(pumpFile(fh, 0, 2000, collector()), (err: unknown) => err instanceof LocalFileChangedError && err.at === 1000);
   });
 
   it("stops at once on the signal, even when the sink never calls back", async (t) => {

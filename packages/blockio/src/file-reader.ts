@@ -35,6 +35,8 @@ export interface ChunkSink {
 }
 
 export interface PumpOptions {
+  /** The file's name, for the error when it changes while it is sent. */
+  name?: string;
   /** Called after each buffer is handed to the sink, with the bytes handed over so far. */
   onProgress?: (bytes: number) => void;
   /**
@@ -68,17 +70,26 @@ const ALIGN = 4096;
 const alignDown = (n: number) => n - (n % ALIGN);
 const alignUp = (n: number) => alignDown(n + ALIGN - 1);
 
-/** Thrown when the file ends before `length` bytes: it was truncated while being sent. */
-export class FileShrankError extends Error {
-  constructor(readonly at: number) {
-    super(`The file ended at byte ${at}, before the length being sent: it changed while it was sent`);
+/**
+ * A local file changed while it was being sent (it ended early or grew past the length it had):
+ * the one error every transfer from a local file fails with, wherever it noticed.
+ */
+export class LocalFileChangedError extends Error {
+  constructor(
+    readonly file: string,
+    /** The byte at which the change showed. */
+    readonly at: number,
+    how: "shrank" | "grew" = "shrank",
+  ) {
+    super(`${file} ${how === "shrank" ? `ended at byte ${at}, before the length being sent` : `grew past the ${at} bytes being sent`}: it changed while it was sent`);
+    this.name = "LocalFileChangedError";
   }
 }
 
 /**
  * Write `length` bytes of `fh` from `position` to `sink`. Resolves once the sink has taken every
  * byte (every write callback ran); rejects on a read error, a write error, or a file that ends
- * early (`FileShrankError`, after which the sink has a short body: the caller must end the
+ * early (`LocalFileChangedError`, after which the sink has a short body: the caller must end the
  * connection, not the response).
  */
 export async function pumpFile(fh: FileHandle, position: number, length: number, sink: ChunkSink, options: PumpOptions = {}): Promise<number> {
@@ -141,7 +152,7 @@ export async function pumpFile(fh: FileHandle, position: number, length: number,
         free.push(buf);
         throw err;
       });
-      if (bytes === 0) throw new FileShrankError(position + sent);
+      if (bytes === 0) throw new LocalFileChangedError(options.name ?? "The file", position + sent);
       if (stopped()) return sent;
       sent += bytes;
       pending++;

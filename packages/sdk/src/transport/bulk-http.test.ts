@@ -12,7 +12,7 @@ import { mkdtemp, open, rm, truncate, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { BulkNetworkError, bulkRequest, type BulkRequest } from "./bulk-http.js";
-import { FileShrankError } from "./file-reader.js";
+import { LocalFileChangedError } from "@cairn/blockio";
 
 const sha = (b: Uint8Array) => createHash("sha256").update(b).digest("hex");
 
@@ -171,7 +171,7 @@ describe("bulkRequest", () => {
     const fh = await open(path, "r");
     try {
       await truncate(path, 50_000); // shrinks after the caller took its size
-      await assert.rejects(bulkRequest({ url: base + "/shrunk", method: "PUT", headers: {}, body: { fh, position: 0, length: 100_000 } }), FileShrankError);
+      await assert.rejects(bulkRequest({ url: base + "/shrunk", method: "PUT", headers: {}, body: { fh, position: 0, length: 100_000 } }), LocalFileChangedError);
       await new Promise((r) => setTimeout(r, 100));
       assert.equal(received.has("/shrunk"), false, "the server never saw a complete body");
     } finally {

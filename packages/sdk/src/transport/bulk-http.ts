@@ -15,7 +15,7 @@
  */
 import { connect, type Socket } from "node:net";
 import type { FileHandle } from "node:fs/promises";
-import { pumpFile } from "./file-reader.js";
+import { pumpFile } from "@cairn/blockio";
 
 export interface BulkRequest {
   url: string;
@@ -42,6 +42,8 @@ export interface FileBody {
   position: number;
   length: number;
   onSent?: (bytes: number) => void;
+  /** The local file's name, for the error when it changes while it is sent. */
+  name?: string;
 }
 
 export interface StreamBody {
@@ -290,7 +292,7 @@ export function bulkRequest(req: BulkRequest): Promise<BulkResponse> {
       const body = req.body;
       const stop = new AbortController();
       socket.once("close", () => stop.abort());
-      const sending = "pieces" in body ? sendPieces(body, stop.signal) : pumpFile(body.fh, body.position, body.length, socket, { signal: stop.signal, onProgress: body.onSent });
+      const sending = "pieces" in body ? sendPieces(body, stop.signal) : pumpFile(body.fh, body.position, body.length, socket, { signal: stop.signal, onProgress: body.onSent, ...(body.name ? { name: body.name } : {}) });
       sending.catch((err: unknown) => {
         // A read error, or a write the server refused: a final answer, if one came, decides.
         if (!finalAnswer) finish(err);
