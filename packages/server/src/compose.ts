@@ -57,8 +57,8 @@ export async function compose(parts: Parts): Promise<Composed> {
     // it is being taken, its volume's), a sandbox its disk.
     committed: async () => {
       let bytes = await sandboxDisks();
-      for (const v of await store.listAllVolumes()) if (v.status !== "deleted") bytes += v.sizeBytes;
-      for (const cp of await store.listAllCheckpoints()) {
+      for (const v of await store.volumes.all()) if (v.status !== "deleted") bytes += v.sizeBytes;
+      for (const cp of await store.checkpoints.all()) {
         bytes += (await checkpointStore.allocatedBytes({ volumeId: cp.volumeId, checkpointId: cp.id })) || (await engine.allocatedBytes({ volumeId: cp.volumeId }));
       }
       return bytes;

@@ -78,7 +78,7 @@ export async function startCairnd(config: Config, options: { logger?: boolean | 
   let deploymentsRef: DeploymentService | undefined;
   try {
     const pool = await openPool(config.dataDir, { sizeBytes: config.poolSizeBytes });
-    const defaultProject = await store.ensureProject(newId("prj"), "default");
+    const defaultProject = await store.projects.ensure(newId("prj"), "default");
     const auth = new AuthService(store, adminKey, defaultProject);
     // The engine logs through the app's logger once it exists.
     const log = {
@@ -93,7 +93,7 @@ export async function startCairnd(config: Config, options: { logger?: boolean | 
       idleUnmountMs: config.idleUnmountMs,
       log,
       onUnmount: async (id, usage) => {
-        await store.updateVolume(id, { usedBytes: usage.usedBytes });
+        await store.volumes.update(id, { usedBytes: usage.usedBytes });
       },
     });
     await CrunDriver.prepareHost();

@@ -138,11 +138,11 @@ describe("kill -9 of cairnd", () => {
     // Half-done work a crash can leave: a create that never finished, a delete that did not,
     // an orphan image and a temp file in the pool.
     const store = await MetadataStore.open({ kind: "sqlite", path: join(dataDir, "cairn.db") });
-    const project = (await store.listProjects())[0]!;
+    const project = (await store.projects.list())[0]!;
     const at = new Date().toISOString();
     const base = { projectId: project.id, region: "local", sizeBytes: 1 << 30, usedBytes: 0, filesystem: "ext4" as const, accessMode: "ReadWriteOnce" as const, labels: {}, createdAt: at, updatedAt: at };
-    await store.insertVolume({ ...base, id: "vol_creating0000000000000", name: "half-created", status: "creating" });
-    await store.insertVolume({ ...base, id: "vol_deleting0000000000000", name: "half-deleted", status: "deleting" });
+    await store.volumes.insert({ ...base, id: "vol_creating0000000000000", name: "half-created", status: "creating" });
+    await store.volumes.insert({ ...base, id: "vol_deleting0000000000000", name: "half-deleted", status: "deleting" });
     await store.close();
     const ns = `--mount=${dataDir}/run/mnt.ns`;
     await run("nsenter", [ns, "--", "sh", "-ec", `cd ${dataDir}/pool; truncate -s 1G volumes/vol_deleting0000000000000.img volumes/vol_orphan00000000000000.img tmp/vol_x.img`]);

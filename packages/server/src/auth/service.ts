@@ -39,23 +39,23 @@ export class AuthService {
     }
     if (timingSafeEqual(sha256(token), this.adminHash)) {
       const project =
-        projectName && projectName !== this.defaultProject.name ? await this.store.getProjectByName(projectName) : this.defaultProject;
+        projectName && projectName !== this.defaultProject.name ? await this.store.projects.byName(projectName) : this.defaultProject;
       if (!project) throw new CairnError("PROJECT_NOT_FOUND", `Project "${projectName}" does not exist; create it with POST /v1/projects`);
       return { kind: "admin", projectId: project.id, projectName: project.name };
     }
     const m = KEY_PATTERN.exec(token);
-    const record = m ? await this.store.getApiKey(`key_${m[1]}`) : undefined;
+    const record = m ? await this.store.keys.get(`key_${m[1]}`) : undefined;
     // Compare against a dummy hash when the id is unknown, so timing does not reveal which ids exist.
     const expected = record ? Buffer.from(record.secretHash, "hex") : this.adminHash;
     const ok = timingSafeEqual(sha256(m?.[2] ?? token), expected) && record !== undefined;
     if (!ok || !record) throw new CairnError("UNAUTHORIZED", "Invalid API key");
     if (projectName && projectName !== "") {
-      const project = await this.store.getProjectByName(projectName);
+      const project = await this.store.projects.byName(projectName);
       if (!project || project.id !== record.projectId) {
         throw new CairnError("FORBIDDEN", "This API key belongs to another project; drop X-Cairn-Project or use that project's key");
       }
     }
-    const project = await this.store.getProjectById(record.projectId);
+    const project = await this.store.projects.byId(record.projectId);
     return { kind: "project", projectId: record.projectId, projectName: project?.name ?? record.projectId };
   }
 
@@ -63,7 +63,7 @@ export class AuthService {
   async createKey(projectId: string, name: string): Promise<{ id: string; key: string }> {
     const short = newId("key", 12);
     const secret = randomBytes(32).toString("base64url");
-    await this.store.insertApiKey({ id: short, projectId, name, secretHash: sha256(secret).toString("hex") });
+    await this.store.keys.insert({ id: short, projectId, name, secretHash: sha256(secret).toString("hex") });
     return { id: short, key: `cairn_${short.slice(4)}_${secret}` };
   }
 }

@@ -31,8 +31,8 @@ export class CheckpointService {
 
   async find(volume: VolumeRecord, ref: string): Promise<CheckpointRecord> {
     const { store } = this.deps;
-    const byId = ID_PATTERN.test(ref) ? await store.getCheckpoint(volume.id, { id: ref }) : undefined;
-    const cp = byId ?? (await store.getCheckpoint(volume.id, { name: ref }));
+    const byId = ID_PATTERN.test(ref) ? await store.checkpoints.get(volume.id, { id: ref }) : undefined;
+    const cp = byId ?? (await store.checkpoints.get(volume.id, { name: ref }));
     if (!cp || cp.status !== "ready") {
       throw new CairnError("CHECKPOINT_NOT_FOUND", `Checkpoint "${ref}" of volume "${volume.name}" not found`);
     }
@@ -61,7 +61,7 @@ export class CheckpointService {
     if (volume.status !== "ready") {
       throw new CairnError("VOLUME_NOT_READY", `Volume "${volume.name}" is ${volume.status}; retry when it is ready`);
     }
-    const existing = await store.listCheckpoints(volume.id);
+    const existing = await store.checkpoints.list(volume.id);
     const keep = req.keep;
     if (existing.length >= this.deps.maxPerVolume && (keep === undefined || keep > this.deps.maxPerVolume)) {
       throw new CairnError(
@@ -82,20 +82,20 @@ export class CheckpointService {
       createdAt: at.toISOString(),
     };
     const keeps = await engine.allocatedBytes({ volumeId: volume.id });
-    await this.deps.capacity.admit(keeps, `a checkpoint of volume "${volume.name}" (${formatSize(keeps)} in use)`, () => store.insertCheckpoint(record));
+    await this.deps.capacity.admit(keeps, `a checkpoint of volume "${volume.name}" (${formatSize(keeps)} in use)`, () => store.checkpoints.insert(record));
     try {
       const info = await this.deps.checkpointStore.checkpoint({ volumeId: volume.id, checkpointId: record.id });
-      await store.updateCheckpoint(record.id, { status: "ready", sizeBytes: info.sizeBytes, frozenMs: info.frozenMs });
+      await store.checkpoints.update(record.id, { status: "ready", sizeBytes: info.sizeBytes, frozenMs: info.frozenMs });
       record.status = "ready";
       record.sizeBytes = info.sizeBytes;
       record.frozenMs = info.frozenMs;
     } catch (err) {
-      await store.deleteCheckpoint(record.id);
+      await store.checkpoints.delete(record.id);
       await this.deps.checkpointStore.deleteCheckpoint({ volumeId: volume.id, checkpointId: record.id }).catch(() => undefined);
       throw err;
     }
     if (keep !== undefined) {
-      const all = (await store.listCheckpoints(volume.id)).filter((c) => c.status === "ready");
+      const all = (await store.checkpoints.list(volume.id)).filter((c) => c.status === "ready");
       for (const old of all.slice(0, Math.max(0, all.length - keep))) {
         await this.remove(old);
         log.info({ volumeId: volume.id, checkpointId: old.id }, "retention: deleted an old checkpoint");
@@ -120,7 +120,7 @@ export class CheckpointService {
 
   async list(projectId: string, volumeRef: string): Promise<Checkpoint[]> {
     const volume = await this.deps.volumes.find(projectId, volumeRef, { includeDeleted: true });
-    const all = (await this.deps.store.listCheckpoints(volume.id)).filter((c) => c.status === "ready");
+    const all = (await this.deps.store.checkpoints.list(volume.id)).filter((c) => c.status === "ready");
     return Promise.all(all.map((c) => this.toWire(c)));
   }
 
@@ -136,14 +136,14 @@ export class CheckpointService {
 
   private async remove(cp: CheckpointRecord): Promise<void> {
     const { store } = this.deps;
-    await store.updateCheckpoint(cp.id, { status: "deleting" });
+    await store.checkpoints.update(cp.id, { status: "deleting" });
     await this.deps.checkpointStore.deleteCheckpoint({ volumeId: cp.volumeId, checkpointId: cp.id });
-    await store.deleteCheckpoint(cp.id);
+    await store.checkpoints.delete(cp.id);
     // The last checkpoint of a deleted volume takes the volume's record with it.
-    const volume = await store.getVolumeById(cp.volumeId);
-    if (volume?.status === "deleted" && (await store.listCheckpoints(volume.id)).length === 0) {
+    const volume = await store.volumes.byId(cp.volumeId);
+    if (volume?.status === "deleted" && (await store.checkpoints.list(volume.id)).length === 0) {
       await this.deps.checkpointStore.deleteCheckpoints(volume.id);
-      await store.deleteVolume(volume.id);
+      await store.volumes.delete(volume.id);
     }
   }
 
@@ -199,26 +199,26 @@ export class CheckpointService {
     const volume = await volumes.find(projectId, volumeRef);
     const cp = await this.find(volume, ref);
     if (options.detachWriters) await options.detachWriters(volume.id);
-    const writers = (await store.listLiveAttachmentsOfVolume(volume.id)).filter((a) => a.mode === "rw" && a.checkpointId === null);
+    const writers = (await store.attachments.liveOfVolume(volume.id)).filter((a) => a.mode === "rw" && a.checkpointId === null);
     if (writers.length > 0) {
       throw new CairnError(
         "VOLUME_BUSY",
         `Volume "${volume.name}" is attached read-write to sandbox ${writers[0]!.sandboxId}; detach it first, or restore with detach`,
       );
     }
-    if (!(await store.transitionVolume(volume.id, ["ready"], "restoring"))) {
+    if (!(await store.volumes.transition(volume.id, ["ready"], "restoring"))) {
       throw new CairnError("VOLUME_NOT_READY", `Volume "${volume.name}" is ${volume.status}; retry when it is ready`);
     }
     const opId = newId("op");
-    await store.startOperation({ id: opId, volumeId: volume.id, kind: "restore", detail: { checkpointId: cp.id } });
+    await store.operations.start({ id: opId, volumeId: volume.id, kind: "restore", detail: { checkpointId: cp.id } });
     try {
       await this.deps.checkpointStore.restore({ volumeId: volume.id, checkpointId: cp.id });
       // A checkpoint taken before a grow is smaller: the volume takes the checkpoint's size.
-      await store.updateVolume(volume.id, { status: "ready", sizeBytes: cp.sizeBytes });
-      await store.finishOperation(opId, "succeeded");
+      await store.volumes.update(volume.id, { status: "ready", sizeBytes: cp.sizeBytes });
+      await store.operations.finish(opId, "succeeded");
     } catch (err) {
-      await store.transitionVolume(volume.id, ["restoring"], "ready");
-      await store.finishOperation(opId, "failed", { error: String(err) });
+      await store.volumes.transition(volume.id, ["restoring"], "ready");
+      await store.operations.finish(opId, "failed", { error: String(err) });
       throw err;
     }
   }

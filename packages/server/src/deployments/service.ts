@@ -73,7 +73,7 @@ export class DeploymentService {
   }
 
   async list(projectId: string, filter: { app?: string; env?: string }): Promise<Deployment[]> {
-    return (await this.deps.store.listDeployments({ ...filter, projectId })).map((d) => this.toWire(d));
+    return (await this.deps.store.deployments.list({ ...filter, projectId })).map((d) => this.toWire(d));
   }
 
   /** Deploy a new version. Resolves when it serves; a version that fails leaves the old one serving. */
@@ -84,7 +84,7 @@ export class DeploymentService {
   ): Promise<Deployment> {
     const { store, sandboxes, volumes, log } = this.deps;
     const { app, env } = options;
-    const owner = (await store.listDeployments({ app })).find((d) => d.projectId !== projectId);
+    const owner = (await store.deployments.list({ app })).find((d) => d.projectId !== projectId);
     if (owner) throw new CairnError("APP_NAME_TAKEN", `The app name "${app}" is taken; pick another --project name`);
     const { volume } = await volumes.create(projectId, {
       name: `local-fs-${app}-${env}`.slice(0, 63),
@@ -94,7 +94,7 @@ export class DeploymentService {
       ifExists: "return",
     });
     const at = new Date().toISOString();
-    const d = await store.insertDeployment({
+    const d = await store.deployments.insert({
       id: newId("dep"),
       projectId,
       app,
@@ -117,12 +117,12 @@ export class DeploymentService {
         cwd: "/data/app",
       });
       sandboxId = sb.id;
-      await store.updateDeployment(d.id, { sandboxId });
+      await store.deployments.update(d.id, { sandboxId });
       // Unpack inside the sandbox, with its privileges: an archive's tricks stay in there.
       await this.runIn(projectId, sb.id, `mkdir -p /data/app && tar -x ${options.format === "tar" ? "" : "-z"} -f - -C /data/app`, body);
       const command = options.cmd ?? (await this.detectEntrypoint(projectId, sb.id));
       d.command = command;
-      await store.db.updateTable("deployments").set({ command }).where("id", "=", d.id).execute();
+      await store.deployments.update(d.id, { command });
       const proc = await sandboxes.startBackground(projectId, sb.id, { command: `exec ${command}`, cwd: "/data/app" });
       this.processes.set(d.id, proc.id);
       route = await this.bridge(projectId, d.id, sb.id);
@@ -132,21 +132,21 @@ export class DeploymentService {
       route?.bridge.kill("SIGKILL");
       if (sandboxId) await sandboxes.kill(projectId, sandboxId).catch(() => undefined);
       const message = err instanceof CairnError ? err.message : `the new version did not start: ${(err as Error).message}`;
-      await store.updateDeployment(d.id, { state: "failed", error: message });
+      await store.deployments.update(d.id, { state: "failed", error: message });
       throw err instanceof CairnError && err.code === "DEPLOY_FAILED" ? err : new CairnError("DEPLOY_FAILED", message, { cause: err });
     }
     // The new version serves: switch the route, then stop the old one (it releases the volume).
     const key = `${app}.${env}`;
     const previous = this.routes.get(key);
     this.routes.set(key, route!);
-    await store.updateDeployment(d.id, { state: "running" });
-    for (const old of await store.listDeployments({ app, env, states: ["running"] })) {
+    await store.deployments.update(d.id, { state: "running" });
+    for (const old of await store.deployments.list({ app, env, states: ["running"] })) {
       if (old.id === d.id) continue;
       if (old.sandboxId) await sandboxes.kill(old.projectId, old.sandboxId).catch(() => undefined);
-      await store.updateDeployment(old.id, { state: "superseded" });
+      await store.deployments.update(old.id, { state: "superseded" });
     }
     previous?.bridge.kill("SIGKILL");
-    return this.toWire((await store.getDeployment(d.id))!);
+    return this.toWire((await store.deployments.get(d.id))!);
   }
 
   private async runIn(projectId: string, sandboxId: string, command: string, input?: NodeJS.ReadableStream): Promise<string> {
@@ -212,7 +212,7 @@ export class DeploymentService {
   }
 
   async logs(projectId: string, app: string, env: string): Promise<{ deployment: Deployment; stdout: string; stderr: string }> {
-    const d = (await this.deps.store.listDeployments({ app, env, projectId }))[0];
+    const d = (await this.deps.store.deployments.list({ app, env, projectId }))[0];
     if (!d) throw new CairnError("DEPLOYMENT_NOT_FOUND", `No deployment of ${app} (${env})`);
     const procId = this.processes.get(d.id);
     let stdout = "";
@@ -228,12 +228,12 @@ export class DeploymentService {
   /** Stop an app's environment (or all of them); delete its filesystem only when asked. */
   async remove(projectId: string, app: string, options: { env?: string; deleteFilesystem: boolean }): Promise<number> {
     const { store, sandboxes, volumes } = this.deps;
-    const all = await store.listDeployments({ app, projectId, ...(options.env ? { env: options.env } : {}) });
+    const all = await store.deployments.list({ app, projectId, ...(options.env ? { env: options.env } : {}) });
     if (all.length === 0) throw new CairnError("DEPLOYMENT_NOT_FOUND", `No deployments of ${app}`);
     for (const d of all) {
       if (d.state === "running" || d.state === "starting") {
         if (d.sandboxId) await sandboxes.kill(projectId, d.sandboxId).catch(() => undefined);
-        await store.updateDeployment(d.id, { state: "stopped" });
+        await store.deployments.update(d.id, { state: "stopped" });
       }
       const r = this.routes.get(`${d.app}.${d.env}`);
       if (r) {
@@ -298,7 +298,7 @@ export class DeploymentService {
   /** After a restart: running versions get their bridge and route back. */
   async reconcile(): Promise<void> {
     const { store, sandboxes, log } = this.deps;
-    for (const d of await store.listDeployments({ states: ["running", "starting"] })) {
+    for (const d of await store.deployments.list({ states: ["running", "starting"] })) {
       try {
         if (d.state === "starting" || !d.sandboxId) throw new Error("interrupted");
         const route = await this.bridge(d.projectId, d.id, d.sandboxId);
@@ -306,7 +306,7 @@ export class DeploymentService {
       } catch (err) {
         log.warn({ err, deploymentId: d.id }, "deployment not running after restart");
         if (d.sandboxId) await sandboxes.kill(d.projectId, d.sandboxId).catch(() => undefined);
-        await store.updateDeployment(d.id, { state: d.state === "starting" ? "failed" : "stopped", error: "cairnd restarted" });
+        await store.deployments.update(d.id, { state: d.state === "starting" ? "failed" : "stopped", error: "cairnd restarted" });
       }
     }
   }

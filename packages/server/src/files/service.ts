@@ -72,7 +72,7 @@ export class FileService {
 
   /** The project of a volume named in a signed URL (the signature already named the volume id). */
   async projectOf(volumeId: string): Promise<string> {
-    const v = await this.deps.store.getVolumeById(volumeId);
+    const v = await this.deps.store.volumes.byId(volumeId);
     if (!v) throw new CairnError("VOLUME_NOT_FOUND", "The volume of this signed URL no longer exists");
     return v.projectId;
   }

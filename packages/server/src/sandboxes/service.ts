@@ -1,10 +1,14 @@
 /**
- * Sandboxes and their attachments: which volume is mounted where, in which mode, in which state.
- * Access modes are enforced by the metadata store (a unique claim per ReadWriteOnce volume), so
- * when many sandboxes race for one volume exactly one wins, on any number of hosts.
+ * Sandboxes' lifecycle: create, exec, attach and detach, hibernate and resume, fork, kill,
+ * reconcile after a restart. Their mounts (claims and leases) are in mounts.ts, the warm pool in
+ * warm-pool.ts, background processes in processes.ts. Access modes are enforced by the metadata
+ * store (a unique claim per ReadWriteOnce volume), so when many sandboxes race for one volume
+ * exactly one wins, on any number of hosts.
+ *
+ * Over 500 lines because each lifecycle step (create, resume, fork, kill, reconcile) moves the
+ * same records, claims and driver calls in an order that is only safe read together.
  */
 import type { ChildProcess } from "node:child_process";
-import { mkdir, lstat, stat } from "node:fs/promises";
 import {
   CairnError,
   GiB,
@@ -21,15 +25,16 @@ import {
 } from "@cairn/protocol";
 import { newId } from "../ids.js";
 import type { Logger } from "../logger.js";
-import type { MountedVolume, SandboxDriver, VolumeMount } from "./port.js";
-import { deviceString } from "../host/devices.js";
+import type { SandboxDriver, VolumeMount } from "./port.js";
 import type { PoolCapacity } from "../volumes/capacity.js";
-import { UID_RANGE } from "./port.js";
 import { READ_FILE_SCRIPT, WRITE_FILE_SCRIPT } from "./file-scripts.js";
+import { ProcessTable } from "./processes.js";
+import { UidRanges } from "./uid-ranges.js";
+import { WarmPool } from "./warm-pool.js";
+import { checkMountPath, Mounts } from "./mounts.js";
 import type { AttachmentRecord, MetadataStore, SandboxRecord, SandboxState, VolumeRecord } from "../storage/metadata-store.js";
-import type { Lease, VolumeEngine } from "../volumes/port.js";
+import type { VolumeEngine } from "../volumes/port.js";
 import type { CheckpointStore } from "../checkpoints/port.js";
-import { resolveInVolume } from "../files/resolve.js";
 import type { CheckpointService } from "../checkpoints/service.js";
 import type { VolumeService } from "../volumes/service.js";
 
@@ -57,144 +62,33 @@ export interface SandboxServiceDeps {
 const DEFAULT_MEMORY_MB = 512;
 const DEFAULT_PIDS = 256;
 const DEFAULT_CPUS = 1;
-/** Sandboxes' uid ranges start high above host users' and their subordinate ranges (/etc/subuid). */
-const UID_BASE_FIRST = 2 ** 30;
-const UID_SLOTS = 16_000;
-const REFILL_QUIET_MS = 100;
-const REFILL_MAX_DELAY_MS = 1000;
-
-/** Paths a volume may not be mounted on: they are the sandbox's own machinery. */
-const RESERVED = ["/proc", "/sys", "/dev", "/run/cairn", "/usr", "/etc", "/tmp"];
-
-interface BackgroundProcess {
-  id: string;
-  command: string;
-  child: ChildProcess;
-  stdout: Buffer[];
-  stderr: Buffer[];
-  bytes: number;
-  exitCode: number | null;
-  done: Promise<void>;
-}
-
-const LOG_LIMIT = 4 * MiB;
-
 
 export class SandboxService {
-  /** Leases held by live attachments, by attachment id. */
-  private readonly leases = new Map<string, Lease>();
+  private readonly mounts: Mounts;
   private readonly timers = new Map<string, NodeJS.Timeout>();
-  private readonly processes = new Map<string, Map<string, BackgroundProcess>>();
-  /**
-   * Warm pool: containers already started (template base, default limits, no volumes), known
-   * only here until a create claims one; it then gets its id as the sandbox's and its volumes
-   * hot-plugged. Not in the metadata store, so a restarted cairnd removes them as unknown.
-   */
-  private readonly warm: string[] = [];
-  private filling: Promise<void> | undefined;
-  /** A refill waits for a quiet moment: see `refillSoon`. */
-  private refillTimer: NodeJS.Timeout | undefined;
-  private refillDeadline = 0;
+  private readonly processes = new ProcessTable();
+  private readonly uids = new UidRanges();
+  private readonly warm: WarmPool;
   private closed = false;
-  private warmFailures = 0;
-  /** Warm sandboxes whose disks the pool has admitted (started or starting, not yet taken). */
-  private warmDisks = 0;
   private pruneTimer: NodeJS.Timeout | undefined;
-  /** The uid range of each warm sandbox (its root's host uid). */
-  private readonly warmUids = new Map<string, number>();
-  /** Host uid ranges in use, by their base: how many sandboxes (one, and its forks) share each. */
-  private readonly uidRanges = new Map<number, number>();
-  private wakeFiller: (() => void) | undefined;
 
-  constructor(private readonly deps: SandboxServiceDeps) {}
-
-  /** Start warm sandboxes until the pool is full; one at a time, in the background. */
-  private fillWarmPool(): void {
-    const size = this.deps.warmSandboxes ?? 0;
-    if (this.filling || this.closed || this.warm.length >= size) return;
-    this.filling = (async () => {
-      while (!this.closed && this.warm.length < size) {
-        const id = newId("sbx");
-        const disk = this.deps.defaultDiskBytes;
-        try {
-          await this.deps.capacity.admit(disk, `a ${formatSize(disk)} disk for a warm sandbox`, async () => void this.warmDisks++);
-        } catch {
-          // The pool is promised: no warm sandbox now; creates still say POOL_FULL themselves.
-          await new Promise<void>((r) => {
-            const t = setTimeout(r, 30_000);
-            t.unref();
-            this.wakeFiller = () => (clearTimeout(t), r());
-          });
-          this.wakeFiller = undefined;
-          continue;
-        }
-        const uidBase = this.takeUidRange();
-        this.warmUids.set(id, uidBase);
-        try {
-          await this.deps.driver.prepare(id, { diskBytes: disk, uidBase });
-          const spec = { env: {}, cwd: "/", memoryBytes: DEFAULT_MEMORY_MB * MiB, pids: DEFAULT_PIDS, cpus: DEFAULT_CPUS, uidBase };
-          await this.deps.driver.start(id, spec, [], { background: true });
-        } catch (err) {
-          await this.deps.driver.destroy(id).catch(() => undefined);
-          this.dropWarm(id);
-          // A host that cannot start sandboxes now: back off, creates still work (cold, with their error).
-          this.warmFailures++;
-          this.deps.log.warn({ err }, "could not start a warm sandbox");
-          await new Promise<void>((r) => {
-            const t = setTimeout(r, Math.min(60_000, 500 * 2 ** this.warmFailures));
-            t.unref();
-            this.wakeFiller = () => (clearTimeout(t), r());
-          });
-          this.wakeFiller = undefined;
-          continue;
-        }
-        this.warmFailures = 0;
-        if (this.closed) {
-          await this.deps.driver.destroy(id).catch(() => undefined);
-          this.dropWarm(id);
-        } else this.warm.push(id);
-      }
-    })().finally(() => {
-      this.filling = undefined;
+  constructor(private readonly deps: SandboxServiceDeps) {
+    this.mounts = new Mounts(deps);
+    this.warm = new WarmPool({
+      size: deps.warmSandboxes ?? 0,
+      diskBytes: deps.defaultDiskBytes,
+      spec: { env: {}, cwd: "/", memoryBytes: DEFAULT_MEMORY_MB * MiB, pids: DEFAULT_PIDS, cpus: DEFAULT_CPUS },
+      driver: deps.driver,
+      capacity: deps.capacity,
+      uids: this.uids,
+      log: deps.log,
     });
-  }
-
-  /**
-   * A host uid range for a new sandbox: 65536 ids from UID_BASE_FIRST up, none shared with a live
-   * sandbox of another lineage (a fork shares its source's: a copy of the same sandbox, same files).
-   */
-  private takeUidRange(): number {
-    for (;;) {
-      const base = UID_BASE_FIRST + Math.floor(Math.random() * UID_SLOTS) * UID_RANGE;
-      if (!this.uidRanges.has(base)) {
-        this.uidRanges.set(base, 1);
-        return base;
-      }
-    }
-  }
-
-  private holdUidRange(base: number | undefined): void {
-    if (base !== undefined) this.uidRanges.set(base, (this.uidRanges.get(base) ?? 0) + 1);
-  }
-
-  private giveUidRange(base: number | undefined): void {
-    if (base === undefined) return;
-    const n = (this.uidRanges.get(base) ?? 1) - 1;
-    if (n <= 0) this.uidRanges.delete(base);
-    else this.uidRanges.set(base, n);
-  }
-
-  /** A warm sandbox gone before anyone took it: its disk and uid range go back. */
-  private dropWarm(id: string): void {
-    this.warmDisks--;
-    this.giveUidRange(this.warmUids.get(id));
-    this.warmUids.delete(id);
   }
 
   /** Pool space promised to sandbox disks: every sandbox that keeps its disk, and the warm ones. */
   async committedDiskBytes(): Promise<number> {
-    let bytes = this.warmDisks * this.deps.defaultDiskBytes;
-    for (const sb of await this.deps.store.listSandboxes(undefined, { limit: 1_000_000, states: ["starting", "running", "hibernated"] })) {
+    let bytes = this.warm.committedBytes();
+    for (const sb of await this.deps.store.sandboxes.list(undefined, { limit: 1_000_000, states: ["starting", "running", "hibernated"] })) {
       bytes += sb.spec.diskBytes ?? 0;
     }
     return bytes;
@@ -202,49 +96,17 @@ export class SandboxService {
 
   /** How many warm sandboxes are ready, of how many cairnd keeps. */
   warmPool(): { ready: number; target: number } {
-    return { ready: this.warm.length, target: this.deps.warmSandboxes ?? 0 };
-  }
-
-  /**
-   * Refill once sandbox work has paused: a create is nearly always followed at once by an exec,
-   * and a container start at the same moment competes with it for the kernel's mount and cgroup
-   * locks (nice does not help there). Each create or exec postpones the refill by QUIET_MS, but
-   * never beyond MAX_DELAY_MS after the pool first ran short.
-   */
-  private refillSoon(): void {
-    if (this.closed || this.warm.length >= (this.deps.warmSandboxes ?? 0)) return;
-    const t = Date.now();
-    if (!this.refillTimer) this.refillDeadline = t + REFILL_MAX_DELAY_MS;
-    clearTimeout(this.refillTimer);
-    this.refillTimer = setTimeout(() => {
-      this.refillTimer = undefined;
-      this.fillWarmPool();
-    }, Math.max(0, Math.min(REFILL_QUIET_MS, this.refillDeadline - t)));
-    this.refillTimer.unref();
-  }
-
-  /** A running warm sandbox, or undefined when the pool is empty. */
-  private async takeWarm(): Promise<string | undefined> {
-    for (let id = this.warm.shift(); id !== undefined; id = this.warm.shift()) {
-      if (await this.deps.driver.isRunning(id)) {
-        this.refillSoon();
-        return id;
-      }
-      await this.deps.driver.destroy(id).catch(() => undefined);
-      this.dropWarm(id);
-    }
-    this.refillSoon();
-    return undefined;
+    return this.warm.status();
   }
 
   async find(projectId: string, id: string): Promise<SandboxRecord> {
-    const sb = await this.deps.store.getSandbox(projectId, id);
+    const sb = await this.deps.store.sandboxes.get(projectId, id);
     if (!sb) throw new CairnError("SANDBOX_NOT_FOUND", `Sandbox ${id} not found`);
     return sb;
   }
 
   async toWire(sb: SandboxRecord): Promise<Sandbox> {
-    const attachments = await this.deps.store.listAttachments(sb.id);
+    const attachments = await this.deps.store.attachments.list(sb.id);
     return {
       id: sb.id,
       template: sb.template,
@@ -264,7 +126,7 @@ export class SandboxService {
   }
 
   private async attachmentToWire(a: AttachmentRecord): Promise<Attachment> {
-    const v = await this.deps.store.getVolumeById(a.volumeId);
+    const v = await this.deps.store.volumes.byId(a.volumeId);
     return {
       id: a.id,
       volume: a.volumeId,
@@ -288,13 +150,13 @@ export class SandboxService {
   }
 
   async list(projectId: string, options: { states?: SandboxState[] } = {}): Promise<Sandbox[]> {
-    const rows = await this.deps.store.listSandboxes(projectId, { limit: 1000, ...(options.states ? { states: options.states } : {}) });
+    const rows = await this.deps.store.sandboxes.list(projectId, { limit: 1000, ...(options.states ? { states: options.states } : {}) });
     return Promise.all(rows.map((r) => this.toWire(r)));
   }
 
   async attachments(projectId: string, id: string): Promise<Attachment[]> {
     const sb = await this.find(projectId, id);
-    return Promise.all((await this.deps.store.listAttachments(sb.id)).map((a) => this.attachmentToWire(a)));
+    return Promise.all((await this.deps.store.attachments.list(sb.id)).map((a) => this.attachmentToWire(a)));
   }
 
   private normalizeMounts(projectId: string, volumes: CreateSandboxRequest["volumes"]): { mounts: MountRequest[]; autoCreate: boolean } {
@@ -302,95 +164,6 @@ export class SandboxService {
     if (Array.isArray(volumes)) return { mounts: volumes, autoCreate: false };
     void projectId;
     return { mounts: Object.entries(volumes).map(([mountPath, volume]) => ({ volume, mountPath })), autoCreate: true };
-  }
-
-  private checkMountPath(raw: string): string {
-    if (!raw.startsWith("/")) throw new CairnError("INVALID_MOUNT", `Mount path ${JSON.stringify(raw)} must be absolute, e.g. /workspace`);
-    let path: string;
-    try {
-      path = normalizeVolumePath(raw);
-    } catch (err) {
-      throw new CairnError("INVALID_MOUNT", `Mount path ${JSON.stringify(raw)} is not a valid path: ${(err as Error).message}`);
-    }
-    if (path === "/" || RESERVED.some((r) => path === r || path.startsWith(r + "/"))) {
-      throw new CairnError("INVALID_MOUNT", `Volumes cannot be mounted on ${path}; pick a path such as /workspace or /data`);
-    }
-    return path;
-  }
-
-  /** Claim an attachment: the access-mode rules and the region rule, atomically. */
-  private async claim(sb: SandboxRecord, volume: VolumeRecord, m: MountRequest, mountPath: string): Promise<AttachmentRecord> {
-    const { store, region } = this.deps;
-    if (volume.region !== region) {
-      throw new CairnError("REGION_MISMATCH", `Volume "${volume.name}" is in region ${volume.region}`);
-    }
-    if (volume.status !== "ready" && volume.status !== "resizing") {
-      throw new CairnError("VOLUME_NOT_READY", `Volume "${volume.name}" is ${volume.status}; retry in a moment`);
-    }
-    let checkpointId: string | null = null;
-    if (m.checkpoint !== undefined) {
-      checkpointId = (await this.deps.checkpoints.find(volume, m.checkpoint)).id;
-      if (m.mode === "rw") throw new CairnError("INVALID_MOUNT", "A checkpoint mounts read-only; drop mode=rw");
-    }
-    const mode: "rw" | "ro" = checkpointId || volume.accessMode === "ReadOnlyMany" ? "ro" : (m.mode ?? "rw");
-    if (volume.accessMode === "ReadOnlyMany" && m.mode === "rw") {
-      throw new CairnError("INVALID_MOUNT", `Volume "${volume.name}" is ReadOnlyMany: it mounts read-only only`);
-    }
-    let subpath = "/";
-    if (m.subpath !== undefined) {
-      try {
-        subpath = normalizeVolumePath(m.subpath);
-      } catch (err) {
-        throw new CairnError("INVALID_MOUNT", `subpath ${JSON.stringify(m.subpath)}: ${(err as Error).message}`);
-      }
-    }
-    const at = new Date().toISOString();
-    const record: AttachmentRecord = {
-      id: newId("att"),
-      projectId: sb.projectId,
-      sandboxId: sb.id,
-      volumeId: volume.id,
-      checkpointId,
-      mountPath,
-      mode,
-      subpath,
-      state: "pending",
-      error: null,
-      // A checkpoint view never claims the volume itself.
-      exclusive: volume.accessMode === "ReadWriteOnce" && checkpointId === null,
-      createdAt: at,
-      updatedAt: at,
-    };
-    if (!(await store.insertAttachment(record))) {
-      throw new CairnError("VOLUME_ALREADY_ATTACHED", `Volume "${volume.name}" is already attached`);
-    }
-    return record;
-  }
-
-  /** Take the lease behind an attachment and give the host path the sandbox binds. */
-  private async mountSource(a: AttachmentRecord): Promise<VolumeMount> {
-    const { engine } = this.deps;
-    const lease = a.checkpointId
-      ? await this.deps.checkpointStore.mountCheckpoint({ volumeId: a.volumeId, checkpointId: a.checkpointId })
-      : await engine.acquire(a.volumeId);
-    this.leases.get(a.id)?.release();
-    this.leases.set(a.id, lease);
-    let source = lease.path;
-    if (a.subpath !== "/") {
-      const resolved = await resolveInVolume(lease.path, a.subpath, { followLast: true });
-      if (a.mode === "rw" && !a.checkpointId) await mkdir(resolved.hostPath, { recursive: true });
-      const st = await lstat(resolved.hostPath).catch(() => undefined);
-      if (!st?.isDirectory()) {
-        throw new CairnError("INVALID_MOUNT", `subpath ${a.subpath} is not a directory of the volume`);
-      }
-      source = resolved.hostPath;
-    }
-    return { source, destination: a.mountPath, readonly: a.mode === "ro" };
-  }
-
-  private releaseLease(attachmentId: string): void {
-    this.leases.get(attachmentId)?.release();
-    this.leases.delete(attachmentId);
   }
 
   async create(projectId: string, req: CreateSandboxRequest): Promise<Sandbox> {
@@ -406,7 +179,7 @@ export class SandboxService {
     if (mounts.length > this.deps.maxVolumesPerSandbox) {
       throw new CairnError("TOO_MANY_VOLUMES", `A sandbox may mount at most ${this.deps.maxVolumesPerSandbox} volumes`);
     }
-    const paths = mounts.map((m) => this.checkMountPath(m.mountPath));
+    const paths = mounts.map((m) => checkMountPath(m.mountPath));
     if (new Set(paths).size !== paths.length) throw new CairnError("INVALID_MOUNT", "Two volumes cannot share one mount path");
     const cwd = req.cwd !== undefined ? normalizeVolumePath(req.cwd) : "/";
     // Resolve (or create, for the `{path: name}` shorthand) every volume before anything starts.
@@ -421,7 +194,8 @@ export class SandboxService {
     }
     const at = new Date().toISOString();
     const diskBytes = req.diskGb !== undefined ? req.diskGb * GiB : this.deps.defaultDiskBytes;
-    const warmId = template === "base" && diskBytes === this.deps.defaultDiskBytes ? await this.takeWarm() : undefined;
+    const warmed = template === "base" && diskBytes === this.deps.defaultDiskBytes ? await this.warm.take() : undefined;
+    const warmId = warmed?.id;
     const sb: SandboxRecord = {
       id: warmId ?? newId("sbx"),
       projectId,
@@ -436,7 +210,7 @@ export class SandboxService {
         timeoutMs: req.timeoutMs ?? null,
         diskBytes,
         // Its own user namespace: the warm sandbox's range, or a new one.
-        uidBase: warmId ? this.warmUids.get(warmId)! : this.takeUidRange(),
+        uidBase: warmed ? warmed.uidBase : this.uids.take(),
       },
       error: null,
       createdAt: at,
@@ -445,23 +219,22 @@ export class SandboxService {
     // A warm sandbox's disk was admitted when it started: its promise passes to this record.
     if (warmId) {
       await this.deps.capacity.admit(0, "a warm sandbox", async () => {
-        await store.insertSandbox(sb);
-        this.warmDisks--;
-        this.warmUids.delete(warmId);
+        await store.sandboxes.insert(sb);
+        this.warm.handOver(warmId);
       });
     } else {
       await this.deps.capacity
-        .admit(diskBytes, `a ${formatSize(diskBytes)} sandbox disk`, () => store.insertSandbox(sb))
+        .admit(diskBytes, `a ${formatSize(diskBytes)} sandbox disk`, () => store.sandboxes.insert(sb))
         .catch((err: unknown) => {
-          this.giveUidRange(sb.spec.uidBase);
+          this.uids.give(sb.spec.uidBase);
           throw err;
         });
     }
     const claimed: AttachmentRecord[] = [];
     try {
-      for (const [i, m] of mounts.entries()) claimed.push(await this.claim(sb, resolved[i]!, m, paths[i]!));
+      for (const [i, m] of mounts.entries()) claimed.push(await this.mounts.claim(sb, resolved[i]!, m, paths[i]!));
       // Volumes mount in parallel, and alongside the sandbox's directories (each has its own lock).
-      const [mounted] = await Promise.all([Promise.allSettled(claimed.map((a) => this.mountSource(a))), warmId ? undefined : driver.prepare(sb.id, { diskBytes, uidBase: sb.spec.uidBase })]);
+      const [mounted] = await Promise.all([Promise.allSettled(claimed.map((a) => this.mounts.source(a))), warmId ? undefined : driver.prepare(sb.id, { diskBytes, uidBase: sb.spec.uidBase })]);
       const failed = mounted.find((r) => r.status === "rejected");
       if (failed) throw failed.reason;
       const sources = mounted.map((r) => (r as PromiseFulfilledResult<VolumeMount>).value);
@@ -469,8 +242,8 @@ export class SandboxService {
         // Already running: the volumes are hot-plugged (all in one pass), the limits set if not the defaults.
         await driver.attach(sb.id, claimed.map((a, i) => ({ attachmentId: a.id, mount: sources[i]! })));
         if (sb.spec.memoryBytes !== DEFAULT_MEMORY_MB * MiB || sb.spec.pids !== DEFAULT_PIDS || sb.spec.cpus !== DEFAULT_CPUS) await driver.update(sb.id, sb.spec);
-        for (const a of claimed) await store.updateAttachment(a.id, { state: "mounted" });
-        await store.updateSandbox(sb.id, { state: "running" });
+        for (const a of claimed) await store.attachments.update(a.id, { state: "mounted" });
+        await store.sandboxes.update(sb.id, { state: "running" });
       } else {
         await this.startWith(sb, claimed, sources);
       }
@@ -485,8 +258,8 @@ export class SandboxService {
   /** Start the container with its mounts; the attachments become mounted and the sandbox running. */
   private async startWith(sb: SandboxRecord, claimed: AttachmentRecord[], sources: VolumeMount[]): Promise<void> {
     await this.deps.driver.start(sb.id, sb.spec, sources);
-    for (const a of claimed) await this.deps.store.updateAttachment(a.id, { state: "mounted", error: null });
-    await this.deps.store.updateSandbox(sb.id, { state: "running" });
+    for (const a of claimed) await this.deps.store.attachments.update(a.id, { state: "mounted", error: null });
+    await this.deps.store.sandboxes.update(sb.id, { state: "running" });
   }
 
   /** Undo a start that failed: no container, no leases, claims given up, the error recorded. */
@@ -494,11 +267,11 @@ export class SandboxService {
     const { store, driver } = this.deps;
     await driver.destroy(sb.id).catch(() => undefined);
     for (const a of claimed) {
-      this.releaseLease(a.id);
-      await store.updateAttachment(a.id, { state: "failed", error: (err as Error).message });
+      this.mounts.release(a.id);
+      await store.attachments.update(a.id, { state: "failed", error: (err as Error).message });
     }
-    await store.updateSandbox(sb.id, { state: "failed", error: (err as Error).message });
-    this.giveUidRange(sb.spec.uidBase);
+    await store.sandboxes.update(sb.id, { state: "failed", error: (err as Error).message });
+    this.uids.give(sb.spec.uidBase);
     throw err;
   }
 
@@ -522,7 +295,7 @@ export class SandboxService {
 
   async exec(projectId: string, id: string, req: ExecRequest): Promise<ChildProcess> {
     const sb = await this.requireRunning(projectId, id);
-    if (this.refillTimer) this.refillSoon();
+    if (this.warm.refillPending()) this.warm.refillSoon();
     const cwd = req.cwd !== undefined ? normalizeVolumePath(req.cwd) : sb.spec.cwd;
     return this.deps.driver.exec(sb.id, { command: req.command, cwd, env: { ...sb.spec.env, ...req.env }, timeoutMs: req.timeoutMs });
   }
@@ -537,47 +310,12 @@ export class SandboxService {
 
   async startBackground(projectId: string, id: string, req: ExecRequest): Promise<ProcessInfo> {
     const child = await this.exec(projectId, id, req);
-    child.stdin?.end();
-    const p: BackgroundProcess = {
-      id: newId("proc", 12),
-      command: req.command,
-      child,
-      stdout: [],
-      stderr: [],
-      bytes: 0,
-      exitCode: null,
-      done: Promise.resolve(),
-    };
-    // Logs are kept in memory up to a bound; beyond it the oldest output is dropped.
-    const keep = (list: Buffer[]) => (d: Buffer) => {
-      list.push(d);
-      p.bytes += d.length;
-      while (p.bytes > LOG_LIMIT && list.length > 1) p.bytes -= list.shift()!.length;
-    };
-    child.stdout?.on("data", keep(p.stdout));
-    child.stderr?.on("data", keep(p.stderr));
-    p.done = new Promise((resolve) => child.on("close", (code) => ((p.exitCode = code ?? 137), resolve())));
-    let map = this.processes.get(id);
-    if (!map) this.processes.set(id, (map = new Map()));
-    map.set(p.id, p);
-    return this.processInfo(p, false);
-  }
-
-  private processInfo(p: BackgroundProcess, withLogs: boolean): ProcessInfo {
-    const info: ProcessInfo = { id: p.id, command: p.command, state: p.exitCode === null ? "running" : "exited", exitCode: p.exitCode };
-    if (withLogs) {
-      info.stdout = Buffer.concat(p.stdout).toString("utf8");
-      info.stderr = Buffer.concat(p.stderr).toString("utf8");
-    }
-    return info;
+    return this.processes.add(id, req.command, child);
   }
 
   async process(projectId: string, id: string, processId: string, options: { wait: boolean; logs: boolean }): Promise<ProcessInfo> {
     await this.find(projectId, id);
-    const p = this.processes.get(id)?.get(processId);
-    if (!p) throw new CairnError("PROCESS_NOT_FOUND", `Process ${processId} not found in sandbox ${id}`);
-    if (options.wait) await p.done;
-    return this.processInfo(p, options.logs);
+    return this.processes.get(id, processId, options);
   }
 
   async kill(projectId: string, id: string): Promise<Sandbox> {
@@ -586,14 +324,13 @@ export class SandboxService {
     clearTimeout(this.timers.get(sb.id));
     this.timers.delete(sb.id);
     await driver.destroy(sb.id);
-    for (const p of this.processes.get(sb.id)?.values() ?? []) p.child.kill("SIGKILL");
-    this.processes.delete(sb.id);
-    for (const a of await store.listAttachments(sb.id)) {
-      this.releaseLease(a.id);
-      if (a.state !== "released" && a.state !== "failed") await store.updateAttachment(a.id, { state: "released" });
+    this.processes.drop(sb.id, { kill: true });
+    for (const a of await store.attachments.list(sb.id)) {
+      this.mounts.release(a.id);
+      if (a.state !== "released" && a.state !== "failed") await store.attachments.update(a.id, { state: "released" });
     }
-    if (["starting", "running", "hibernated"].includes(sb.state)) this.giveUidRange(sb.spec.uidBase);
-    if (sb.state !== "stopped") await store.updateSandbox(sb.id, { state: "stopped" });
+    if (["starting", "running", "hibernated"].includes(sb.state)) this.uids.give(sb.spec.uidBase);
+    if (sb.state !== "stopped") await store.sandboxes.update(sb.id, { state: "stopped" });
     if (sb.state !== "stopped" && sb.state !== "failed") await this.dropOwned(projectId, sb);
     return this.get(projectId, sb.id);
   }
@@ -602,24 +339,24 @@ export class SandboxService {
   async attach(projectId: string, id: string, m: MountRequest): Promise<Attachment> {
     const { store, driver, volumes } = this.deps;
     const sb = await this.requireRunning(projectId, id);
-    const mountPath = this.checkMountPath(m.mountPath);
-    const live = (await store.listAttachments(sb.id)).filter((a) => a.state === "pending" || a.state === "mounted");
+    const mountPath = checkMountPath(m.mountPath);
+    const live = (await store.attachments.list(sb.id)).filter((a) => a.state === "pending" || a.state === "mounted");
     if (live.length >= this.deps.maxVolumesPerSandbox) {
       throw new CairnError("TOO_MANY_VOLUMES", `A sandbox may mount at most ${this.deps.maxVolumesPerSandbox} volumes`);
     }
     if (live.some((a) => a.mountPath === mountPath)) throw new CairnError("INVALID_MOUNT", `Something is already mounted on ${mountPath}`);
     const volume = await volumes.find(projectId, m.volume);
-    const a = await this.claim(sb, volume, m, mountPath);
+    const a = await this.mounts.claim(sb, volume, m, mountPath);
     try {
-      const source = await this.mountSource(a);
+      const source = await this.mounts.source(a);
       await driver.attach(sb.id, [{ attachmentId: a.id, mount: source }]);
-      await store.updateAttachment(a.id, { state: "mounted" });
+      await store.attachments.update(a.id, { state: "mounted" });
     } catch (err) {
-      this.releaseLease(a.id);
-      await store.updateAttachment(a.id, { state: "failed", error: (err as Error).message });
+      this.mounts.release(a.id);
+      await store.attachments.update(a.id, { state: "failed", error: (err as Error).message });
       throw err;
     }
-    return this.attachmentToWire((await store.listAttachments(sb.id)).find((x) => x.id === a.id)!);
+    return this.attachmentToWire((await store.attachments.list(sb.id)).find((x) => x.id === a.id)!);
   }
 
   /** Unmount by mount path. A busy mount is a 409 unless `force` (the processes using it are killed). */
@@ -627,54 +364,17 @@ export class SandboxService {
     const { store } = this.deps;
     const sb = await this.find(projectId, id);
     const mountPath = normalizeVolumePath(rawPath);
-    const a = (await store.listAttachments(sb.id)).find((x) => x.mountPath === mountPath && ["pending", "mounted", "suspended"].includes(x.state));
+    const a = (await store.attachments.list(sb.id)).find((x) => x.mountPath === mountPath && ["pending", "mounted", "suspended"].includes(x.state));
     if (!a) throw new CairnError("ATTACHMENT_NOT_FOUND", `Nothing is attached at ${mountPath} in sandbox ${id}`);
-    if (a.state === "mounted") await this.unmount(a, force);
-    this.releaseLease(a.id);
-    await store.updateAttachment(a.id, { state: "released" });
+    if (a.state === "mounted") await this.mounts.unmount(a, force);
+    this.mounts.release(a.id);
+    await store.attachments.update(a.id, { state: "released" });
     return this.attachmentToWire({ ...a, state: "released", error: a.error, exclusive: false });
   }
 
-  /** Which filesystem an attachment put in its sandbox, and where. */
-  private async mountedVolume(a: AttachmentRecord): Promise<MountedVolume> {
-    const lease = this.leases.get(a.id);
-    if (!lease) throw new CairnError("INTERNAL", `attachment ${a.id} holds no lease`);
-    return { destination: a.mountPath, device: deviceString((await stat(lease.path)).dev) };
-  }
-
-  /**
-   * Take a mounted attachment out of its running sandbox. The claim and the lease are given up
-   * only after the unmount really happened: when the sandbox moved or replaced the mount, the
-   * attachment keeps both and records why (it reads as failed until the sandbox stops).
-   */
-  private async unmount(a: AttachmentRecord, force: boolean): Promise<void> {
-    try {
-      await this.deps.driver.detach(a.sandboxId, await this.mountedVolume(a), { force });
-    } catch (err) {
-      if (err instanceof CairnError && err.code === "MOUNT_CHANGED") {
-        await this.deps.store.updateAttachment(a.id, { error: err.message });
-        this.deps.log.warn({ sandboxId: a.sandboxId, attachmentId: a.id, mountPath: a.mountPath }, "detach refused: the sandbox moved or replaced the mount");
-      }
-      throw err;
-    }
-  }
-
-  /**
-   * Force-detach every read-write attachment of a volume (for a restore with `detach`): running
-   * sandboxes lose the mount (their processes that use it are killed), hibernated ones will resume
-   * without it. All end released; a sandbox that moved its mount fails the restore (MOUNT_CHANGED).
-   */
+  /** Force-detach every read-write attachment of a volume (a restore with `detach`): Mounts.detachWriters. */
   async detachWriters(volumeId: string): Promise<number> {
-    const { store } = this.deps;
-    let n = 0;
-    for (const a of await store.listLiveAttachmentsOfVolume(volumeId)) {
-      if (a.mode !== "rw" || a.checkpointId !== null) continue;
-      if (a.state === "mounted") await this.unmount(a, true);
-      this.releaseLease(a.id);
-      await store.updateAttachment(a.id, { state: "released" });
-      n++;
-    }
-    return n;
+    return this.mounts.detachWriters(volumeId);
   }
 
   /** Filesystem-mode hibernate: stop every process, keep the filesystem and the attachment intent, release the volumes. */
@@ -682,13 +382,13 @@ export class SandboxService {
     const { store, driver } = this.deps;
     const sb = await this.requireRunning(projectId, id);
     await driver.stop(sb.id);
-    this.processes.delete(sb.id);
-    for (const a of await store.listAttachments(sb.id)) {
+    this.processes.drop(sb.id, { kill: false });
+    for (const a of await store.attachments.list(sb.id)) {
       if (a.state !== "mounted") continue;
-      this.releaseLease(a.id);
-      await store.updateAttachment(a.id, { state: "suspended", error: null });
+      this.mounts.release(a.id);
+      await store.attachments.update(a.id, { state: "suspended", error: null });
     }
-    await store.updateSandbox(sb.id, { state: "hibernated" });
+    await store.sandboxes.update(sb.id, { state: "hibernated" });
     return this.get(projectId, sb.id);
   }
 
@@ -696,17 +396,17 @@ export class SandboxService {
     const { store, driver } = this.deps;
     const sb = await this.find(projectId, id);
     if (sb.state !== "hibernated") throw new CairnError("SANDBOX_NOT_RUNNING", `Sandbox ${id} is ${sb.state}; only a hibernated sandbox resumes`);
-    const suspended = (await store.listAttachments(sb.id)).filter((a) => a.state === "suspended");
+    const suspended = (await store.attachments.list(sb.id)).filter((a) => a.state === "suspended");
     try {
       const sources = [];
-      for (const a of suspended) sources.push(await this.mountSource(a));
+      for (const a of suspended) sources.push(await this.mounts.source(a));
       await driver.start(sb.id, sb.spec, sources);
     } catch (err) {
-      for (const a of suspended) this.releaseLease(a.id);
+      for (const a of suspended) this.mounts.release(a.id);
       throw err;
     }
-    for (const a of suspended) await store.updateAttachment(a.id, { state: "mounted" });
-    await store.updateSandbox(sb.id, { state: "running" });
+    for (const a of suspended) await store.attachments.update(a.id, { state: "mounted" });
+    await store.sandboxes.update(sb.id, { state: "running" });
     return this.get(projectId, sb.id);
   }
 
@@ -732,13 +432,13 @@ export class SandboxService {
     delete sb.spec.owned;
     const owned: NonNullable<SandboxRecord["spec"]["owned"]> = { volumes: [], checkpoints: [] };
     const diskBytes = src.spec.diskBytes ?? this.deps.defaultDiskBytes;
-    await this.deps.capacity.admit(diskBytes, `a ${formatSize(diskBytes)} disk for the fork`, () => store.insertSandbox(sb));
+    await this.deps.capacity.admit(diskBytes, `a ${formatSize(diskBytes)} disk for the fork`, () => store.sandboxes.insert(sb));
     // A fork is a copy of the same sandbox, files and owners alike: it shares its uid range.
-    this.holdUidRange(sb.spec.uidBase);
+    this.uids.hold(sb.spec.uidBase);
     const claimed: AttachmentRecord[] = [];
     try {
       await driver.copy(src.id, sb.id);
-      for (const a of await store.listAttachments(src.id)) {
+      for (const a of await store.attachments.list(src.id)) {
         if (!["mounted", "suspended"].includes(a.state)) continue;
         const volume = await volumes.find(projectId, a.volumeId);
         let target = volume;
@@ -765,14 +465,14 @@ export class SandboxService {
         const m: MountRequest = { volume: target.id, mountPath: a.mountPath, mode: a.mode };
         if (a.subpath !== "/") m.subpath = a.subpath;
         if (checkpointId) m.checkpoint = checkpointId;
-        claimed.push(await this.claim(sb, target, m, a.mountPath));
+        claimed.push(await this.mounts.claim(sb, target, m, a.mountPath));
       }
       if (owned.volumes.length > 0 || owned.checkpoints.length > 0) {
         sb.spec.owned = owned;
-        await store.updateSandboxSpec(sb.id, sb.spec);
+        await store.sandboxes.updateSpec(sb.id, sb.spec);
       }
       const sources = [];
-      for (const a of claimed) sources.push(await this.mountSource(a));
+      for (const a of claimed) sources.push(await this.mounts.source(a));
       await this.startWith(sb, claimed, sources);
     } catch (err) {
       await this.failStart(sb, claimed, err).catch(async (e: unknown) => {
@@ -826,30 +526,30 @@ export class SandboxService {
     const { store, driver, log } = this.deps;
     const running = new Set(await driver.list());
     const known = new Set<string>();
-    for (const sb of await store.listSandboxes(undefined, { limit: 100_000, states: ["starting", "running", "hibernated"] })) {
+    for (const sb of await store.sandboxes.list(undefined, { limit: 100_000, states: ["starting", "running", "hibernated"] })) {
       known.add(sb.id);
-      const attachments = await store.listAttachments(sb.id);
+      const attachments = await store.attachments.list(sb.id);
       if (sb.state === "hibernated") {
-        this.holdUidRange(sb.spec.uidBase);
+        this.uids.hold(sb.spec.uidBase);
         continue;
       }
       if (sb.state === "running" && running.has(sb.id) && (await driver.isRunning(sb.id))) {
-        this.holdUidRange(sb.spec.uidBase);
-        for (const a of attachments) if (a.state === "mounted") await this.mountSource(a).catch((err) => log.warn({ err }, "re-lease failed"));
+        this.uids.hold(sb.spec.uidBase);
+        for (const a of attachments) if (a.state === "mounted") await this.mounts.source(a).catch((err) => log.warn({ err }, "re-lease failed"));
         this.armTimeout(sb);
         continue;
       }
       await driver.destroy(sb.id).catch(() => undefined);
       for (const a of attachments) {
         if (a.state === "released" || a.state === "failed") continue;
-        await store.updateAttachment(a.id, { state: "released" });
+        await store.attachments.update(a.id, { state: "released" });
       }
-      await store.updateSandbox(sb.id, { state: "stopped", error: "cairnd restarted and the sandbox was gone" });
+      await store.sandboxes.update(sb.id, { state: "stopped", error: "cairnd restarted and the sandbox was gone" });
     }
     for (const id of new Set([...running, ...(await driver.prepared())])) {
       if (!known.has(id)) await driver.destroy(id).catch(() => undefined);
     }
-    this.fillWarmPool();
+    this.warm.fill();
     this.schedulePrune();
   }
 
@@ -858,7 +558,7 @@ export class SandboxService {
     const retention = this.deps.stoppedRetentionMs;
     if (retention === undefined || this.closed) return;
     const prune = async () => {
-      const ids = await this.deps.store.pruneSandboxes(new Date(Date.now() - retention).toISOString());
+      const ids = await this.deps.store.sandboxes.prune(new Date(Date.now() - retention).toISOString());
       if (ids.length > 0) this.deps.log.info({ count: ids.length }, "forgot sandboxes that ended before the retention");
     };
     void prune().catch((err) => this.deps.log.warn({ err }, "pruning ended sandboxes failed"));
@@ -873,16 +573,10 @@ export class SandboxService {
    */
   async close(): Promise<void> {
     this.closed = true;
-    clearTimeout(this.refillTimer);
     clearInterval(this.pruneTimer);
     for (const t of this.timers.values()) clearTimeout(t);
-    for (const p of this.processes.values()) for (const proc of p.values()) proc.child.kill("SIGKILL");
-    // Warm sandboxes belong to nobody: they go (a start in flight is destroyed when it ends).
-    this.wakeFiller?.();
-    await this.filling;
-    await Promise.all(this.warm.splice(0).map((id) => this.deps.driver.destroy(id).catch(() => undefined)));
-    this.warmDisks = 0;
-    this.warmUids.clear();
+    this.processes.killAll();
+    await this.warm.close();
   }
 }
 

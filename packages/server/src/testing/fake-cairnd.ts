@@ -35,11 +35,11 @@ export async function fakeCairnd(overrides: Partial<Config> = {}): Promise<FakeC
   const config: Config = { ...resolveConfig({ dataDir, logLevel: "warn" }, {}), warmSandboxes: 0, ...overrides };
   const store = await MetadataStore.open({ kind: "sqlite", path: join(dataDir, "cairn.db") });
   const adminKey = generateAdminKey();
-  const auth = new AuthService(store, adminKey, await store.ensureProject(newId("prj"), "default"));
+  const auth = new AuthService(store, adminKey, await store.projects.ensure(newId("prj"), "default"));
   const engine = await DirVolumeEngine.open({
     root: join(dataDir, "pool"),
     onUnmount: async (id, usage) => {
-      await store.updateVolume(id, { usedBytes: usage.usedBytes }).catch(() => undefined);
+      await store.volumes.update(id, { usedBytes: usage.usedBytes }).catch(() => undefined);
     },
   });
   const driver = new FakeSandboxDriver(join(dataDir, "sandboxes"));

@@ -41,8 +41,8 @@ export class VolumeService {
   /** Find a volume of the project by id or name; another project's volume is simply not found. */
   async find(projectId: string, ref: string, options: { includeDeleted?: boolean } = {}): Promise<VolumeRecord> {
     const { store } = this.deps;
-    const byId = ID_PATTERN.test(ref) ? await store.getVolume(projectId, { id: ref }) : undefined;
-    const v = byId ?? (await store.getVolume(projectId, { name: ref }));
+    const byId = ID_PATTERN.test(ref) ? await store.volumes.get(projectId, { id: ref }) : undefined;
+    const v = byId ?? (await store.volumes.get(projectId, { name: ref }));
     // A deleted volume kept for its checkpoints is found by id, and only where its checkpoints are used.
     if (!v || (v.status === "deleted" && !(options.includeDeleted && byId))) {
       throw new CairnError("VOLUME_NOT_FOUND", `Volume "${ref}" not found`);
@@ -94,7 +94,7 @@ export class VolumeService {
     if (ID_PATTERN.test(req.name)) throw new CairnError("INVALID_VOLUME_NAME", `Volume name ${NAME_IS_ID_MESSAGE}`);
     const record = this.newRecord(projectId, req, sizeBytes, filesystem);
     try {
-      await this.deps.capacity.admit(sizeBytes, `a ${formatSize(sizeBytes)} volume`, () => store.insertVolume(record));
+      await this.deps.capacity.admit(sizeBytes, `a ${formatSize(sizeBytes)} volume`, () => store.volumes.insert(record));
     } catch (err) {
       if (err instanceof CairnError && err.code === "VOLUME_ALREADY_EXISTS" && req.ifExists === "return") {
         return { volume: await this.toWire(await this.waitUntilSettled(projectId, req.name)), created: false };
@@ -102,7 +102,7 @@ export class VolumeService {
       throw err;
     }
     const opId = newId("op");
-    await store.startOperation({
+    await store.operations.start({
       id: opId,
       volumeId: record.id,
       kind: source ? "fork" : "create",
@@ -115,15 +115,15 @@ export class VolumeService {
       } else {
         await engine.create({ id: record.id, sizeBytes, filesystem });
       }
-      await store.transitionVolume(record.id, ["creating"], "ready");
-      await store.finishOperation(opId, "succeeded");
+      await store.volumes.transition(record.id, ["creating"], "ready");
+      await store.operations.finish(opId, "succeeded");
       // A fork holds data it never wrote through cairnd: mount it once so usedBytes is measured
       // (and recorded when it is unmounted), not the 0 of a volume nothing has used yet.
       if (source) (await engine.acquire(record.id)).release();
     } catch (err) {
       log.error({ err, volumeId: record.id }, "volume create failed; rolling back");
-      await store.deleteVolume(record.id);
-      await store.finishOperation(opId, "failed", { error: String(err) });
+      await store.volumes.delete(record.id);
+      await store.operations.finish(opId, "failed", { error: String(err) });
       throw err;
     }
     const created = await this.find(projectId, record.id);
@@ -135,8 +135,8 @@ export class VolumeService {
     const volume = await this.find(projectId, volRef, { includeDeleted: true });
     const { store } = this.deps;
     const checkpoint =
-      (ID_PATTERN.test(cpRef) ? await store.getCheckpoint(volume.id, { id: cpRef }) : undefined) ??
-      (await store.getCheckpoint(volume.id, { name: cpRef }));
+      (ID_PATTERN.test(cpRef) ? await store.checkpoints.get(volume.id, { id: cpRef }) : undefined) ??
+      (await store.checkpoints.get(volume.id, { name: cpRef }));
     if (!checkpoint || checkpoint.status !== "ready") {
       throw new CairnError("CHECKPOINT_NOT_FOUND", `Checkpoint "${cpRef}" of volume "${volume.name}" not found`);
     }
@@ -160,15 +160,15 @@ export class VolumeService {
     const sizeBytes = req.format === "tar" ? this.resolveSize(req, filesystem) : 0;
     const record = this.newRecord(projectId, req, sizeBytes, filesystem);
     // An image's size is known only once it is in: it is admitted then (and removed if it does not fit).
-    await this.deps.capacity.admit(sizeBytes, `a ${formatSize(sizeBytes)} volume`, () => store.insertVolume(record));
+    await this.deps.capacity.admit(sizeBytes, `a ${formatSize(sizeBytes)} volume`, () => store.volumes.insert(record));
     const opId = newId("op");
-    await store.startOperation({ id: opId, volumeId: record.id, kind: `import-${req.format}`, detail: {} });
+    await store.operations.start({ id: opId, volumeId: record.id, kind: `import-${req.format}`, detail: {} });
     try {
       if (req.format === "image") {
         const r = await engine.importImage({ id: record.id, body, maxBytes: config.maxVolumeBytes });
-        await this.deps.capacity.admit(r.sizeBytes, `a ${formatSize(r.sizeBytes)} volume`, () => store.updateVolume(record.id, { sizeBytes: r.sizeBytes }));
+        await this.deps.capacity.admit(r.sizeBytes, `a ${formatSize(r.sizeBytes)} volume`, () => store.volumes.update(record.id, { sizeBytes: r.sizeBytes }));
         if (r.filesystem !== filesystem) {
-          await store.db.updateTable("volumes").set({ filesystem: r.filesystem }).where("id", "=", record.id).execute();
+          await store.volumes.update(record.id, { filesystem: r.filesystem });
         }
       } else {
         await engine.create({ id: record.id, sizeBytes, filesystem });
@@ -179,13 +179,13 @@ export class VolumeService {
           lease.release();
         }
       }
-      await store.transitionVolume(record.id, ["creating"], "ready");
-      await store.finishOperation(opId, "succeeded");
+      await store.volumes.transition(record.id, ["creating"], "ready");
+      await store.operations.finish(opId, "succeeded");
       if (req.format === "image") (await engine.acquire(record.id)).release(); // measure usedBytes, as after a fork
     } catch (err) {
       await engine.destroy(record.id).catch(() => undefined);
-      await store.deleteVolume(record.id);
-      await store.finishOperation(opId, "failed", { error: String(err) });
+      await store.volumes.delete(record.id);
+      await store.operations.finish(opId, "failed", { error: String(err) });
       throw err;
     }
     return this.get(projectId, record.id);
@@ -242,7 +242,7 @@ export class VolumeService {
         throw new CairnError("INVALID_REQUEST", `Unknown field "${f}"; fields are ${VOLUME_FIELDS.join(", ")}`);
       }
     }
-    const rows = await this.deps.store.listVolumes(projectId, { labels: query.labels, limit: query.limit + 1, afterName, deleted: query.deleted === true });
+    const rows = await this.deps.store.volumes.list(projectId, { labels: query.labels, limit: query.limit + 1, afterName, deleted: query.deleted === true });
     const page = rows.slice(0, query.limit);
     const items = await Promise.all(
       page.map(async (v) => {
@@ -260,7 +260,7 @@ export class VolumeService {
   async update(projectId: string, ref: string, req: UpdateVolumeRequest): Promise<ResizeResult> {
     const { store, engine, log } = this.deps;
     let v = await this.find(projectId, ref);
-    if (req.labels !== undefined) v = (await store.updateVolume(v.id, { labels: req.labels }))!;
+    if (req.labels !== undefined) v = (await store.volumes.update(v.id, { labels: req.labels }))!;
     if (req.sizeBytes === undefined && req.sizeGb === undefined) return { volume: await this.toWire(v), resize: null };
     const target = this.resolveSize(req, v.filesystem);
     if (target < v.sizeBytes) {
@@ -271,30 +271,30 @@ export class VolumeService {
     }
     const previousSizeBytes = v.sizeBytes;
     if (target === v.sizeBytes) return { volume: await this.toWire(v), resize: { mode: "none", previousSizeBytes } };
-    if (!(await store.transitionVolume(v.id, ["ready"], "resizing"))) {
+    if (!(await store.volumes.transition(v.id, ["ready"], "resizing"))) {
       throw new CairnError("VOLUME_NOT_READY", `Volume "${v.name}" is ${v.status}; retry when it is ready`);
     }
     // The new size is promised (and recorded) before the image grows; a failed grow gives it back.
     try {
       await this.deps.capacity.admit(target - v.sizeBytes, `${formatSize(target - v.sizeBytes)} more for volume "${v.name}"`, () =>
-        store.updateVolume(v.id, { sizeBytes: target }),
+        store.volumes.update(v.id, { sizeBytes: target }),
       );
     } catch (err) {
-      await store.updateVolume(v.id, { status: "ready" });
+      await store.volumes.update(v.id, { status: "ready" });
       throw err;
     }
     const opId = newId("op");
-    await store.startOperation({ id: opId, volumeId: v.id, kind: "grow", detail: { from: v.sizeBytes, to: target } });
+    await store.operations.start({ id: opId, volumeId: v.id, kind: "grow", detail: { from: v.sizeBytes, to: target } });
     try {
       const mode = await engine.grow({ id: v.id, sizeBytes: target, filesystem: v.filesystem });
-      await store.updateVolume(v.id, { sizeBytes: target, status: "ready" });
-      await store.finishOperation(opId, "succeeded", { mode });
+      await store.volumes.update(v.id, { sizeBytes: target, status: "ready" });
+      await store.operations.finish(opId, "succeeded", { mode });
       return { volume: await this.get(projectId, v.id), resize: { mode, previousSizeBytes } };
     } catch (err) {
       log.warn({ err, volumeId: v.id }, "grow failed");
       // The image may already be larger; the filesystem is not: the old size stays the truth.
-      await store.updateVolume(v.id, { status: "ready", sizeBytes: previousSizeBytes });
-      await store.finishOperation(opId, "failed", { error: String(err) });
+      await store.volumes.update(v.id, { status: "ready", sizeBytes: previousSizeBytes });
+      await store.operations.finish(opId, "failed", { error: String(err) });
       throw err;
     }
   }
@@ -302,7 +302,7 @@ export class VolumeService {
   async delete(projectId: string, ref: string, options: { keepCheckpoints?: boolean } = {}): Promise<{ keptCheckpoints: number }> {
     const { store, engine } = this.deps;
     const v = await this.find(projectId, ref);
-    const attached = await store.listLiveAttachmentsOfVolume(v.id);
+    const attached = await store.attachments.liveOfVolume(v.id);
     if (attached.length > 0) {
       throw new CairnError(
         "VOLUME_BUSY",
@@ -311,25 +311,25 @@ export class VolumeService {
     }
     // Two-phase: the metadata says `deleting` before the image goes, so a crash in between is
     // finished by the reconciler instead of leaving a volume without an image.
-    if (!(await store.transitionVolume(v.id, ["ready"], "deleting"))) {
+    if (!(await store.volumes.transition(v.id, ["ready"], "deleting"))) {
       throw new CairnError("VOLUME_NOT_READY", `Volume "${v.name}" is ${v.status}; retry when it is ready`);
     }
     try {
       await engine.destroy(v.id);
     } catch (err) {
-      await store.transitionVolume(v.id, ["deleting"], "ready");
+      await store.volumes.transition(v.id, ["deleting"], "ready");
       throw err;
     }
-    const kept = options.keepCheckpoints ? (await store.listCheckpoints(v.id)).filter((c) => c.status === "ready").length : 0;
+    const kept = options.keepCheckpoints ? (await store.checkpoints.list(v.id)).filter((c) => c.status === "ready").length : 0;
     if (kept > 0) {
       // The data goes, the checkpoints stay: the volume is `deleted` under a name that frees its
       // own (a "." never appears in a volume name), found by id to fork its checkpoints.
-      await store.updateVolume(v.id, { status: "deleted", name: `${v.name}.deleted.${Date.now()}`, usedBytes: 0 });
+      await store.volumes.update(v.id, { status: "deleted", name: `${v.name}.deleted.${Date.now()}`, usedBytes: 0 });
       return { keptCheckpoints: kept };
     }
     await this.deps.checkpointStore.deleteCheckpoints(v.id);
-    await store.deleteCheckpointsOf(v.id);
-    await store.deleteVolume(v.id);
+    await store.checkpoints.deleteOf(v.id);
+    await store.volumes.delete(v.id);
     return { keptCheckpoints: 0 };
   }
 
@@ -362,36 +362,36 @@ export class VolumeService {
   /** Start-up reconciliation: finish or roll back half-done work, then let the engine tidy the machine. */
   async reconcile(): Promise<void> {
     const { store, engine, log } = this.deps;
-    for (const op of await store.listRunningOperations()) {
-      await store.finishOperation(op.id, "failed", { ...op.detail, error: "interrupted by a restart" });
+    for (const op of await store.operations.running()) {
+      await store.operations.finish(op.id, "failed", { ...op.detail, error: "interrupted by a restart" });
     }
     const known = new Set<string>();
-    for (const v of await store.listAllVolumes()) {
+    for (const v of await store.volumes.all()) {
       if (v.status === "creating") {
         // Never acknowledged: roll back.
-        await store.deleteVolume(v.id);
+        await store.volumes.delete(v.id);
         log.info({ volumeId: v.id }, "reconcile: rolled back an unfinished create");
       } else if (v.status === "deleting") {
         await engine.destroy(v.id);
         await this.deps.checkpointStore.deleteCheckpoints(v.id);
-        await store.deleteCheckpointsOf(v.id);
-        await store.deleteVolume(v.id);
+        await store.checkpoints.deleteOf(v.id);
+        await store.volumes.delete(v.id);
         log.info({ volumeId: v.id }, "reconcile: finished a delete");
       } else {
         if (v.status === "restoring") {
           // The restore's rename is atomic: the image is the old or the new one, both whole.
-          await store.transitionVolume(v.id, ["restoring"], "ready");
+          await store.volumes.transition(v.id, ["restoring"], "ready");
           const size = await engine.imageSize(v.id);
-          if (size !== undefined) await store.updateVolume(v.id, { sizeBytes: size });
+          if (size !== undefined) await store.volumes.update(v.id, { sizeBytes: size });
         }
         known.add(v.id);
       }
     }
     const checkpoints = new Map<string, Set<string>>();
-    const deleted = new Set((await store.listAllVolumes()).filter((v) => v.status === "deleted").map((v) => v.id));
-    for (const cp of await store.listAllCheckpoints()) {
+    const deleted = new Set((await store.volumes.all()).filter((v) => v.status === "deleted").map((v) => v.id));
+    for (const cp of await store.checkpoints.all()) {
       if (cp.status !== "ready" || !(known.has(cp.volumeId) || deleted.has(cp.volumeId))) {
-        await store.deleteCheckpoint(cp.id);
+        await store.checkpoints.delete(cp.id);
         continue;
       }
       let set = checkpoints.get(cp.volumeId);
@@ -399,12 +399,12 @@ export class VolumeService {
       set.add(cp.id);
     }
     const report = await engine.reconcile(known, checkpoints);
-    for (const v of await store.listAllVolumes()) {
+    for (const v of await store.volumes.all()) {
       if (v.status !== "resizing") continue;
       // Finish the grow to whatever size the image reached; the filesystem grows to fill it.
       const size = (await engine.imageSize(v.id)) ?? v.sizeBytes;
       await engine.grow({ id: v.id, sizeBytes: size, filesystem: v.filesystem });
-      await store.updateVolume(v.id, { sizeBytes: size, status: "ready" });
+      await store.volumes.update(v.id, { sizeBytes: size, status: "ready" });
       log.info({ volumeId: v.id, sizeBytes: size }, "reconcile: finished a grow");
     }
     if (report.unmounted.length + report.detachedLoops.length + report.removedImages.length > 0) {

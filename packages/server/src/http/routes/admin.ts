@@ -7,7 +7,7 @@ import { defineRoute, type RouteSpec } from "../route.js";
 
 export function adminRoutes(store: MetadataStore, auth: AuthService): RouteSpec[] {
   const findProject = async (name: string) => {
-    const project = await store.getProjectByName(name);
+    const project = await store.projects.byName(name);
     if (!project) throw new CairnError("PROJECT_NOT_FOUND", `Project "${name}" does not exist; \`cairn project list\` shows the projects`);
     return project;
   };
@@ -23,7 +23,7 @@ export function adminRoutes(store: MetadataStore, auth: AuthService): RouteSpec[
       fieldCodes: { name: "INVALID_PROJECT_NAME" },
       responses: { 201: { description: "Created; the key is shown once", schema: CreateProjectResult } },
       handler: async ({ body, reply }) => {
-        const project = await store.createProject(newId("prj"), body.name);
+        const project = await store.projects.create(newId("prj"), body.name);
         const key = await auth.createKey(project.id, "default");
         reply.code(201);
         return { project, apiKey: { ...key, projectId: project.id } };
@@ -37,7 +37,7 @@ export function adminRoutes(store: MetadataStore, auth: AuthService): RouteSpec[
       tags: ["projects"],
       adminOnly: true,
       responses: { 200: { description: "All projects", schema: z.object({ items: z.array(Project) }) } },
-      handler: async () => ({ items: await store.listProjects() }),
+      handler: async () => ({ items: await store.projects.list() }),
     }),
     defineRoute({
       method: "POST",
@@ -50,7 +50,7 @@ export function adminRoutes(store: MetadataStore, auth: AuthService): RouteSpec[
       body: CreateApiKeyRequest,
       responses: { 201: { description: "Created; the key is shown once", schema: ApiKey } },
       handler: async ({ params, body, reply }) => {
-        const project = await store.getProjectByName(params.project);
+        const project = await store.projects.byName(params.project);
         if (!project) throw new CairnError("PROJECT_NOT_FOUND", `Project "${params.project}" does not exist`);
         const key = await auth.createKey(project.id, body.name ?? "key");
         reply.code(201);
@@ -66,7 +66,7 @@ export function adminRoutes(store: MetadataStore, auth: AuthService): RouteSpec[
       adminOnly: true,
       params: z.object({ project: z.string() }),
       responses: { 200: { description: "The project's keys", schema: z.object({ items: z.array(ApiKeyInfo) }) } },
-      handler: async ({ params }) => ({ items: await store.listApiKeys((await findProject(params.project)).id) }),
+      handler: async ({ params }) => ({ items: await store.keys.list((await findProject(params.project)).id) }),
     }),
     defineRoute({
       method: "DELETE",
@@ -79,7 +79,7 @@ export function adminRoutes(store: MetadataStore, auth: AuthService): RouteSpec[
       responses: { 204: { description: "Revoked" } },
       handler: async ({ params, reply }) => {
         const project = await findProject(params.project);
-        if (!(await store.deleteApiKey(project.id, params.key))) {
+        if (!(await store.keys.delete(project.id, params.key))) {
           throw new CairnError("API_KEY_NOT_FOUND", `Project "${project.name}" has no key ${params.key}; \`cairn key list ${project.name}\` shows its keys`);
         }
         reply.code(204);
