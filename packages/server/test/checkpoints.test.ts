@@ -1,10 +1,10 @@
 /** Checkpoints against a real cairnd: freeze + reflink + thaw in an XFS pool, restore, fork. */
-import { after, before, describe, it } from "node:test";
+import { before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { createHash, randomBytes } from "node:crypto";
 import { Cairn } from "@cairn/sdk";
 import { GiB, MiB } from "@cairn/protocol";
-import { codeOf, startCairnd, type CairndProcess } from "./harness.js";
+import { codeOf, withCairnd, type CairndProcess } from "./harness.js";
 import { run } from "../src/host/exec.js";
 
 const sha = (b: Uint8Array) => createHash("sha256").update(b).digest("hex");
@@ -15,12 +15,8 @@ describe("checkpoints", () => {
   let cairn: Cairn;
   const ns = () => `--mount=${c.dataDir}/run/mnt.ns`;
 
+  withCairnd({ env: { CAIRN_IDLE_UNMOUNT_MS: "300" } }, (s) => ({ c, cairn } = s));
   before(async () => {
-    c = await startCairnd({ env: { CAIRN_IDLE_UNMOUNT_MS: "300" } });
-    cairn = new Cairn({ url: c.url, apiKey: c.adminKey });
-  });
-  after(async () => {
-    await c?.destroy();
   });
 
   it("restores in place: data from before is back, data from after is gone", async () => {

@@ -7,7 +7,7 @@ import { request } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Cairn, CairnError } from "@cairn/sdk";
-import { startCairnd, type CairndProcess } from "./harness.js";
+import { withCairnd, type CairndProcess } from "./harness.js";
 
 const MAIN_PY = `import os, http.server, pathlib
 fs = pathlib.Path(os.environ["CAIRN_LOCAL_FS"]); (fs / "uploads").mkdir(parents=True, exist_ok=True)
@@ -50,14 +50,13 @@ describe("deployments", () => {
     return execFileSync("tar", ["-czf", "-", "-C", d, "."]);
   }
 
-  before(async () => {
-    c = await startCairnd();
-    cairn = new Cairn({ url: c.url, apiKey: c.adminKey });
-    dir = await mkdtemp(join(tmpdir(), "cairn-deploy-"));
-  });
+  // Registered first, so it runs before the fixture destroys cairnd (after hooks run in order).
   after(async () => {
-    await c?.destroy();
     await rm(dir, { recursive: true, force: true });
+  });
+  withCairnd({}, (s) => ({ c, cairn } = s));
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), "cairn-deploy-"));
   });
 
   it("keeps /data/local-fs across redeploys, replaces /data/app, and separates projects and environments", async () => {

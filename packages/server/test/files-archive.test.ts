@@ -12,7 +12,7 @@ import { chmod, lstat, mkdir, mkdtemp, readFile, readlink, rm, symlink, utimes, 
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Cairn, type Volume } from "@cairn/sdk";
-import { startCairnd, type CairndProcess } from "./harness.js";
+import { withCairnd, type CairndProcess } from "./harness.js";
 import { cairndMounts, rejectsWith, sha, sleep } from "./files-helpers.js";
 
 const bytesOf = async (s: ReadableStream<Uint8Array>) => Buffer.from(await new Response(s).arrayBuffer());
@@ -24,9 +24,13 @@ describe("archives (SDK against a real cairnd)", () => {
   let scratch: string;
   const big = randomBytes(3 * 1024 * 1024 + 7);
 
+  // Registered first, so it runs before the fixture destroys cairnd (after hooks run in order).
+  after(async () => {
+    if (process.env.CAIRN_TEST_LOGS) console.error(c?.logs().split("\n").filter((l) => !l.includes('"level":30')).join("\n"));
+    if (scratch) await rm(scratch, { recursive: true, force: true });
+  });
+  withCairnd({}, (s) => ({ c, cairn } = s));
   before(async () => {
-    c = await startCairnd();
-    cairn = new Cairn({ url: c.url, apiKey: c.adminKey });
     v = await cairn.volumes.create({ name: "arch" });
     scratch = await mkdtemp(join(tmpdir(), "cairn-archive-test-"));
     // A local tree with what tar keeps: modes, mtimes, symlinks, empty dirs, a big file.
@@ -40,11 +44,6 @@ describe("archives (SDK against a real cairnd)", () => {
     await chmod(join(src, "private.txt"), 0o600);
     await symlink("bin/run.sh", join(src, "link"));
     await utimes(join(src, "big.bin"), new Date("2020-01-02T03:04:05Z"), new Date("2020-01-02T03:04:05Z"));
-  });
-  after(async () => {
-    if (process.env.CAIRN_TEST_LOGS) console.error(c?.logs().split("\n").filter((l) => !l.includes('"level":30')).join("\n"));
-    await c?.destroy();
-    if (scratch) await rm(scratch, { recursive: true, force: true });
   });
 
   it("uploads a tar that extracts into a new directory, keeping modes, mtimes and symlinks", async () => {

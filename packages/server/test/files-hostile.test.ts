@@ -4,14 +4,14 @@
  * of the volume. Nothing may be read or written outside the volume, nothing may answer 5xx, and
  * cairnd must keep running.
  */
-import { after, before, describe, it } from "node:test";
+import { before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
 import { readFile, readdir } from "node:fs/promises";
 import { Cairn, type Volume } from "@cairn/sdk";
 import { normalizeVolumePath } from "@cairn/protocol";
-import { startCairnd, type CairndProcess } from "./harness.js";
+import { withCairnd, type CairndProcess } from "./harness.js";
 import { auth, rejectsWith, shellOnMount } from "./files-helpers.js";
 
 const CANARY = `cairn-hostile-${process.pid}`;
@@ -64,16 +64,12 @@ describe("hostile input", () => {
   let passwd: string;
   let tmpBefore: string[];
 
+  withCairnd({}, (s) => ({ c, cairn } = s));
   before(async () => {
-    c = await startCairnd();
-    cairn = new Cairn({ url: c.url, apiKey: c.adminKey });
     v = await cairn.volumes.create({ name: "hostile" });
     await v.files.write("/inside.txt", "inside");
     passwd = await hostHash("/etc/passwd");
     tmpBefore = (await readdir("/tmp")).filter((n) => n.includes(CANARY));
-  });
-  after(async () => {
-    await c?.destroy();
   });
 
   async function assertHostUntouched(): Promise<void> {

@@ -3,10 +3,10 @@
  * a cairnd restart (the key is kept in the data dir), and every tampered, expired, re-targeted or
  * re-methoded use is refused with 403 without reading or writing anything.
  */
-import { after, before, describe, it } from "node:test";
+import { before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { Cairn, type Volume } from "@cairn/sdk";
-import { startCairnd, type CairndProcess } from "./harness.js";
+import { withCairnd, type CairndProcess } from "./harness.js";
 import { sleep } from "./files-helpers.js";
 
 describe("signed URLs", () => {
@@ -14,15 +14,11 @@ describe("signed URLs", () => {
   let cairn: Cairn;
   let v: Volume;
 
+  const server = withCairnd({}, (s) => ({ c, cairn } = s));
   before(async () => {
-    c = await startCairnd();
-    cairn = new Cairn({ url: c.url, apiKey: c.adminKey });
     v = await cairn.volumes.create({ name: "signed" });
     await v.files.write("/report.pdf", "%PDF-1.7 the report");
     await v.files.write("/other.txt", "not for you");
-  });
-  after(async () => {
-    await c?.destroy();
   });
 
   const problem = async (res: Response) => {
@@ -101,8 +97,7 @@ describe("signed URLs", () => {
 
   it("keeps working across a restart (the key is in the data dir), and dies with its volume", async () => {
     const s = await v.files.sign("/report.pdf", { expiresIn: 600 });
-    await c.stop();
-    c = await startCairnd({ dataDir: c.dataDir });
+    await server.restart();
     const url = s.url.replace(/^http:\/\/[^/]+/, c.url);
     assert.equal(await (await fetch(url)).text(), "%PDF-1.7 the report");
     const cairn2 = new Cairn({ url: c.url, apiKey: c.adminKey });

@@ -3,7 +3,7 @@
  * a connection cut mid-body resumed to completion (raw, with the SDK, and with tus-js-client through
  * a proxy that cuts the connection), a cairnd restart in the middle, checksums and termination.
  */
-import { after, before, describe, it } from "node:test";
+import { before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { createHash, randomBytes } from "node:crypto";
 import { request as httpRequest } from "node:http";
@@ -14,7 +14,7 @@ import { join } from "node:path";
 import { createServer, connect, type Server, type Socket } from "node:net";
 import { Upload } from "tus-js-client";
 import { Cairn, type Volume } from "@cairn/sdk";
-import { startCairnd, type CairndProcess } from "./harness.js";
+import { withCairnd, type CairndProcess } from "./harness.js";
 import { auth, sha, sleep } from "./files-helpers.js";
 
 const MiB = 1024 * 1024;
@@ -76,14 +76,10 @@ describe("resumable uploads (tus 1.0)", () => {
   let v: Volume;
   let endpoint: string;
 
+  const server = withCairnd({}, (s) => ({ c, cairn } = s));
   before(async () => {
-    c = await startCairnd();
-    cairn = new Cairn({ url: c.url, apiKey: c.adminKey });
     v = await cairn.volumes.create({ name: "tus", sizeGb: 2 });
     endpoint = `${c.url}/v1/volumes/${v.id}/uploads`;
-  });
-  after(async () => {
-    await c?.destroy();
   });
 
   const create = async (path: string, length: number | undefined, extra: Record<string, string> = {}) => {
@@ -287,9 +283,7 @@ describe("resumable uploads (tus 1.0)", () => {
     const data = randomBytes(24 * MiB);
     const location = (await create("/tus/restart.bin", data.length)).headers.get("location")!;
     assert.equal((await patch(new URL(location, c.url).toString(), 0, data.subarray(0, 10 * MiB))).status, 204);
-    await c.crash(); // kill -9: only what was fsynced and acknowledged counts
-    c = await startCairnd({ dataDir: c.dataDir });
-    cairn = new Cairn({ url: c.url, apiKey: c.adminKey });
+    await server.restart("crash"); // kill -9: only what was fsynced and acknowledged counts
     v = await cairn.volumes.get(v.id);
     const url = new URL(location, c.url).toString();
     const h = await head(url);

@@ -3,10 +3,10 @@
  * the volume mounted (as sandboxes do), and from inside a real sandbox; a reconnecting client with
  * its last cursor misses nothing; an unknown cursor gets a reset; shutdown ends open watches.
  */
-import { after, before, describe, it } from "node:test";
+import { before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { Cairn, type Volume } from "@cairn/sdk";
-import { startCairnd, type CairndProcess } from "./harness.js";
+import { withCairnd, type CairndProcess } from "./harness.js";
 import { auth, cairndMounts, shellOnMount, sleep } from "./files-helpers.js";
 
 type Ev = { type: string; path?: string; oldPath?: string; isDir?: boolean; cursor: string };
@@ -51,13 +51,9 @@ describe("watch (SSE)", () => {
   let cairn: Cairn;
   let v: Volume;
 
+  const server = withCairnd({}, (s) => ({ c, cairn } = s));
   before(async () => {
-    c = await startCairnd();
-    cairn = new Cairn({ url: c.url, apiKey: c.adminKey });
     v = await cairn.volumes.create({ name: "watched" });
-  });
-  after(async () => {
-    await c?.destroy();
   });
 
   it("reports changes made through the API, under the watched path only", async () => {
@@ -183,7 +179,7 @@ describe("watch (SSE)", () => {
     assert.equal(code, 0);
     assert.ok(Date.now() - started < 15_000, "an open watch does not hold up shutdown");
     await w.stop();
-    c = await startCairnd({ dataDir: c.dataDir });
+    await server.restart();
   });
 });
 

@@ -2,14 +2,14 @@
  * The file API through the real SDK against a real cairnd: stat, exists, list, mkdir, move,
  * remove, edit, batch write, search and replace. Each assertion is something a user relies on.
  */
-import { after, before, describe, it } from "node:test";
+import { before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { mkdtemp, open, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Cairn, type Volume } from "@cairn/sdk";
-import { startCairnd, type CairndProcess } from "./harness.js";
+import { withCairnd, type CairndProcess } from "./harness.js";
 import { run } from "../src/host/exec.js";
 import { auth, rejectsWith, sha, shellOnMount } from "./files-helpers.js";
 
@@ -18,13 +18,9 @@ describe("file API (SDK against a real cairnd)", () => {
   let cairn: Cairn;
   let v: Volume;
 
+  withCairnd({}, (s) => ({ c, cairn } = s));
   before(async () => {
-    c = await startCairnd();
-    cairn = new Cairn({ url: c.url, apiKey: c.adminKey });
     v = await cairn.volumes.create({ name: "files" });
-  });
-  after(async () => {
-    await c?.destroy();
   });
 
   it("stat and exists describe files, directories and symlinks", async () => {

@@ -9,7 +9,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import assert from "node:assert/strict";
-import { CairnError } from "@cairn/sdk";
+import { after, before } from "node:test";
+import { Cairn, CairnError } from "@cairn/sdk";
 import { releasePinnedNamespace } from "../src/host/namespace.js";
 
 export const SERVER_MAIN = fileURLToPath(new URL("../src/main.js", import.meta.url));
@@ -138,4 +139,38 @@ export async function codeOf(p: Promise<unknown>): Promise<string> {
     assert.ok(err instanceof CairnError, String(err));
     return err.code;
   }
+}
+
+export interface CairndFixture {
+  /** Stop the server (gracefully, or with kill -9) and start it again on the same data dir. */
+  restart(how?: "stop" | "crash"): Promise<void>;
+}
+
+/**
+ * One real cairnd for a suite: started before its first test, destroyed after its last (also when
+ * a test or the start itself failed), with an admin client. `use` receives both, and again after
+ * each `restart`.
+ *
+ * @example
+ * let c: CairndProcess; let cairn: Cairn;
+ * withCairnd({ env: { CAIRN_IDLE_UNMOUNT_MS: "300" } }, (s) => ({ c, cairn } = s));
+ */
+export function withCairnd(options: StartOptions, use: (s: { c: CairndProcess; cairn: Cairn }) => void): CairndFixture {
+  let current: CairndProcess | undefined;
+  const start = async (dataDir?: string) => {
+    current = await startCairnd({ ...options, ...(dataDir ? { dataDir } : {}) });
+    use({ c: current, cairn: new Cairn({ url: current.url, apiKey: current.adminKey }) });
+  };
+  before(() => start(options.dataDir));
+  after(async () => {
+    await current?.destroy();
+  });
+  return {
+    async restart(how = "stop") {
+      if (!current) throw new Error("cairnd is not started");
+      if (how === "crash") await current.crash();
+      else await current.stop();
+      await start(current.dataDir);
+    },
+  };
 }

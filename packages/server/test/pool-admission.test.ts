@@ -3,23 +3,18 @@
  * pool holds are refused up front with 507 POOL_FULL, so the tenants already in never meet a full
  * pool as I/O errors inside their volumes.
  */
-import { after, before, describe, it } from "node:test";
+import { before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { Cairn, CairnError } from "@cairn/sdk";
 import { GiB, MiB } from "@cairn/protocol";
-import { codeOf, startCairnd, type CairndProcess } from "./harness.js";
+import { codeOf, startCairnd, withCairnd } from "./harness.js";
 
 describe("pool admission (a 4 GiB pool)", () => {
-  let c: CairndProcess;
   let cairn: Cairn;
 
+  withCairnd({ env: { CAIRN_POOL_SIZE: "4GiB", CAIRN_WARM_SANDBOXES: "0" } }, (s) => ({ cairn } = s));
   before(async () => {
-    c = await startCairnd({ env: { CAIRN_POOL_SIZE: "4GiB", CAIRN_WARM_SANDBOXES: "0" } });
-    cairn = new Cairn({ url: c.url, apiKey: c.adminKey });
-  });
-  after(async () => {
-    await c?.destroy();
   });
 
   it("refuses a volume, a grow and a checkpoint that would not fit, and leaves nothing behind", async () => {

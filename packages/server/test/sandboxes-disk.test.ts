@@ -3,28 +3,24 @@
  * volumes. A sandbox that fills everything it can reach gets ENOSPC itself; the tenant next to it
  * keeps every byte it wrote and can go on writing.
  */
-import { after, before, describe, it } from "node:test";
+import { after, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { createHash, randomBytes } from "node:crypto";
 import { Cairn, CairnError, type Sandbox } from "@cairn/sdk";
 import { GiB, MiB } from "@cairn/protocol";
-import { startCairnd, type CairndProcess } from "./harness.js";
+import { withCairnd } from "./harness.js";
 
 const sha = (b: Uint8Array) => createHash("sha256").update(b).digest("hex");
 
 describe("sandbox disks in a 6 GiB pool", () => {
-  let c: CairndProcess;
   let cairn: Cairn;
   const cleanup: Sandbox[] = [];
 
-  before(async () => {
-    c = await startCairnd({ env: { CAIRN_POOL_SIZE: "6GiB", CAIRN_SANDBOX_DISK_SIZE: "2GiB", CAIRN_WARM_SANDBOXES: "0" } });
-    cairn = new Cairn({ url: c.url, apiKey: c.adminKey });
-  });
+  // Registered first, so it runs before the fixture destroys cairnd (after hooks run in order).
   after(async () => {
     for (const sb of cleanup) await sb.kill().catch(() => undefined);
-    await c?.destroy();
   });
+  withCairnd({ env: { CAIRN_POOL_SIZE: "6GiB", CAIRN_SANDBOX_DISK_SIZE: "2GiB", CAIRN_WARM_SANDBOXES: "0" } }, (s) => ({ cairn } = s));
 
   it("a sandbox that fills all it can reach hurts only itself; a disk that does not fit is refused", async () => {
     // The neighbour: a volume with data, used from another sandbox.

@@ -7,21 +7,20 @@ import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { readdir, readFile } from "node:fs/promises";
 import { Cairn, type Sandbox } from "@cairn/sdk";
-import { startCairnd, type CairndProcess } from "./harness.js";
+import { withCairnd, type CairndProcess } from "./harness.js";
 import { cgroupPrefix } from "../src/sandboxes/crun/driver.js";
 
 describe("a hostile sandbox", () => {
   let c: CairndProcess;
   let cairn: Cairn;
   let sb: Sandbox;
-  before(async () => {
-    c = await startCairnd({ env: { CAIRN_WARM_SANDBOXES: "0" } });
-    cairn = new Cairn({ url: c.url, apiKey: c.adminKey });
-    sb = await cairn.sandboxes.create();
-  });
+  // Registered first, so it runs before the fixture destroys cairnd (after hooks run in order).
   after(async () => {
     await sb?.kill().catch(() => undefined);
-    await c?.destroy();
+  });
+  withCairnd({ env: { CAIRN_WARM_SANDBOXES: "0" } }, (s) => ({ c, cairn } = s));
+  before(async () => {
+    sb = await cairn.sandboxes.create();
   });
 
   it("sees none of the host's /etc: no shadow hashes, no npmrc, gitconfig, ssh or TLS keys, no machine-id", async () => {

@@ -4,11 +4,10 @@
  * work. cairnd must run nothing of the sandbox's, touch no mount but the volume's, and let
  * attachment records and ReadWriteOnce claims say only what is true.
  */
-import { after, before, describe, it } from "node:test";
+import { after, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { Cairn, type Sandbox } from "@cairn/sdk";
-import { codeOf, startCairnd, type CairndProcess } from "./harness.js";
-
+import { codeOf, withCairnd } from "./harness.js";
 
 /** A program that, if anything ever runs it, leaves proof in the sandbox's /root. */
 const PLANT = `#!/bin/sh
@@ -17,19 +16,15 @@ exit 0
 `;
 
 describe("mount work against a hostile sandbox", () => {
-  let c: CairndProcess;
   let cairn: Cairn;
   const cleanup: Sandbox[] = [];
   const track = (sb: Sandbox) => (cleanup.push(sb), sb);
 
-  before(async () => {
-    c = await startCairnd();
-    cairn = new Cairn({ url: c.url, apiKey: c.adminKey });
-  });
+  // Registered first, so it runs before the fixture destroys cairnd (after hooks run in order).
   after(async () => {
     for (const sb of cleanup) await sb.kill().catch(() => undefined);
-    await c?.destroy();
   });
+  withCairnd({}, (s) => ({ cairn } = s));
 
   it("runs none of the programs a sandbox planted where a mount helper could be looked up", async () => {
     const v = await cairn.volumes.create({ name: "planted" });

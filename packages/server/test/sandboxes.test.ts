@@ -1,24 +1,20 @@
 /** Sandboxes run by real crun with real volumes: the flows users rely on, and the walls between them. */
-import { after, before, describe, it } from "node:test";
+import { after, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { Cairn, CairnError, Sandbox } from "@cairn/sdk";
 import { MiB } from "@cairn/protocol";
-import { codeOf, startCairnd, type CairndProcess } from "./harness.js";
-
+import { codeOf, withCairnd, type CairndProcess } from "./harness.js";
 
 describe("sandboxes with volumes (crun)", () => {
   let c: CairndProcess;
   let cairn: Cairn;
   const cleanup: Sandbox[] = [];
 
-  before(async () => {
-    c = await startCairnd({ env: { CAIRN_IDLE_UNMOUNT_MS: "300" } });
-    cairn = new Cairn({ url: c.url, apiKey: c.adminKey });
-  });
+  // Registered first, so it runs before the fixture destroys cairnd (after hooks run in order).
   after(async () => {
     for (const sb of cleanup) await sb.kill().catch(() => undefined);
-    await c?.destroy();
   });
+  withCairnd({ env: { CAIRN_IDLE_UNMOUNT_MS: "300" } }, (s) => ({ c, cairn } = s));
 
   const track = (sb: Sandbox) => (cleanup.push(sb), sb);
 

@@ -2,13 +2,13 @@
  * Symlinks planted inside a volume image (as a sandbox could) must never let the file API reach
  * the host: they resolve inside the volume, as if the volume were `/`.
  */
-import { after, before, describe, it } from "node:test";
+import { before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { mkdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { Cairn, type Volume } from "@cairn/sdk";
-import { codeOf, startCairnd, type CairndProcess } from "./harness.js";
+import { codeOf, withCairnd, type CairndProcess } from "./harness.js";
 import { run } from "../src/host/exec.js";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -34,9 +34,8 @@ describe("symlinks planted in a volume", () => {
     await run("nsenter", [ns, "--", "sh", "-ec", `M=${mnt}; mount -o loop ${image} $M; trap 'umount $M' EXIT; ${script}`]);
   }
 
+  withCairnd({}, (s) => ({ c, cairn } = s));
   before(async () => {
-    c = await startCairnd();
-    cairn = new Cairn({ url: c.url, apiKey: c.adminKey });
     v = await cairn.volumes.create({ name: "planted" });
     await v.files.write("/inside/real.txt", "inside");
     hostPasswd = createHash("sha256").update(await readFile("/etc/passwd")).digest("hex");
@@ -49,9 +48,6 @@ describe("symlinks planted in a volume", () => {
       ln -s loop-b $M/loop-a; ln -s loop-a $M/loop-b
       mkfifo $M/fifo
     `);
-  });
-  after(async () => {
-    await c?.destroy();
   });
 
 

@@ -2,22 +2,18 @@
  * A volume whose filesystem meets an error: the kernel makes it read-only, clients get a clear 503
  * VOLUME_DAMAGED (not INTERNAL), and the next mount checks and repairs it before it is used again.
  */
-import { after, before, describe, it } from "node:test";
+import { before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { writeFile } from "node:fs/promises";
 import { Cairn, CairnError } from "@cairn/sdk";
-import { startCairnd, type CairndProcess } from "./harness.js";
+import { withCairnd, type CairndProcess } from "./harness.js";
 import { listLoops } from "../src/volumes/loop/filesystem.js";
 
 describe("a volume after a filesystem error", () => {
   let c: CairndProcess;
   let cairn: Cairn;
+  withCairnd({ env: { CAIRN_WARM_SANDBOXES: "0", CAIRN_LOG_LEVEL: "info" } }, (s) => ({ c, cairn } = s));
   before(async () => {
-    c = await startCairnd({ env: { CAIRN_WARM_SANDBOXES: "0", CAIRN_LOG_LEVEL: "info" } });
-    cairn = new Cairn({ url: c.url, apiKey: c.adminKey });
-  });
-  after(async () => {
-    await c?.destroy();
   });
 
   it("answers 503 VOLUME_DAMAGED while read-only, then is repaired and writable again with its data", async () => {
