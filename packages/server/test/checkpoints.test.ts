@@ -2,6 +2,9 @@
 import { before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { createHash, randomBytes } from "node:crypto";
+import { chmod, chown, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { Cairn } from "@cairn/sdk";
 import { GiB, MiB } from "@cairn/protocol";
 import { codeOf, withCairnd, type CairndProcess } from "./harness.js";
@@ -194,6 +197,24 @@ describe("checkpoints", () => {
     assert.equal(fromTar.info.sizeBytes, 2 * GiB);
     assert.equal(await fromTar.files.readText("/hello.txt"), "persistent\n");
     assert.equal(sha(await fromTar.files.readBytes("/dir/data.bin")), sha(data));
+
+    // A hostile archive: a device node and a setuid root binary. The import extracts as root, as
+    // the file API does: the device is left out, the setuid bit and the owner dropped.
+    const evil = await mkdtemp(join(tmpdir(), "cairn-evil-tar-"));
+    try {
+      await mkdir(join(evil, "tree"));
+      await run("mknod", [join(evil, "tree", "mem"), "c", "1", "1"]);
+      await writeFile(join(evil, "tree", "suid"), "#!/bin/sh\n", { mode: 0o755 });
+      await chmod(join(evil, "tree", "suid"), 0o4755);
+      await chown(join(evil, "tree", "suid"), 0, 0);
+      await run("tar", ["-c", "-f", join(evil, "evil.tar"), "-C", join(evil, "tree"), "."]);
+      const imported = await cairn.volumes.import({ name: "cp-evil-tar", format: "tar", data: await readFile(join(evil, "evil.tar")) });
+      assert.equal(await codeOf(imported.files.stat("/mem")), "PATH_NOT_FOUND");
+      const suid = await imported.files.stat("/suid");
+      assert.equal(suid.mode & 0o6000, 0, `mode ${suid.mode.toString(8)}`);
+    } finally {
+      await rm(evil, { recursive: true, force: true });
+    }
 
     // Bad uploads leave no volume behind.
     assert.equal(await codeOf(cairn.volumes.import({ name: "cp-bad-image", format: "image", data: randomBytes(MiB) })), "INVALID_REQUEST");

@@ -20,7 +20,8 @@ import type { Logger } from "../logger.js";
 import type { MetadataStore, VolumeRecord } from "../storage/metadata-store.js";
 import { MIN_FS_BYTES, type Lease, type VolumeEngine, type VolumeReconciler } from "./port.js";
 import type { CheckpointStore } from "../checkpoints/port.js";
-import { saysNoSpace } from "../host/exec.js";
+import { Readable } from "node:stream";
+import { extractArchive } from "../files/archive.js";
 import type { PoolCapacity } from "./capacity.js";
 
 export interface VolumeServiceDeps {
@@ -174,7 +175,15 @@ export class VolumeService {
         await engine.create({ id: record.id, sizeBytes, filesystem });
         const lease = await engine.acquire(record.id);
         try {
-          await extractTar(lease.path, body, req.name);
+          // The file API's extraction, with its rules: owners dropped, setuid/setgid cleared,
+          // devices, fifos and sockets left out, nothing visible until all of it is in.
+          await extractArchive(lease.path, "/", "tar", Readable.from(body), { volumeName: req.name }).catch((err: unknown) => {
+            if (err instanceof CairnError && err.code === "QUOTA_EXCEEDED") {
+              throw new CairnError("QUOTA_EXCEEDED", `The archive does not fit in volume "${req.name}"; nothing was imported. Give a larger size.`, { cause: err });
+            }
+            if (err instanceof CairnError && err.code === "INVALID_ARCHIVE") throw new CairnError("INVALID_REQUEST", `The upload is not a tar archive tar can extract: ${err.message}`, { cause: err });
+            throw err;
+          });
         } finally {
           lease.release();
         }
@@ -410,26 +419,6 @@ export class VolumeService {
     if (report.unmounted.length + report.detachedLoops.length + report.removedImages.length > 0) {
       log.info(report, "reconcile: released what nothing holds");
     }
-  }
-}
-
-/** Extract a tar stream into a mounted volume. The mount is nosymfollow: a symlink in the archive cannot redirect a later entry outside. */
-async function extractTar(root: string, body: NodeJS.ReadableStream, volumeName: string): Promise<void> {
-  const { spawn } = await import("node:child_process");
-  const tar = spawn("tar", ["-x", "-f", "-", "-C", root, "--no-overwrite-dir", "--delay-directory-restore"], {
-    stdio: ["pipe", "ignore", "pipe"],
-  });
-  let stderr = "";
-  tar.stderr.on("data", (d) => (stderr += d));
-  const exited = new Promise<number | null>((resolve) => tar.on("close", (code) => resolve(code)));
-  tar.stdin.on("error", () => undefined); // tar may stop reading early; its exit code says why
-  body.pipe(tar.stdin);
-  const code = await exited;
-  if (code !== 0) {
-    if (saysNoSpace(stderr)) {
-      throw new CairnError("QUOTA_EXCEEDED", `The archive does not fit in volume "${volumeName}"; nothing was imported. Give a larger size.`);
-    }
-    throw new CairnError("INVALID_REQUEST", `The upload is not a tar archive tar can extract: ${stderr.trim().split("\n")[0] ?? ""}`);
   }
 }
 
