@@ -25,6 +25,8 @@
  */
 import type { FileHandle } from "node:fs/promises";
 import { BLOCK_BYTES, giveBackBlock, takeBlock } from "./aligned-blocks.js";
+import { LocalFileChangedError } from "./errors.js";
+export { LocalFileChangedError };
 
 export const BUFFER_BYTES = BLOCK_BYTES;
 const BUFFERS = 3;
@@ -70,21 +72,6 @@ const ALIGN = 4096;
 const alignDown = (n: number) => n - (n % ALIGN);
 const alignUp = (n: number) => alignDown(n + ALIGN - 1);
 
-/**
- * A local file changed while it was being sent (it ended early or grew past the length it had):
- * the one error every transfer from a local file fails with, wherever it noticed.
- */
-export class LocalFileChangedError extends Error {
-  constructor(
-    readonly file: string,
-    /** The byte at which the change showed. */
-    readonly at: number,
-    how: "shrank" | "grew" = "shrank",
-  ) {
-    super(`${file} ${how === "shrank" ? `ended at byte ${at}, before the length being sent` : `grew past the ${at} bytes being sent`}: it changed while it was sent`);
-    this.name = "LocalFileChangedError";
-  }
-}
 
 /**
  * Write `length` bytes of `fh` from `position` to `sink`. Resolves once the sink has taken every

@@ -85,6 +85,27 @@ describe("the repository's layout", () => {
     }
   });
 
+  it("keeps the SDK loadable outside Node: nothing it imports statically needs a Node module", () => {
+    const seen = new Set<string>();
+    const bare = new Set<string>();
+    const visit = (file: string) => {
+      if (seen.has(file)) return;
+      seen.add(file);
+      const text = readFileSync(file, "utf8");
+      // Static imports only (import … from, export … from); import() is how Node-only parts load.
+      for (const m of text.matchAll(/^(?:import|export)\s[^;]*?from\s+["']([^"']+)["']/gm)) {
+        const spec = m[1]!;
+        if (/^import type|^export type/.test(m[0])) continue;
+        if (spec.startsWith(".")) visit(resolve(dirname(file), spec).replace(/\.js$/, ".ts"));
+        else bare.add(spec);
+      }
+    };
+    visit(join(ROOT, "packages", "sdk", "src", "index.ts"));
+    const nodeOnly = [...bare].filter((s) => s.startsWith("node:") || s === "@cairn/blockio");
+    assert.deepEqual(nodeOnly, []);
+    assert.ok(seen.size > 5, `walked ${seen.size} files`);
+  });
+
   it("keeps cairnd independent of the SDK (shared block I/O lives in @cairn/blockio)", () => {
     for (const f of sources(join(ROOT, "packages", "server", "src"))) {
       assert.doesNotMatch(readFileSync(f, "utf8"), /from\s+["']@cairn\/sdk/, relative(ROOT, f));

@@ -37,3 +37,4 @@ export type {
 } from "./files/volume-files.js";
 export type { ClientOptions, RequestOptions } from "./transport/http.js";
 export { CairnError, ERROR_CODES, type ErrorCode, type Problem } from "@cairn/protocol";
+export { LocalFileChangedError } from "@cairn/blockio/errors";

@@ -1,6 +1,6 @@
 /** Transfers between a volume and the local disk (Node only: node modules are imported when called). */
 import { normalizeVolumePath, type WriteFileResult } from "@cairn/protocol";
-import { LocalFileChangedError } from "@cairn/blockio";
+import { LocalFileChangedError } from "@cairn/blockio/errors";
 import type { RequestOptions } from "../transport/http.js";
 import type { WritePreconditions } from "./types.js";
 import { bulkWrite, readFile, writeFile, type FileTarget } from "./content.js";

@@ -3,7 +3,7 @@
  * errors retried from the server's offset; an interrupted upload resumed by its URL.
  */
 import { CairnError, normalizeVolumePath } from "@cairn/protocol";
-import { LocalFileChangedError } from "@cairn/blockio";
+import { LocalFileChangedError } from "@cairn/blockio/errors";
 import { bytesToBase64, iterate, once, stringToBase64 } from "../transport/body.js";
 import { backoffMs, delay } from "../transport/retry.js";
 import type { UploadOptions, UploadResult } from "./types.js";
