@@ -3,7 +3,7 @@
  * one, the output mode, and the signal that Ctrl-C aborts.
  */
 import type { Command } from "commander";
-import { Cairn } from "@cairn/sdk";
+import { Cairn, resolveClientOptions } from "@cairn/sdk";
 import { paint, type Style } from "./output.js";
 
 export const DEFAULT_URL = "http://127.0.0.1:7070";
@@ -15,15 +15,15 @@ export interface GlobalOptions {
   json?: boolean;
 }
 
-/** Option → environment → default, resolved once. Empty strings count as unset, as in the SDK. */
-export function resolveGlobals(options: GlobalOptions, env: NodeJS.ProcessEnv = process.env) {
-  const pick = (...values: (string | undefined)[]) => values.find((v) => v !== undefined && v !== "");
-  return Object.freeze({
-    url: (pick(options.url, env.CAIRN_URL) ?? DEFAULT_URL).replace(/\/+$/, ""),
-    apiKey: pick(options.apiKey, env.CAIRN_API_KEY),
-    project: pick(options.project, env.CAIRN_PROJECT),
-    json: options.json === true,
-  });
+/** Option → environment → default, as the SDK resolves them (empty strings count as unset). */
+export function resolveGlobals(options: GlobalOptions) {
+  const given = (v: string | undefined) => (v === "" ? undefined : v);
+  const o: Parameters<typeof resolveClientOptions>[0] = {};
+  if (given(options.url) !== undefined) o.url = options.url!;
+  if (given(options.apiKey) !== undefined) o.apiKey = options.apiKey!;
+  if (given(options.project) !== undefined) o.project = options.project!;
+  const r = resolveClientOptions(o);
+  return Object.freeze({ url: r.url, apiKey: r.apiKey, project: r.project, json: options.json === true });
 }
 
 /** Aborted on the first Ctrl-C so requests and uploads stop cleanly; see main.ts. */

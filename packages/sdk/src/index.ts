@@ -35,6 +35,6 @@ export type {
   WatchEvent,
   ArchiveFormat,
 } from "./files/volume-files.js";
-export type { ClientOptions, RequestOptions } from "./transport/http.js";
+export { resolveClientOptions, type ClientOptions, type RequestOptions } from "./transport/http.js";
 export { CairnError, ERROR_CODES, type ErrorCode, type Problem } from "@cairn/protocol";
 export { LocalFileChangedError } from "@cairn/blockio/errors";

@@ -33,6 +33,7 @@ interface ResolvedOptions {
 const env = (name: string): string | undefined =>
   typeof process !== "undefined" && process.env ? process.env[name] || undefined : undefined;
 
+/** Options as the client uses them: each given one, else CAIRN_URL, CAIRN_API_KEY, CAIRN_PROJECT (empty counts as unset), else the default. */
 export function resolveClientOptions(options: ClientOptions = {}): Readonly<ResolvedOptions> {
   return Object.freeze({
     url: (options.url ?? env("CAIRN_URL") ?? "http://127.0.0.1:7070").replace(/\/+$/, ""),

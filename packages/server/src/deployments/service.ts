@@ -18,7 +18,7 @@ import type { SandboxService } from "../sandboxes/service.js";
 import type { VolumeService } from "../volumes/service.js";
 
 const APP_PORT = 8080;
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+import { setTimeout as sleep } from "node:timers/promises";
 
 export interface DeploymentServiceDeps {
   store: MetadataStore;

@@ -12,6 +12,7 @@
 import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import SqliteDatabase from "better-sqlite3";
+import { setTimeout as sleep } from "node:timers/promises";
 
 export interface LockHolder {
   pid: number;
@@ -63,7 +64,7 @@ export class DataDirLock {
           db.close();
           throw new DataDirLocked(dataDir, holder);
         }
-        await new Promise((r) => setTimeout(r, 50));
+        await sleep(50);
       }
     }
     const lock = new DataDirLock(db, infoPath);

@@ -10,6 +10,7 @@ import { join } from "node:path";
 import { run } from "./exec.js";
 import { findMount, readMounts } from "./mountinfo.js";
 import { DataDirLock, DataDirLocked } from "./data-dir-lock.js";
+import { setTimeout as sleep } from "node:timers/promises";
 
 export function pinPath(dataDir: string): string {
   return join(dataDir, "run", "mnt.ns");
@@ -47,7 +48,7 @@ export async function ensurePinnedNamespace(dataDir: string): Promise<string> {
       break;
     } catch (err) {
       if (Date.now() > deadline) throw err;
-      await new Promise((r) => setTimeout(r, Math.min(200, 5 * attempt)));
+      await sleep(Math.min(200, 5 * attempt));
     }
   }
   return pin;
@@ -68,7 +69,7 @@ async function pinNewNamespace(pin: string): Promise<void> {
       const comm = await readFile(`/proc/${pid}/comm`, "utf8").catch(() => "");
       if (comm.trim() === "sleep") break; // unshare has unshared, set propagation and exec'd
       if (i > 1000) throw new Error("the namespace holder did not start");
-      await new Promise((r) => setTimeout(r, 5));
+      await sleep(5);
     }
     await run("mount", ["--bind", `/proc/${pid}/ns/mnt`, pin]);
   } finally {

@@ -34,7 +34,7 @@ export interface VolumeServiceDeps {
   capacity: Pick<PoolCapacity, "admit">;
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+import { setTimeout as sleep } from "node:timers/promises";
 
 export class VolumeService {
   constructor(private readonly deps: VolumeServiceDeps) {}

@@ -16,6 +16,7 @@ import { killUsersOf } from "./volume-users.js";
 import { SandboxDisks } from "./sandbox-disk.js";
 import type { ExecOptions, MountedVolume, SandboxDriver, SandboxSpecInput, VolumeMount } from "../port.js";
 import { etcTemplate, writeSandboxEtc } from "./etc-template.js";
+import { setTimeout as sleep } from "node:timers/promises";
 
 /** Built by scripts/setup.sh from packages/server/native/cairn-mount.c. */
 export const MOUNT_HELPER = fileURLToPath(new URL("../../../native/cairn-mount", import.meta.url));
@@ -234,7 +235,7 @@ export class CrunDriver implements SandboxDriver {
     await this.crun(["kill", id, "KILL"]).catch(() => undefined);
     for (let i = 0; i < 50; i++) {
       if (!(await this.pid(id))) break;
-      await new Promise((r) => setTimeout(r, 20));
+      await sleep(20);
     }
     await this.crun(["delete", "--force", id]).catch(() => undefined);
   }

@@ -16,7 +16,7 @@ import { enableDirectIo } from "../../volumes/loop/pool.js";
 import { mkfs } from "../../volumes/loop/filesystem.js";
 
 const DISK_MOUNT_OPTIONS = "loop,nodev,nosuid";
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+import { setTimeout as sleep } from "node:timers/promises";
 
 export class SandboxDisks {
   constructor(private readonly root: string) {}

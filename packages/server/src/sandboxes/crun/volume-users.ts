@@ -7,6 +7,7 @@
  */
 import { readdir, readFile, readlink, stat } from "node:fs/promises";
 import { deviceString } from "../../host/devices.js";
+import { setTimeout as sleep } from "node:timers/promises";
 
 const devOf = (path: string) => stat(path).then((s) => deviceString(s.dev), () => undefined);
 
@@ -55,7 +56,7 @@ export async function killUsersOf(initPid: number, device: string, waitMs = 10_0
   }
   const deadline = Date.now() + waitMs;
   for (const pid of killed) {
-    while (!(await exited(pid)) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    while (!(await exited(pid)) && Date.now() < deadline) await sleep(20);
   }
   return killed.length;
 }

@@ -9,6 +9,7 @@
 import { readFileSync, writeFileSync, readdirSync, statSync, mkdirSync, renameSync, realpathSync } from "node:fs";
 import { posix, dirname, join } from "node:path";
 import { READ_FILE_SCRIPT, WRITE_FILE_SCRIPT } from "../file-scripts.js";
+import { setTimeout as sleep } from "node:timers/promises";
 
 interface ShellState {
   rootfs: string;
@@ -56,7 +57,7 @@ async function runSimple(words: string[]): Promise<number> {
     case "exit":
       process.exit(Number(args[0] ?? 0));
     case "sleep":
-      await new Promise((r) => setTimeout(r, Number(args[0] ?? 0) * 1000));
+      await sleep(Number(args[0] ?? 0) * 1000);
       return 0;
     case "pwd":
       process.stdout.write(cwd + "\n");

@@ -33,7 +33,7 @@ export interface LoopEngineOptions {
 }
 
 export const HOST_MOUNT_OPTIONS = "loop,nosymfollow,nodev,nosuid,noexec";
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+import { setTimeout as sleep } from "node:timers/promises";
 
 export class LoopVolumeEngine implements VolumeEngine, CheckpointStore, VolumeReconciler {
   private readonly states = new Map<string, VolumeState>();
