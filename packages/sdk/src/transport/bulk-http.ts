@@ -16,6 +16,7 @@
 import { connect, type Socket } from "node:net";
 import type { FileHandle } from "node:fs/promises";
 import { pumpFile } from "@cairn/blockio";
+import { ProtocolError, ResponseParser } from "./http1-parser.js";
 
 export interface BulkRequest {
   url: string;
@@ -68,13 +69,10 @@ export class BulkNetworkError extends Error {
 }
 
 const READ_BUFFER_BYTES = 1024 * 1024;
-const MAX_HEAD_BYTES = 64 * 1024;
 /** How long to wait for "100 Continue" before sending the body anyway. */
 const CONTINUE_WAIT_MS = 1000;
 /** Bodies not streamed to `onBody` (JSON answers and problems) are small; refuse to hoard more. */
 const MAX_KEPT_BODY_BYTES = 8 * 1024 * 1024;
-
-type Framing = { kind: "none" } | { kind: "length"; remaining: number } | { kind: "chunked" } | { kind: "eof" };
 
 export function bulkRequest(req: BulkRequest): Promise<BulkResponse> {
   const url = new URL(req.url);
@@ -86,6 +84,7 @@ export function bulkRequest(req: BulkRequest): Promise<BulkResponse> {
     const finish = (err: unknown, res?: BulkResponse) => {
       if (settled) return;
       settled = true;
+      parser?.stop();
       clearTimeout(continueTimer);
       req.signal?.removeEventListener("abort", onAbort);
       socket?.destroy();
@@ -98,156 +97,43 @@ export function bulkRequest(req: BulkRequest): Promise<BulkResponse> {
     req.signal?.addEventListener("abort", onAbort, { once: true });
 
     // --- the answer ---------------------------------------------------------------------------
-    let head: Buffer = Buffer.alloc(0);
     let status = 0;
     let headers = new Headers();
-    let framing: Framing | undefined;
     let streamed = false;
     const kept: Buffer[] = [];
     let keptBytes = 0;
-    /** Chunked decoding: the size line being read, the data left in this chunk, where we are. */
-    let chunkLine = "";
-    let chunkLeft = 0;
-    let chunkState: "size" | "data" | "data-end" | "trailer" = "size";
-    let trailerLine = "";
     /** Unprocessed bytes of the read buffer while a piece is being consumed (socket paused). */
     let backlog: { buf: Buffer; start: number; end: number } | undefined;
     let ended = false;
 
     const done = () => finish(undefined, { status, headers, body: Buffer.concat(kept, keptBytes) });
 
-    /** Hand a body piece on; returns a promise when the consumer wants us to wait. */
-    const deliver = (piece: Buffer): Promise<void> | undefined => {
-      if (piece.length === 0) return undefined;
-      if (streamed) {
-        const r = req.onBody!(piece);
-        return r && typeof (r as Promise<void>).then === "function" ? (r as Promise<void>) : undefined;
-      }
-      keptBytes += piece.length;
-      if (keptBytes > MAX_KEPT_BODY_BYTES) throw new BulkNetworkError(`The answer's body is larger than ${MAX_KEPT_BODY_BYTES} bytes`, true);
-      kept.push(Buffer.from(piece));
-      return undefined;
-    };
-
-    const parseHead = (text: string) => {
-      const lines = text.split("\r\n");
-      const m = /^HTTP\/1\.[01] (\d{3})/.exec(lines[0] ?? "");
-      if (!m) throw new BulkNetworkError(`Not an HTTP/1.1 answer: ${JSON.stringify((lines[0] ?? "").slice(0, 80))}`, true);
-      status = Number(m[1]);
-      headers = new Headers();
-      for (const line of lines.slice(1)) {
-        const colon = line.indexOf(":");
-        if (colon > 0) headers.append(line.slice(0, colon).trim(), line.slice(colon + 1).trim());
-      }
-      if (status >= 100 && status < 200) {
-        framing = undefined; // an interim answer: the real one follows
-        if (status === 100) sendBody();
-        return;
-      }
-      bodyDecided = true; // a final answer before "100 Continue": the body is not wanted
-      finalAnswer = true;
-      const te = headers.get("transfer-encoding");
-      const cl = headers.get("content-length");
-      if (status === 204 || status === 304) framing = { kind: "none" };
-      else if (te !== null && /chunked/i.test(te)) framing = { kind: "chunked" };
-      else if (cl !== null) {
-        const n = Number(cl);
-        if (!Number.isSafeInteger(n) || n < 0) throw new BulkNetworkError(`Invalid Content-Length: ${cl}`, true);
-        framing = n === 0 ? { kind: "none" } : { kind: "length", remaining: n };
-      } else framing = { kind: "eof" };
-      streamed = req.onBody !== undefined && status >= 200 && status < 300;
-    };
-
-    /**
-     * Consume buf[start, end). Returns the offset reached when a consumer asked to wait (the rest
-     * must be consumed later, from the same memory, with the socket paused), or `end`.
-     */
-    const consume = (buf: Buffer, start: number, end: number): { at: number; wait?: Promise<void> } => {
-      let at = start;
-      while (at < end && !settled) {
-        if (framing === undefined) {
-          const take = buf.subarray(at, end);
-          const joined = head.length ? Buffer.concat([head, take]) : take;
-          const stop = joined.indexOf("\r\n\r\n");
-          if (stop < 0) {
-            if (joined.length > MAX_HEAD_BYTES) throw new BulkNetworkError("The answer's headers are too large", true);
-            head = Buffer.from(joined);
-            return { at: end };
-          }
-          const used = stop + 4 - head.length; // bytes of `take` that belong to this head
-          head = Buffer.alloc(0);
-          parseHead(joined.subarray(0, stop).toString("latin1"));
-          at += used;
-          if ((framing as Framing | undefined)?.kind === "none") {
-            done();
-            return { at: end };
-          }
-          continue;
+    const parser = new ResponseParser({
+      head(s, h) {
+        status = s;
+        headers = h;
+        if (s < 200) {
+          if (s === 100) sendBody();
+          return;
         }
-        if (framing.kind === "length") {
-          const n = Math.min(framing.remaining, end - at);
-          framing.remaining -= n;
-          const wait = deliver(buf.subarray(at, at + n));
-          at += n;
-          if (framing.remaining === 0) {
-            if (wait) return { at: end, wait: wait.then(done) };
-            done();
-            return { at: end };
-          }
-          if (wait) return { at, wait };
-          continue;
+        bodyDecided = true; // a final answer before "100 Continue": the body is not wanted
+        finalAnswer = true;
+        streamed = req.onBody !== undefined && s >= 200 && s < 300;
+      },
+      /** Hand a body piece on; a promise when the consumer wants us to wait. */
+      body(piece) {
+        if (piece.length === 0) return undefined;
+        if (streamed) {
+          const r = req.onBody!(piece);
+          return r && typeof (r as Promise<void>).then === "function" ? (r as Promise<void>) : undefined;
         }
-        if (framing.kind === "eof") {
-          const wait = deliver(buf.subarray(at, end));
-          return { at: end, wait };
-        }
-        if (framing.kind === "chunked") {
-          if (chunkState === "data") {
-            const n = Math.min(chunkLeft, end - at);
-            chunkLeft -= n;
-            const wait = deliver(buf.subarray(at, at + n));
-            at += n;
-            if (chunkLeft === 0) chunkState = "data-end";
-            if (wait) return { at, wait };
-            continue;
-          }
-          // size line, CRLF after data, trailers: byte by byte is fine (they are short)
-          const ch = buf[at++]!;
-          if (chunkState === "data-end") {
-            if (ch === 0x0a) chunkState = "size";
-            continue;
-          }
-          if (chunkState === "size") {
-            if (ch !== 0x0a) {
-              if (chunkLine.length > 1024) throw new BulkNetworkError("Invalid chunked encoding", true);
-              chunkLine += String.fromCharCode(ch);
-              continue;
-            }
-            const size = parseInt(chunkLine.split(";")[0]!.trim(), 16);
-            chunkLine = "";
-            if (!Number.isSafeInteger(size) || size < 0) throw new BulkNetworkError("Invalid chunked encoding", true);
-            if (size === 0) chunkState = "trailer";
-            else {
-              chunkLeft = size;
-              chunkState = "data";
-            }
-            continue;
-          }
-          // trailer: lines until an empty one
-          if (ch !== 0x0a) {
-            trailerLine += String.fromCharCode(ch);
-            continue;
-          }
-          if (trailerLine.replace(/\r$/, "") === "") {
-            done();
-            return { at: end };
-          }
-          trailerLine = "";
-          continue;
-        }
-      }
-      return { at: end };
-    };
+        keptBytes += piece.length;
+        if (keptBytes > MAX_KEPT_BODY_BYTES) throw new BulkNetworkError(`The answer's body is larger than ${MAX_KEPT_BODY_BYTES} bytes`, true);
+        kept.push(Buffer.from(piece));
+        return undefined;
+      },
+      end: done,
+    });
 
     const resumeAfter = (wait: Promise<void>) => {
       wait.then(
@@ -256,7 +142,7 @@ export function bulkRequest(req: BulkRequest): Promise<BulkResponse> {
           const b = backlog;
           backlog = undefined;
           if (b && !step(b.buf, b.start, b.end)) return;
-          if (ended && framing?.kind === "eof") return done();
+          if (ended && parser.untilEof) return done();
           socket.resume();
         },
         (err) => finish(err),
@@ -267,9 +153,9 @@ export function bulkRequest(req: BulkRequest): Promise<BulkResponse> {
     const step = (buf: Buffer, start: number, end: number): boolean => {
       let r;
       try {
-        r = consume(buf, start, end);
+        r = parser.consume(buf, start, end);
       } catch (err) {
-        finish(err);
+        finish(err instanceof ProtocolError ? new BulkNetworkError(err.message, true) : err);
         return false;
       }
       if (!r.wait) return true;
@@ -346,7 +232,7 @@ export function bulkRequest(req: BulkRequest): Promise<BulkResponse> {
     });
     socket.on("end", () => {
       ended = true;
-      if (framing?.kind === "eof") {
+      if (parser.untilEof) {
         if (backlog) return; // still consuming the last piece: resumeAfter finishes
         return done();
       }
