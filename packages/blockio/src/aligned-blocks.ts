@@ -7,8 +7,7 @@
  * One pool for both, so a process that sends and receives (cairnd, or a client that uploads and
  * downloads) keeps at most POOL_MAX idle blocks, not a pool per direction: their pages stay
  * faulted in for the next transfer (fresh pages are what costs most on our machines), and what an
- * idle process holds stays at 16 MiB. Measured in cairnd after uploads and downloads: 24 MiB of
- * blocks with a pool per direction.
+ * idle process holds stays at 16 MiB (a pool per direction kept more (bench/RESULTS.md, "Why the I/O code looks as it does")).
  */
 
 export const BLOCK_BYTES = 4 * 1024 * 1024;

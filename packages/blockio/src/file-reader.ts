@@ -7,8 +7,7 @@
  * read, and on our machines fresh memory is expensive twice over. Its pages must be faulted in
  * (the guest hands idle memory back to the hypervisor), and every buffer counts as V8 "external
  * memory": a process that streams a GiB that way runs a full garbage collection every few dozen
- * MiB. Measured on 2 cores, per GiB: a PUT from `createReadStream` cost the client 1.3-2.8 s of
- * CPU, the same bytes sent from two reused buffers 0.45 s.
+ * MiB. Reused buffers cost the client a fraction of the CPU (bench/RESULTS.md, "Why the I/O code looks as it does").
  *
  * How: `BUFFERS` buffers of `BUFFER_BYTES` (page-aligned blocks from aligned-blocks.ts), each
  * filled by one `read` and handed to `out.write` with a callback; a buffer is read into again
@@ -17,11 +16,9 @@
  *
  * cairnd reads the parts of a body of 4 MiB and more that are not in the page cache with O_DIRECT
  * (`direct`; the usual case after a write, since cairnd writes bodies with O_DIRECT too): they go
- * from the disk into these buffers without passing through new page-cache pages. Measured on 2
- * cores, a cold 1 GiB GET cost cairnd 0.5-0.8 s of CPU through the page cache and, at random,
- * 2.6-3.3 s when the kernel had to find fresh pages; with O_DIRECT 0.35-0.55 s every time. A
- * cached file is read from the cache: O_DIRECT would go to the disk (1 GiB download 0.8-0.9 GB/s
- * instead of 1.27-1.32).
+ * from the disk into these buffers without passing through new page-cache pages, which costs
+ * less CPU, every time, than a cold read through the cache. A cached file is read from the cache:
+ * O_DIRECT would go to the disk and be slower (bench/RESULTS.md, "Why the I/O code looks as it does").
  */
 import type { FileHandle } from "node:fs/promises";
 import { BLOCK_BYTES, giveBackBlock, takeBlock } from "./aligned-blocks.js";
@@ -61,7 +58,7 @@ export interface PumpOptions {
 
 /**
  * A buffered read of BUFFER_BYTES that takes longer than this came from the disk, not the page
- * cache (which gives 4 MiB in ~0.5 ms here; the disk in 3 ms or more).
+ * cache, which gives 4 MiB several times faster than the disk (bench/RESULTS.md, "Why the I/O code looks as it does").
  */
 const SLOW_READ_MS = 2;
 /** Buffers (64 MiB) read with O_DIRECT after a slow buffered read, before the cache is tried again. */

@@ -5,8 +5,8 @@
  *
  * Why not plain buffered `writev`: every byte written through the page cache lands in a page the
  * kernel must allocate, and on our machines fresh page-cache pages are expensive (a guest whose
- * idle memory is handed back to the hypervisor: `dd bs=4M conv=fsync` into a volume ran at
- * 270–330 MB/s buffered and 1.25–1.4 GB/s with `oflag=direct`, 5–10× less CPU). The volume's loop
+ * idle memory is handed back to the hypervisor: `dd` into a volume with `oflag=direct` was several
+ * times faster, at a fraction of the CPU, (bench/RESULTS.md, "Why the I/O code looks as it does")). The volume's loop
  * devices already use direct I/O, so with O_DIRECT here the bytes go from one reused buffer of
  * ours to the disk with no copy into any page cache on the way (docs/ARCHITECTURE.md "Volume engine": page cache once, not
  * twice — here not at all for bulk writes).

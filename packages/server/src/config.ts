@@ -144,10 +144,9 @@ export function resolveConfig(options: ConfigOptions = {}, env: NodeJS.ProcessEn
  * its first allocation). Moving a body through Node allocates and frees a 64 KiB buffer per socket
  * read; by default glibc hands freed heap back to the kernel as soon as 128 KiB are free at its
  * top, and the next buffers fault fresh pages in again. Fresh pages are what costs most on our
- * machines (a guest whose free memory goes back to the hypervisor): measured on 2 cores, a 1 GiB
- * PUT cost cairnd 0.32-0.83 s of system time by default and 0.27-0.35 s with these, 0.85-1.15 GB/s
- * by default and 1.08-1.10 GB/s with them. The heap keeps what it had at its peak instead (cairnd's
- * RSS stays at its high-water mark, ~150-170 MiB while moving GiB bodies). Settings the operator
+ * machines (a guest whose free memory goes back to the hypervisor): with these a PUT costs less
+ * system time and runs faster (bench/RESULTS.md, "Why the I/O code looks as it does"). The heap keeps what it had at its peak instead (cairnd's
+ * RSS stays at its high-water mark while moving GiB bodies). Settings the operator
  * gave in GLIBC_TUNABLES win.
  */
 export function withMallocTunables(given: string | undefined): string {
@@ -164,11 +163,9 @@ export function withMallocTunables(given: string | undefined): string {
  * swept: Node's HTTP parser hands each request-body read to JavaScript as a new 64 KiB buffer; V8
  * frees those young buffers at each scavenge but, by default, finishes the accounting on a helper
  * thread. On a busy machine (2 cores shared with the client) that accounting lags, V8 sees
- * "external memory" pile up and starts a full mark-compact every ~40 MB of body: measured on a
- * 1 GiB resumable upload, 32-36 mark-compacts and 2.7-2.9 s of cairnd CPU (1 s of it on GC
- * threads), against 0-9 and 1.4-1.8 s with the accounting done in the scavenge itself; a plain
- * PUT is not slower with it. Marking stays concurrent, so pauses stay short. (`--single-threaded-gc`
- * measured the same here, at the price of concurrent marking.)
+ * "external memory" pile up and starts a full mark-compact every few dozen MB of body; with the
+ * accounting done in the scavenge itself a resumable upload takes far fewer of them and less CPU,
+ * and a plain PUT is not slower (bench/RESULTS.md, "Why the I/O code looks as it does"). Marking stays concurrent, so pauses stay short.
  *
  * `--expose-gc`: cairnd collects the young generation after every 8 MiB of request body, so
  * those dead buffers do not pile up to V8's own 32 MiB trigger first (files/body-gc.ts).

@@ -47,8 +47,8 @@ const NODE_READ_BYTES = 4 * 1024 * 1024;
  * Iterate a body. A Node stream is first asked for 4 MiB with `read(size)`, which raises its
  * highWaterMark to that (Node's Readable does so for any reader that asks for more), so an
  * `fs.createReadStream(path)` then reads 4 MiB per call instead of 64 KiB: 256 reads per GiB
- * rather than 16,384 thread-pool round trips, one at a time. Measured on 2 cores: a 1 GiB PUT
- * from `fs.createReadStream` went from 440 to ~1000 MB/s against a sink that discards it. Nothing
+ * rather than 16,384 thread-pool round trips, one at a time: about twice the throughput
+ * (bench/RESULTS.md, "Why the I/O code looks as it does"). Nothing
  * is lost: whatever `read` returns is yielded first. A stream already flowing is left alone.
  */
 export function iterate(data: AsyncIterable<Uint8Array>): AsyncIterator<Uint8Array> {
