@@ -7,6 +7,9 @@ import { openPool } from "../src/volumes/loop/pool.js";
 import { run } from "../src/host/exec.js";
 import { findMount } from "../src/host/mountinfo.js";
 import { makeDataDir } from "./harness.js";
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { readFile, writeFile } from "node:fs/promises";
 
 volumeEngineSuite("loop engine", async () => {
   const dataDir = await makeDataDir("engine");
@@ -20,4 +23,34 @@ volumeEngineSuite("loop engine", async () => {
       await rm(dataDir, { recursive: true, force: true });
     },
   };
+});
+
+test("a volume unmounted behind the engine's back is mounted again before a lease: writes land in the volume, not the host", async (t) => {
+  const dataDir = await makeDataDir("engine-remount");
+  const pool = await openPool(dataDir, { sizeBytes: 2 * 1024 ** 3 });
+  const engine = new LoopVolumeEngine({ pool, mountRoot: join(dataDir, "mounts"), idleUnmountMs: 60_000 });
+  t.after(async () => {
+    await engine.close();
+    if (pool.kind === "image" && (await findMount(pool.root))) await run("umount", [pool.root]);
+    await rm(dataDir, { recursive: true, force: true });
+  });
+  await engine.create({ id: "vol_remount", sizeBytes: 64 * 1024 ** 2, filesystem: "ext4" });
+  const first = await engine.acquire("vol_remount");
+  first.release(); // still mounted: the idle unmount is a minute away
+  await run("umount", [first.path]); // someone else unmounts it
+  assert.equal(await findMount(first.path), undefined);
+  const again = await engine.acquire("vol_remount");
+  assert.ok(await findMount(again.path), "mounted again");
+  await writeFile(join(again.path, "landed.txt"), "in the volume");
+  again.release();
+  await engine.close();
+  // The file is in the image: mount it on its own and read it.
+  const look = join(dataDir, "look");
+  await run("mkdir", ["-p", look]);
+  await run("mount", ["-o", "loop,ro", join(pool.root, "volumes", "vol_remount.img"), look]);
+  try {
+    assert.equal(await readFile(join(look, "landed.txt"), "utf8"), "in the volume");
+  } finally {
+    await run("umount", [look]);
+  }
 });

@@ -20,6 +20,8 @@ interface VolumeState {
   idleTimer: NodeJS.Timeout | undefined;
   /** Its filesystem failed (read-only now): unmount, check and remount as soon as nothing holds it. */
   damaged?: boolean;
+  /** The device of the filesystem mounted at its mount path, to see that it is still there. */
+  dev?: number;
 }
 
 export interface LoopEngineOptions {
@@ -90,6 +92,12 @@ export class LoopVolumeEngine implements VolumeEngine, CheckpointStore, VolumeRe
     await this.lock.run(id, async () => {
       const s = this.state(id);
       if (s.mounted && s.damaged && s.refs === 0) await this.unmountLocked(id);
+      // Never hand out a lease on an empty mount point: a mount that went away behind our back
+      // (an operator, another process in the namespace) would send writes to the host's disk.
+      if (s.mounted && (await stat(this.mountPath(id)).then((st) => st.dev, () => undefined)) !== s.dev) {
+        this.options.log?.warn({ volumeId: id }, "the volume was no longer mounted (unmounted behind cairnd's back): mounting it again");
+        s.mounted = false;
+      }
       if (!s.mounted) {
         await this.mountLocked(id);
         s.damaged = false;
@@ -133,6 +141,7 @@ export class LoopVolumeEngine implements VolumeEngine, CheckpointStore, VolumeRe
     const s = this.state(id);
     if (await findMount(target)) {
       s.mounted = true; // left by an earlier cairnd in the same namespace: adopt it
+      s.dev = (await stat(target)).dev;
       return;
     }
     await mkdir(target, { recursive: true, mode: 0o700 });
@@ -145,6 +154,7 @@ export class LoopVolumeEngine implements VolumeEngine, CheckpointStore, VolumeRe
     const m = await findMount(target);
     if (m) await enableDirectIo(m.source);
     s.mounted = true;
+    s.dev = (await stat(target)).dev;
   }
 
   /**
