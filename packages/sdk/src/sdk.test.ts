@@ -117,4 +117,17 @@ describe("SDK", () => {
     await same(toStream(buffered));
     await same(toStream((async function* () { yield* pieces(12345); })()));
   });
+
+  for (const [what, apiKey] of [
+    ["a line break", "cairn_abc\n"],
+    ["a space", "cairn_abc def"],
+    ["a non-ASCII letter", "cairn_clé"],
+  ] as const) {
+    it(`calls a key with ${what} malformed (401, UNAUTHORIZED), without sending it or blaming the network`, async () => {
+      const { f, calls } = fakeFetch([() => new Response("{}")]);
+      const cairn = new Cairn({ url: "http://127.0.0.1:1", apiKey, fetch: f });
+      await assert.rejects(cairn.volumes.list(), (err: unknown) => err instanceof CairnError && err.code === "UNAUTHORIZED" && err.status === 401 && /malformed/.test(err.message));
+      assert.equal(calls.length, 0);
+    });
+  }
 });

@@ -94,6 +94,15 @@ export class HttpClient {
   }
 
   private authHeaders(extra?: Record<string, string>): Record<string, string> {
+    // A key that cannot even be sent (a stray newline or quote from a copy and paste, non-ASCII)
+    // is refused here, as cairnd would refuse it, instead of failing inside fetch as if the
+    // server were unreachable.
+    if (this.#apiKey !== undefined && !/^[\x21-\x7e]+$/.test(this.#apiKey)) {
+      throw new CairnError("UNAUTHORIZED", "The API key is malformed (it holds spaces, line breaks or characters outside ASCII): check CAIRN_API_KEY or --api-key");
+    }
+    if (this.options.project !== undefined && !/^[\x21-\x7e]+$/.test(this.options.project)) {
+      throw new CairnError("PROJECT_NOT_FOUND", `Project ${JSON.stringify(this.options.project)} cannot exist: project names are lowercase letters, digits or hyphens`);
+    }
     const headers: Record<string, string> = { ...extra };
     if (this.#apiKey) headers.authorization = `Bearer ${this.#apiKey}`;
     if (this.options.project) headers["x-cairn-project"] = this.options.project;
