@@ -1,7 +1,10 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { CairnError, ERROR_CODES, type ErrorCode } from "@cairn/protocol";
-import { EXIT, EXIT_CODES, describeError, exitCodeFor, exitCodeHelp, reportError, UsageError } from "./errors.js";
+import { readdirSync, readFileSync, statSync } from "node:fs";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { EXIT, EXIT_CODES, HINTS, describeError, exitCodeFor, exitCodeHelp, reportError, UsageError } from "./errors.js";
 
 describe("exit codes", () => {
   it("the table names every error code of the protocol", () => {
@@ -68,5 +71,51 @@ describe("error output", () => {
     const r = describeError(new TypeError("boom"), { url: "u" });
     assert.equal(r.code, "INTERNAL");
     assert.equal(r.exit, 1);
+  });
+});
+
+describe("hints", () => {
+  /** Every long flag some command of this CLI declares (read from the sources: what --help shows). */
+  function declaredFlags(): Set<string> {
+    const flags = new Set<string>();
+    const dir = fileURLToPath(new URL("../../src", import.meta.url));
+    const walk = (d: string) => {
+      for (const name of readdirSync(d)) {
+        const p = join(d, name);
+        if (statSync(p).isDirectory()) walk(p);
+        else if (p.endsWith(".ts") && !p.endsWith(".test.ts")) {
+          for (const m of readFileSync(p, "utf8").matchAll(/(?:option|Option)\(\s*"(?:-\w, )?(--[a-z][a-z-]*)/g)) flags.add(m[1]!);
+        }
+      }
+    };
+    walk(dir);
+    return flags;
+  }
+
+  it("name only flags that exist", () => {
+    const flags = declaredFlags();
+    assert.ok(flags.has("--overwrite") && flags.has("--if-missing"), [...flags].join(" "));
+    const contexts = ["cairn volume mv", "cairn checkpoint restore", "cairn sandbox detach", "cairn volume create"];
+    for (const [code, hint] of Object.entries(HINTS)) {
+      for (const command of contexts) {
+        for (const detail of ["Size must be at least 16 MiB for ext4", "anything"]) {
+          const text = hint!({ url: "http://x", command }, detail) ?? "";
+          for (const [flag] of text.matchAll(/--[a-z][a-z-]*/g)) assert.ok(flags.has(flag), `${code}'s hint names ${flag}, which no command has`);
+          assert.doesNotMatch(text, /\w+: true/, `${code}'s hint speaks API, not CLI`);
+        }
+      }
+    }
+  });
+
+  it("calls a size out of bounds out of bounds, not misspelt", () => {
+    const tooSmall = describeError(new CairnError("INVALID_SIZE", "Size must be at least 16 MiB for ext4"), { url: "http://x" });
+    assert.doesNotMatch(tooSmall.hint ?? "", /look like/);
+    const misspelt = describeError(new CairnError("INVALID_SIZE", "Invalid size \"ten gigs\""), { url: "http://x" });
+    assert.match(misspelt.hint ?? "", /look like/);
+  });
+
+  it("tells `cairn volume mv` about --overwrite when the target exists", () => {
+    const r = describeError(new CairnError("PATH_ALREADY_EXISTS", "/b already exists"), { url: "http://x", command: "cairn volume mv" });
+    assert.match(r.hint ?? "", /--overwrite/);
   });
 });

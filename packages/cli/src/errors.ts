@@ -162,7 +162,7 @@ export interface ErrorContext {
   command?: string;
 }
 
-const HINTS: Partial<Record<ErrorCode, (ctx: ErrorContext) => string>> = {
+export const HINTS: Partial<Record<ErrorCode, (ctx: ErrorContext, detail: string) => string | undefined>> = {
   UNAUTHORIZED: () => "set CAIRN_API_KEY (or --api-key) to a key of this cairnd; `cairn server` prints the admin key when it starts",
   FORBIDDEN: () => "this key belongs to another project: drop --project / CAIRN_PROJECT, or use that project's key",
   UNAVAILABLE: (ctx) => `is cairnd running at ${ctx.url}? start one with \`cairn server\`, or point CAIRN_URL / --url at it`,
@@ -171,7 +171,10 @@ const HINTS: Partial<Record<ErrorCode, (ctx: ErrorContext) => string>> = {
   PATH_NOT_FOUND: () => "paths are relative to the volume's root, e.g. /hello.txt",
   QUOTA_EXCEEDED: () => "the volume is full: grow it with `cairn volume resize <volume> --size <bigger>`",
   POOL_FULL: () => "cairnd's storage pool is full: delete unused volumes or give the pool more space",
-  INVALID_SIZE: () => "sizes look like 10GiB, 512MiB or 1.5G (or use --size-gb <n>)",
+  // A size out of bounds is not a spelling problem: the message names the bound.
+  INVALID_SIZE: (_ctx, detail) =>
+    /at least|at most|cannot be smaller|larger than/i.test(detail) ? "give a size within the bound above, e.g. --size 1GiB" : "sizes look like 10GiB, 512MiB or 1.5G (or use --size-gb <n>)",
+  PATH_ALREADY_EXISTS: (ctx) => (ctx.command === "cairn volume mv" ? "add --overwrite (-f) to replace what is there" : undefined),
   INVALID_VOLUME_NAME: () => "for example: team-data or my_project",
   INVALID_LABEL: () => "labels are key=value, e.g. --label team=ml",
   INVALID_RANGE: () => "--range takes start-end in bytes, end inclusive (e.g. 0-1023), or start- for the rest",
@@ -217,7 +220,7 @@ export function describeError(err: unknown, ctx: ErrorContext): Rendered {
   if (err instanceof CairnError) {
     const r: Rendered = { code: err.code, detail: err.message, status: err.status, exit: exitCodeFor(err.code) };
     if (err.requestId !== undefined) r.requestId = err.requestId;
-    const hint = HINTS[err.code]?.(ctx);
+    const hint = HINTS[err.code]?.(ctx, err.message);
     if (hint !== undefined) r.hint = hint;
     return r;
   }

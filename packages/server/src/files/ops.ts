@@ -280,7 +280,7 @@ export async function movePath(
 }
 
 const exists = (path: string) =>
-  new CairnError("PATH_ALREADY_EXISTS", `${path} already exists; pass overwrite: true to replace it`);
+  new CairnError("PATH_ALREADY_EXISTS", `${path} already exists; ask to overwrite it to replace it`);
 
 // ---------------------------------------------------------------------------------------------
 // remove
