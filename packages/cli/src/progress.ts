@@ -48,7 +48,9 @@ export function progress(label: string, total: number | undefined, stream: NodeJ
   let current = 0;
   let size = total;
   let shown = false;
+  let finished = false;
   const draw = (force = false) => {
+    if (finished) return; // nothing is drawn after done(): the final line stays clean
     const now = Date.now();
     if (!force && now - last < 100) return;
     last = now;
@@ -69,7 +71,10 @@ export function progress(label: string, total: number | undefined, stream: NodeJ
       draw(true);
     },
     done() {
+      // Idempotent: called before the final line is printed, and again on the way out.
       if (shown) stream.write("\r\u001b[2K");
+      shown = false;
+      finished = true;
     },
   };
 }

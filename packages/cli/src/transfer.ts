@@ -7,30 +7,54 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { createHash } from "node:crypto";
 import type { Dirent, Stats } from "node:fs";
-import { lstat, mkdir, open, opendir, readFile, rename, rm, writeFile, type FileHandle } from "node:fs/promises";
+import { lstat, mkdir, open, opendir, readFile, readlink, rename, rm, writeFile, type FileHandle } from "node:fs/promises";
 import { homedir } from "node:os";
 import { basename, dirname, join } from "node:path";
 import type { Readable, Writable } from "node:stream";
 import { UsageError } from "./errors.js";
 
-/** Sum of the sizes of the regular files under `dir` (what tar will mostly send). */
-export async function treeSize(dir: string): Promise<{ bytes: number; files: number }> {
+/**
+ * The exact size of `tar -c -f - -C dir .` (GNU tar's default format), for a progress bar that
+ * ends at 100%: a 512-byte header per entry (plus a long-name entry for a name or link target over
+ * 100 bytes), each file's data padded to 512 bytes (a hard link's second name has none),
+ * two zero blocks at the end, the whole padded to tar's records (10 KiB unless `tar -b` says).
+ */
+export async function treeSize(dir: string, options: { recordBytes?: number } = {}): Promise<{ bytes: number; files: number }> {
+  const record = options.recordBytes ?? 10240;
+  const BLOCK = 512;
+  const pad = (n: number) => Math.ceil(n / BLOCK) * BLOCK;
+  const longName = (name: string) => (Buffer.byteLength(name) > 100 ? BLOCK + pad(Buffer.byteLength(name) + 1) : 0);
+  const seenInodes = new Set<string>();
   let bytes = 0;
   let files = 0;
-  const walk = async (d: string): Promise<void> => {
-    const handle = await opendir(d);
-    for await (const e of handle as AsyncIterable<Dirent>) {
-      const p = join(d, e.name);
-      if (e.isDirectory()) await walk(p);
-      else if (e.isFile()) {
-        files++;
-        bytes += (await lstat(p)).size;
-      }
+  const entry = async (path: string, name: string): Promise<void> => {
+    const st = await lstat(path);
+    if (st.isDirectory()) {
+      bytes += BLOCK + longName(name + "/");
+      const handle = await opendir(path);
+      const names: string[] = [];
+      for await (const e of handle as AsyncIterable<Dirent>) names.push(e.name);
+      for (const n of names) await entry(join(path, n), `${name}/${n}`);
+      return;
     }
+    bytes += BLOCK + longName(name);
+    if (st.isSymbolicLink()) {
+      bytes += longName(await readlink(path));
+      return;
+    }
+    if (!st.isFile()) return; // fifos, devices, sockets: a header only
+    const inode = `${st.dev}:${st.ino}`;
+    if (st.nlink > 1 && seenInodes.has(inode)) {
+      bytes += longName(name); // a hard link names the first path as its target
+      return;
+    }
+    if (st.nlink > 1) seenInodes.add(inode);
+    files++;
+    bytes += pad(st.size);
   };
-  await walk(dir);
-  // tar adds a 512-byte header per entry and pads each file to 512 bytes.
-  return { bytes: bytes + files * 1024, files };
+  await entry(dir, ".");
+  bytes += 2 * BLOCK;
+  return { bytes: Math.ceil(bytes / record) * record, files };
 }
 
 export interface Tar {

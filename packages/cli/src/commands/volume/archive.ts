@@ -44,6 +44,7 @@ Examples:
         }
         const target = options.output ?? `${dir === "/" ? volume.name : basename(dir)}.${options.format}`;
         await writeAtomically(target, (file) => writeToFile(file, counted(source, bar)));
+        bar.done();
         if (process.stderr.isTTY) process.stderr.write(`${ctx.err.green("✓")} wrote ${target}\n`);
       } finally {
         bar.done();

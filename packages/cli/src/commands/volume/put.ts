@@ -79,6 +79,7 @@ Examples:
         const bar = progress(`uploading stdin`, undefined);
         try {
           const r = await volume.files.write(path, counted(process.stdin, bar), { signal: ctx.signal });
+          bar.done();
           report(r, `wrote ${formatSize(r.size)} to ${volume.name}:${r.path}`);
         } finally {
           bar.done();
@@ -95,6 +96,7 @@ Examples:
         const source = packed ? packed.stream : createReadStream(local);
         try {
           const r = await volume.files.uploadArchive(path, counted(packed ? checked(source, packed.done) : source, bar), { format, signal: ctx.signal });
+          bar.done();
           report(r, `extracted ${r.files} files (${formatSize(r.bytes)}) into ${volume.name}:${r.path}`);
           if (r.skipped.length > 0 && process.stderr.isTTY) process.stderr.write(ctx.err.yellow(`skipped (devices, fifos, sockets): ${r.skipped.join(", ")}\n`));
         } catch (err) {
@@ -130,10 +132,12 @@ Examples:
             r = await volume.files.uploadFromFile(target, local, uploadOptions);
           }
           await rememberUpload(key, undefined);
+          bar.done();
           report({ path: r.path, size: r.size }, `uploaded ${formatSize(r.size)} to ${volume.name}:${r.path}`);
         } else {
           // One request, sent from reused buffers (the SDK's fastest path for a local file).
           const r = await volume.files.writeFromFile(target, local, { signal: ctx.signal, onProgress: (n) => bar.update(n) });
+          bar.done();
           report(r, `wrote ${formatSize(r.size)} to ${volume.name}:${r.path}`);
         }
       } finally {
