@@ -32,6 +32,6 @@ if (( ${#unit[@]} > 0 )); then
 fi
 if (( ${#root[@]} > 0 )); then
   echo "root layer: ${#root[@]} files" >&2
-  unshare --mount --propagation private -- node --test --test-concurrency="${CAIRN_TEST_CONCURRENCY:-2}" --test-timeout=300000 "${root[@]}" || status=$?
+  unshare --mount --propagation private -- node --test --test-concurrency="${CAIRN_TEST_CONCURRENCY:-3}" --test-timeout=300000 "${root[@]}" || status=$?
 fi
 exit $status
