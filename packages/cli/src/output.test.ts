@@ -26,3 +26,15 @@ describe("tables", () => {
     assert.deepEqual(Object.keys(pickFields({ name: "a", id: "b", status: "ready" }, ["status", "name", "sizeBytes"])), ["status", "name"]);
   });
 });
+
+import { unseen } from "./commands/deployments/logs.js";
+
+describe("deployments logs --follow", () => {
+  it("prints only what is new, also after the oldest output was dropped", () => {
+    assert.equal(unseen("", "a\nb\n"), "a\nb\n");
+    assert.equal(unseen("a\n", "a\nb\n"), "b\n");
+    assert.equal(unseen("a\nb\n", "a\nb\n"), "");
+    // The log keeps its last bytes only: "a\n" fell off the front.
+    assert.equal(unseen("a\nb\nc\n", "b\nc\nd\n"), "d\n");
+  });
+});

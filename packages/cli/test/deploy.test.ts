@@ -9,7 +9,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Cairn } from "@cairn/sdk";
 import { startCairnd, type CairndProcess } from "@cairn/server/testing";
-import { cli, fails, getVia, json, killAllSandboxes, ok } from "./helpers.js";
+import { spawn } from "node:child_process";
+import { CLI, cli, fails, getVia, json, killAllSandboxes, ok } from "./helpers.js";
 
 /** Counts its starts in the persistent filesystem and serves "deploy #N"; says so on stdout. */
 const MAIN_PY = `import os, http.server, pathlib
@@ -21,6 +22,22 @@ class H(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
         body = ("deploy #%d" % n).encode()
         self.send_response(200); self.send_header("content-length", str(len(body))); self.end_headers(); self.wfile.write(body)
+    def log_message(self, *a): pass
+http.server.ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()
+`;
+
+/** Serves "ticker" and writes a line every 300 ms, starting before it serves. */
+const TICKER_PY = `import os, sys, threading, time, http.server
+def tick():
+    n = 0
+    while True:
+        n += 1
+        print("tick %d" % n, flush=True)
+        time.sleep(0.3)
+threading.Thread(target=tick, daemon=True).start()
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200); self.send_header("content-length", "6"); self.end_headers(); self.wfile.write(b"ticker")
     def log_message(self, *a): pass
 http.server.ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()
 `;
@@ -162,7 +179,51 @@ describe("cairn deploy", () => {
       assert.equal((await get("shop.localhost")).body, "deploy #3");
       const logs = await cairn(["deployments", "logs", "shop", "--json"]);
       ok(logs);
-      assert.equal(json<{ deployment: DeploymentJson }>(logs).deployment.state, "failed");
+      const failed = json<{ deployment: DeploymentJson; stderr: string }>(logs);
+      assert.equal(failed.deployment.state, "failed");
+      assert.match(failed.stderr, /boom/);
+      // The version that still serves has its logs too.
+      const serving = await cairn(["deployments", "logs", "shop", "--serving", "--json"]);
+      ok(serving);
+      const s = json<{ deployment: DeploymentJson; stdout: string }>(serving);
+      assert.equal(s.deployment.state, "running");
+      assert.equal(s.deployment.version, failed.deployment.version - 1);
+      assert.match(s.stdout, /starting deploy #3/);
+    });
+
+    it("deployments logs --follow prints what the app writes later, and ends when its version stops", async () => {
+      const tickerDir = join(scratch, "ticker");
+      await mkdir(tickerDir, { recursive: true });
+      await writeFile(join(tickerDir, "main.py"), TICKER_PY);
+      ok(await cairn(["deploy", tickerDir, "--project", "ticker"]));
+      const child = spawn(process.execPath, [CLI, "deployments", "logs", "ticker", "--follow"], {
+        env: { ...process.env, CAIRN_URL: cairnd.url, CAIRN_API_KEY: cairnd.adminKey },
+        stdio: ["ignore", "pipe", "pipe"],
+      });
+      let out = "";
+      child.stdout.on("data", (d: Buffer) => (out += d.toString()));
+      const exited = new Promise<number | null>((r) => child.on("close", r));
+      try {
+        const waitFor = async (re: RegExp) => {
+          for (let i = 0; i < 600 && !re.test(out); i++) await new Promise((r) => setTimeout(r, 100));
+          assert.match(out, re);
+        };
+        await waitFor(/tick 1\n/);
+        await waitFor(/tick 4\n/); // written after the first answer: only following shows it
+        assert.equal(out.match(/tick 1\n/g)?.length, 1, "nothing printed twice");
+        ok(await cairn(["deployments", "delete", "ticker"]));
+        const code = await Promise.race([exited, new Promise<string>((r) => setTimeout(() => r("still running"), 60_000))]);
+        assert.equal(code, 0, "follow ends with the version it follows");
+      } finally {
+        child.kill("SIGKILL");
+        await exited;
+      }
+    });
+
+    it("serves an app to a client that does not resolve *.localhost: the Host header on cairnd's own address", async () => {
+      const res = await getVia(cairnd.url.replace("localhost", "127.0.0.1"), `shop.localhost:${port()}`);
+      assert.equal(res.status, 200);
+      assert.match(res.body, /deploy #\d+/);
     });
 
     it("usage errors: no app, no directory, --project twice, a file run cannot start", async () => {

@@ -40,8 +40,12 @@ export class Deployments {
     return (await this.http.json<{ items: Deployment[] }>({ method: "GET", path: "/v1/deployments", query, signal })).items;
   }
 
-  /** The latest version's output. @example const { stdout } = await cairn.deployments.logs({ app: "shop" }); */
-  async logs(options: RequestOptions & { app: string; env?: string }): Promise<{ deployment: Deployment; stdout: string; stderr: string }> {
+  /**
+   * A version's output: the latest (the one that serves, or the last that failed to start), the
+   * one that serves now (`serving`), or any by number (`version`).
+   * @example const { stdout } = await cairn.deployments.logs({ app: "shop" });
+   */
+  async logs(options: RequestOptions & { app: string; env?: string; serving?: boolean; version?: number }): Promise<{ deployment: Deployment; stdout: string; stderr: string }> {
     const { signal, ...query } = options;
     return this.http.json({ method: "GET", path: "/v1/deployments/logs", query, signal });
   }

@@ -211,9 +211,19 @@ export class DeploymentService {
     throw new CairnError("DEPLOY_FAILED", `The new version did not answer on $PORT within ${this.deps.startTimeoutMs / 1000} s`);
   }
 
-  async logs(projectId: string, app: string, env: string): Promise<{ deployment: Deployment; stdout: string; stderr: string }> {
-    const d = (await this.deps.store.deployments.list({ app, env, projectId }))[0];
-    if (!d) throw new CairnError("DEPLOYMENT_NOT_FOUND", `No deployment of ${app} (${env})`);
+  async logs(
+    projectId: string,
+    app: string,
+    env: string,
+    which: { serving?: boolean; version?: number } = {},
+  ): Promise<{ deployment: Deployment; stdout: string; stderr: string }> {
+    const all = await this.deps.store.deployments.list({ app, env, projectId });
+    const d =
+      which.version !== undefined ? all.find((x) => x.version === which.version) : which.serving ? all.find((x) => x.state === "running") : all[0];
+    if (!d) {
+      const what = which.version !== undefined ? `version ${which.version} of ${app}` : which.serving ? `a serving version of ${app}` : `a deployment of ${app}`;
+      throw new CairnError("DEPLOYMENT_NOT_FOUND", `There is no ${what} (${env})`);
+    }
     const procId = this.processes.get(d.id);
     let stdout = "";
     let stderr = d.error ?? "";

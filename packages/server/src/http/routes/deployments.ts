@@ -52,11 +52,20 @@ export function deploymentRoutes(deployments: DeploymentService): RouteSpec[] {
       method: "GET",
       path: "/v1/deployments/logs",
       operationId: "deploymentLogs",
-      summary: "Output of an app's latest version",
+      summary: "Output of an app's latest version (or the one that serves, or one by number)",
+      description:
+        "The latest version is the one that serves, or the last one that failed to start: its output says why. `serving=true` gives the version that serves now (after a failed deploy, the old one), `version=<n>` any version still known.",
       tags: ["deployments"],
-      query: AppQuery,
+      query: AppQuery.extend({
+        serving: z.enum(["true", "false"]).optional().meta({ description: "The version that serves now" }),
+        version: z.coerce.number().int().min(1).optional().meta({ description: "This version" }),
+      }),
       responses: { 200: { description: "Logs", schema: z.object({ deployment: Deployment, stdout: z.string(), stderr: z.string() }) } },
-      handler: async ({ query, principal }) => deployments.logs(principal.projectId, query.app, query.env ?? "production"),
+      handler: async ({ query, principal }) =>
+        deployments.logs(principal.projectId, query.app, query.env ?? "production", {
+          serving: query.serving === "true",
+          ...(query.version !== undefined ? { version: query.version } : {}),
+        }),
     }),
     defineRoute({
       method: "DELETE",
