@@ -4,13 +4,19 @@ import { contextOf } from "../../context.js";
 import { printJson } from "../../output.js";
 import { APP_OPTION_NOTE, appArgument } from "../deploy.js";
 
-/** What of `now` was not yet printed, given what was (logs keep their last 4 MiB: the start may have gone). */
+/**
+ * What of `now` was not yet printed, given what was. A log keeps its last 4 MiB only, so `now` may
+ * have lost its start: then what we printed ends with the start of `now` (the overlap), and the
+ * rest is new.
+ */
 export function unseen(printed: string, now: string): string {
   if (now.startsWith(printed)) return now.slice(printed.length);
-  // The oldest output was dropped: find where what we printed last ends in what is kept now.
-  const tail = printed.slice(-4096);
-  const at = tail ? now.lastIndexOf(tail) : -1;
-  return at >= 0 ? now.slice(at + tail.length) : now;
+  const head = now.slice(0, 256);
+  for (let at = printed.lastIndexOf(head); at >= 0; at = at === 0 ? -1 : printed.lastIndexOf(head, at - 1)) {
+    const overlap = printed.slice(at);
+    if (now.startsWith(overlap)) return now.slice(overlap.length);
+  }
+  return now;
 }
 
 export function logsCommand(): Command {
