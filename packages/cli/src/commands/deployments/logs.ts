@@ -11,7 +11,8 @@ import { APP_OPTION_NOTE, appArgument } from "../deploy.js";
  */
 export function unseen(printed: string, now: string): string {
   if (now.startsWith(printed)) return now.slice(printed.length);
-  const head = now.slice(0, 256);
+  const firstLine = now.indexOf("\n") + 1;
+  const head = now.slice(0, Math.min(64, firstLine > 0 ? firstLine : 64));
   for (let at = printed.lastIndexOf(head); at >= 0; at = at === 0 ? -1 : printed.lastIndexOf(head, at - 1)) {
     const overlap = printed.slice(at);
     if (now.startsWith(overlap)) return now.slice(overlap.length);
