@@ -22,7 +22,7 @@ async function containers(c: CairndProcess): Promise<string[]> {
   return stdout.split("\n").map((l) => l.trim()).filter(Boolean).sort();
 }
 
-async function until<T>(what: string, fn: () => Promise<T | undefined>, ms = 15_000): Promise<T> {
+async function until<T>(what: string, fn: () => Promise<T | undefined>, ms = 120_000): Promise<T> {
   const end = Date.now() + ms;
   for (;;) {
     const v = await fn();
@@ -92,7 +92,10 @@ describe("warm pool", () => {
     servers.push(c);
     const cairn = new Cairn({ url: c.url, apiKey: c.adminKey });
     await makeVolumes(cairn);
-    const warm = await until("two warm sandboxes", async () => ((await containers(c)).length === 2 ? containers(c) : undefined));
+    // Ready in cairnd's count, not only listed by crun (a start is done a moment after crun lists it).
+    await until("two warm sandboxes ready", async () => ((await cairn.health()).warmSandboxes.ready === 2 ? true : undefined), 120_000);
+    const warm = await containers(c);
+    assert.equal(warm.length, 2);
     assert.deepEqual(await cairn.sandboxes.list(), [], "warm sandboxes are nobody's: the API does not list them");
     assert.deepEqual((await cairn.health()).warmSandboxes, { ready: 2, target: 2 });
 
