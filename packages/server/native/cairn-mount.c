@@ -7,6 +7,12 @@
  *   cairn-mount detach <init-pid> <major:minor> <sandbox-destination>
  *   cairn-mount seal <init-pid>
  *   cairn-mount idmap <host-source> <host-destination> <host-uid-base> <count>
+ *   cairn-mount opaque <host-directory>
+ *
+ * opaque: mark a directory of an overlay's upper layer opaque (both the trusted. and the user.
+ * overlay attribute: a mount by the host's root reads the first, one in a user namespace the
+ * second), so the lower layer's directory of that name is hidden and the upper one, empty, is
+ * the sandbox's to fill. The directory is cairnd's, made before the sandbox ever ran.
  *
  * With a sandbox in a user namespace, attach makes each clone an idmapped mount in the sandbox's
  * own user namespace: files keep their owners on disk as the sandbox sees them (its root is 0 in
@@ -54,6 +60,7 @@
 #include <signal.h>
 #include <sys/mount.h>
 #include <sys/wait.h>
+#include <sys/xattr.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
@@ -343,6 +350,16 @@ static int seal(long pid) {
   return 0;
 }
 
+static int opaque(const char *dir) {
+  int fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) return fail("open", dir);
+  int trusted = fsetxattr(fd, "trusted.overlay.opaque", "y", 1, 0);
+  int user = fsetxattr(fd, "user.overlay.opaque", "y", 1, 0);
+  close(fd);
+  if (trusted != 0 && user != 0) return fail("mark opaque", dir);
+  return 0;
+}
+
 int main(int argc, char **argv) {
   long pid = argc >= 3 ? parse_pid(argv[2]) : -1;
   int rc = 2;
@@ -350,12 +367,14 @@ int main(int argc, char **argv) {
   else if (pid > 0 && argc == 5 && strcmp(argv[1], "detach") == 0) rc = detach(pid, argv[3], argv[4]);
   else if (pid > 0 && argc == 3 && strcmp(argv[1], "seal") == 0) rc = seal(pid);
   else if (argc == 6 && strcmp(argv[1], "idmap") == 0) rc = idmap(argv[2], argv[3], argv[4], argv[5]);
+  else if (argc == 3 && strcmp(argv[1], "opaque") == 0) rc = opaque(argv[2]);
   if (rc == 2) {
     fprintf(stderr,
             "usage: cairn-mount attach <init-pid> (rw|ro) <host-source> <sandbox-destination> ...\n"
             "       cairn-mount detach <init-pid> <major:minor> <sandbox-destination>\n"
             "       cairn-mount seal <init-pid>\n"
-            "       cairn-mount idmap <host-source> <host-destination> <host-uid-base> <count>\n");
+            "       cairn-mount idmap <host-source> <host-destination> <host-uid-base> <count>\n"
+            "       cairn-mount opaque <host-directory>\n");
   }
   return rc;
 }

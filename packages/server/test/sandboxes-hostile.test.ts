@@ -25,7 +25,7 @@ describe("a hostile sandbox", () => {
 
   it("sees none of the host's /etc: no shadow hashes, no npmrc, gitconfig, ssh or TLS keys, no machine-id", async () => {
     const r = await sb.exec(
-      "cat /etc/shadow; echo ---; for f in /etc/npmrc /etc/gitconfig /etc/ssh /etc/ssl/private /etc/sudoers; do [ -e $f ] && echo LEAK $f; done; echo ---; cat /etc/machine-id; echo ---; id -un; getent passwd user | cut -d: -f1,3; hostname",
+      "cat /etc/shadow; echo ---; for f in /etc/npmrc /etc/gitconfig /etc/ssh /etc/ssl/private /etc/sudoers /usr/local/etc/npmrc; do [ -e $f ] && echo LEAK $f; done; echo ---; cat /etc/machine-id; echo ---; id -un; getent passwd user | cut -d: -f1,3; hostname",
     );
     const [shadow, leaks, machineId, rest] = r.stdout.split("---\n");
     for (const line of (await readFile("/etc/shadow", "utf8")).split("\n").filter((l) => /^[^:]+:[^*!:]/.test(l))) {
@@ -33,6 +33,9 @@ describe("a hostile sandbox", () => {
     }
     assert.match(shadow!, /^root:\*:/m, "the sandbox has its own, locked, accounts");
     assert.equal(leaks, "", leaks);
+    // The sandbox's own /usr/local/etc starts empty and is its to fill.
+    const own = await sb.exec("mkdir -p /usr/local/etc && echo mine > /usr/local/etc/npmrc && ls /usr/local/etc && cat /usr/local/etc/npmrc");
+    assert.equal(own.stdout, "npmrc\nmine\n", own.stderr);
     assert.notEqual(machineId!.trim(), (await readFile("/etc/machine-id", "utf8")).trim());
     assert.match(rest!, /^root\nuser:1000\nsbx-/);
     // Tools still find what they need there: certificates, the loader's cache, alternatives.

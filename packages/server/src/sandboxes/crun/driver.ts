@@ -83,6 +83,13 @@ export class CrunDriver implements SandboxDriver {
         if (await access(join("/usr", l)).then(() => true, () => false)) await symlink(`usr/${l}`, join(rootfs, l)).catch(() => undefined);
       }),
     ]);
+    // The host's /usr/local/etc is the host's configuration (a global npmrc with a registry token,
+    // say), not software: an opaque directory in the upper layer hides it from the sandbox's /usr
+    // and is the sandbox's own, empty, to fill.
+    if (await access("/usr/local/etc").then(() => true, () => false)) {
+      await mkdir(join(d, "upper", "usr", "local", "etc"), { recursive: true });
+      await run(MOUNT_HELPER, ["opaque", join(d, "upper", "usr", "local", "etc")]);
+    }
     // Everything the sandbox may write belongs to its own root (ids shifted into its range).
     if (options.uidBase !== undefined) for (const sub of ["rootfs", "upper", "work"]) await shiftOwners(join(d, sub), options.uidBase);
   }

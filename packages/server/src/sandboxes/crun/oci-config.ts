@@ -90,8 +90,11 @@ export function buildConfig(input: ConfigInput): Record<string, unknown> {
         destination: o.destination,
         type: "overlay",
         source: "overlay",
-        // nosuid: a setuid file the sandbox makes (or finds below) gives no privilege.
-        options: [`lowerdir=${o.lower}`, `upperdir=${o.upper}`, `workdir=${o.work}`, "nodev", "nosuid"],
+        // nosuid: a setuid file the sandbox makes (or finds below) gives no privilege. userxattr:
+        // mounted in the sandbox's user namespace, overlayfs keeps its whiteouts and opaque marks
+        // in user.overlay.* (trusted.* is the host's, out of reach there), so deletes and
+        // directories made over deleted ones work.
+        options: [`lowerdir=${o.lower}`, `upperdir=${o.upper}`, `workdir=${o.work}`, "nodev", "nosuid", ...(input.uidBase !== undefined ? ["userxattr"] : [])],
       })),
       { destination: "/tmp", type: "tmpfs", source: "tmpfs", options: ["nosuid", "nodev", "mode=1777"] },
       ...input.mounts,
