@@ -5,6 +5,7 @@
 #   the root layer  packages/*/test: real cairnd, loop devices, mounts, crun. Minutes.
 #   CAIRN_TEST=unit     only the unit layer
 #   CAIRN_TEST=<regex>  only test files whose path matches
+#   CAIRN_TEST_CONCURRENCY=<n>  root suites at once (default 3)
 # The root layer runs in a private mount namespace: whatever a failing test leaves mounted
 # vanishes with the run, and the loop devices (autoclear) with it.
 set -euo pipefail
