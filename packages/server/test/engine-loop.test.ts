@@ -54,3 +54,22 @@ test("a volume unmounted behind the engine's back is mounted again before a leas
     await run("umount", [look]);
   }
 });
+
+test("usage is the volume's or nothing: never the host filesystem's under an empty mount point", async (t) => {
+  const dataDir = await makeDataDir("engine-usage");
+  const pool = await openPool(dataDir, { sizeBytes: 2 * 1024 ** 3 });
+  const engine = new LoopVolumeEngine({ pool, mountRoot: join(dataDir, "mounts"), idleUnmountMs: 60_000 });
+  t.after(async () => {
+    await engine.close();
+    if (pool.kind === "image" && (await findMount(pool.root))) await run("umount", [pool.root]);
+    await rm(dataDir, { recursive: true, force: true });
+  });
+  await engine.create({ id: "vol_usage", sizeBytes: 16 * 1024 ** 2, filesystem: "ext4" });
+  const lease = await engine.acquire("vol_usage");
+  lease.release();
+  const mounted = await engine.usage("vol_usage");
+  assert.ok(mounted && mounted.totalBytes <= 16 * 1024 ** 2, `the volume's own figures: ${JSON.stringify(mounted)}`);
+  // The mount goes while the engine still counts it mounted (as during an idle unmount).
+  await run("umount", [lease.path]);
+  assert.equal(await engine.usage("vol_usage"), undefined);
+});

@@ -253,7 +253,15 @@ export class LoopVolumeEngine implements VolumeEngine, CheckpointStore, VolumeRe
   async usage(id: string): Promise<VolumeUsage | undefined> {
     const s = this.states.get(id);
     if (!s?.mounted) return undefined;
-    return statUsage(this.mountPath(id)).catch(() => undefined);
+    // Not under the volume's lock (a GET must not wait for a checkpoint): an idle unmount may be
+    // under way, and statfs of a bare mount point measures the host's filesystem instead (a
+    // 16 MiB volume once reported 23 GiB used). The volume's device on both sides of the statfs
+    // says the figure is the volume's.
+    const path = this.mountPath(id);
+    const onVolume = () => stat(path).then((st) => st.dev === s.dev, () => false);
+    if (!(await onVolume())) return undefined;
+    const usage = await statUsage(path).catch(() => undefined);
+    return usage && (await onVolume()) ? usage : undefined;
   }
 
   async checkpointImage(volumeId: string, checkpointId: string): Promise<string> {
