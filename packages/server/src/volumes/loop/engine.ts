@@ -10,7 +10,7 @@ import { ExecError, run } from "../../host/exec.js";
 import { findMount, readMounts } from "../../host/mountinfo.js";
 import { KeyedMutex } from "../../host/mutex.js";
 import { enableDirectIo, type PoolInfo } from "./pool.js";
-import { ext4HasErrors, extentSpace, isZero, listLoops, mkfs, statUsage } from "./filesystem.js";
+import { extentSpace, isZero, listLoops, mkfs, repairIfDamaged, statUsage } from "./filesystem.js";
 import type { GrowMode, Lease, ReconcileReport, VolumeEngine, VolumeReconciler, VolumeUsage } from "../port.js";
 import type { CheckpointInfo, CheckpointStore } from "../../checkpoints/port.js";
 
@@ -157,24 +157,8 @@ export class LoopVolumeEngine implements VolumeEngine, CheckpointStore, VolumeRe
     s.dev = (await stat(target)).dev;
   }
 
-  /**
-   * An ext4 volume that met an error (the kernel then made it read-only) carries the error flag in
-   * its superblock: repair it (e2fsck -fy) before it is mounted again. Reading the flag costs one
-   * small read, so every mount can afford it.
-   */
   private async checkBeforeMount(id: string): Promise<void> {
-    const image = this.imagePath(id);
-    if (!(await ext4HasErrors(image))) return;
-    this.options.log?.warn({ volumeId: id }, "the volume's filesystem recorded an error: checking and repairing it before mounting");
-    try {
-      await run("e2fsck", ["-f", "-y", image], { timeoutMs: 30 * 60_000 });
-    } catch (err) {
-      // 1: errors corrected; anything more means it could not make the filesystem whole.
-      if (!(err instanceof ExecError && err.exitCode === 1)) {
-        throw new CairnError("VOLUME_DAMAGED", `Volume ${id} has filesystem damage that a check could not repair; its operator must look at it`, { cause: err });
-      }
-    }
-    this.options.log?.info({ volumeId: id }, "filesystem repaired");
+    await repairIfDamaged(this.imagePath(id), id, this.options.log);
   }
 
   private async unmountLocked(id: string): Promise<void> {

@@ -1,7 +1,7 @@
 /** The filesystems and loop devices under the loop engine: mkfs, checks, extents, usage. */
 import { open, statfs } from "node:fs/promises";
-import type { Filesystem } from "@cairn/protocol";
-import { run } from "../../host/exec.js";
+import { CairnError, type Filesystem } from "@cairn/protocol";
+import { ExecError, run } from "../../host/exec.js";
 import type { VolumeUsage } from "../port.js";
 
 /**
@@ -72,3 +72,21 @@ export async function listLoops(): Promise<LoopDevice[]> {
   }));
 }
 
+/**
+ * An ext4 volume that met an error (the kernel then made it read-only) carries the error flag in
+ * its superblock: repair it (e2fsck -fy) before it is mounted again. Reading the flag costs one
+ * small read, so every mount can afford it.
+ */
+export async function repairIfDamaged(image: string, volumeId: string, log?: { info(o: object, m?: string): void; warn(o: object, m?: string): void }): Promise<void> {
+  if (!(await ext4HasErrors(image))) return;
+  log?.warn({ volumeId }, "the volume's filesystem recorded an error: checking and repairing it before mounting");
+  try {
+    await run("e2fsck", ["-f", "-y", image], { timeoutMs: 30 * 60_000 });
+  } catch (err) {
+    // 1: errors corrected; anything more means it could not make the filesystem whole.
+    if (!(err instanceof ExecError && err.exitCode === 1)) {
+      throw new CairnError("VOLUME_DAMAGED", `Volume ${volumeId} has filesystem damage that a check could not repair; its operator must look at it`, { cause: err });
+    }
+  }
+  log?.info({ volumeId }, "filesystem repaired");
+}
