@@ -16,6 +16,8 @@ import { openPool } from "./volumes/loop/pool.js";
 import { DataDirLock } from "./host/data-dir-lock.js";
 
 export const VERSION = "0.1.0";
+/** How long a graceful stop waits for in-flight requests before it closes their connections. */
+const SHUTDOWN_GRACE_MS = 10_000;
 
 export interface Cairnd {
   app: FastifyInstance;
@@ -143,7 +145,11 @@ export async function startCairnd(config: Config, options: { logger?: boolean | 
       close() {
         closing ??= (async () => {
           lock.describe(url, true); // a successor started now waits for us
-          await server.close(); // in-flight requests finish first
+          // In-flight requests finish first, within a grace: a client that stopped reading an
+          // answer (its socket full, never closed) must not hold a restart up for minutes.
+          const grace = setTimeout(() => server.server.closeAllConnections(), SHUTDOWN_GRACE_MS);
+          await server.close();
+          clearTimeout(grace);
           await sandboxesRef?.close();
           deploymentsRef?.close();
           await engine.close(); // then every lease is gone: unmount
