@@ -41,6 +41,8 @@ export class LoopVolumeEngine implements VolumeEngine, CheckpointStore, VolumeRe
   private readonly states = new Map<string, VolumeState>();
   private readonly lock = new KeyedMutex();
   private closed = false;
+  /** Checkpoint views being unmounted after their release: close() waits for them. */
+  private readonly viewsUnmounting = new Set<Promise<void>>();
 
   constructor(private readonly options: LoopEngineOptions) {}
 
@@ -349,7 +351,7 @@ export class LoopVolumeEngine implements VolumeEngine, CheckpointStore, VolumeRe
       release: () => {
         if (released) return;
         released = true;
-        void (async () => {
+        const unmounting = (async () => {
           for (let i = 0; i < 20; i++) {
             try {
               await run("umount", [target]);
@@ -360,6 +362,8 @@ export class LoopVolumeEngine implements VolumeEngine, CheckpointStore, VolumeRe
           }
           await rm(target, { recursive: false, force: true }).catch(() => undefined);
         })();
+        this.viewsUnmounting.add(unmounting);
+        void unmounting.finally(() => this.viewsUnmounting.delete(unmounting));
       },
     };
   }
@@ -479,6 +483,7 @@ export class LoopVolumeEngine implements VolumeEngine, CheckpointStore, VolumeRe
   /** Unmount every volume nothing holds. In-flight work must have finished (the HTTP server closes first). */
   async close(): Promise<void> {
     this.closed = true;
+    await Promise.all(this.viewsUnmounting);
     for (const [id, s] of this.states) {
       clearTimeout(s.idleTimer);
       await this.lock.run(id, async () => {
