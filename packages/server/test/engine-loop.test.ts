@@ -11,6 +11,18 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFile, writeFile } from "node:fs/promises";
 
+/** The pool's loop devices let go of their images a moment after the last volume's unmount (EBUSY is normal): retry. */
+async function unmountPool(root: string): Promise<void> {
+  for (let i = 0; (await findMount(root)) && i < 100; i++) {
+    try {
+      await run("umount", [root]);
+    } catch (err) {
+      if (i === 99) throw err;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+}
+
 volumeEngineSuite("loop engine", async () => {
   const dataDir = await makeDataDir("engine");
   const pool = await openPool(dataDir, { sizeBytes: 4 * 1024 ** 3 });
@@ -19,7 +31,7 @@ volumeEngineSuite("loop engine", async () => {
     engine,
     async close() {
       await engine.close();
-      if (pool.kind === "image" && (await findMount(pool.root))) await run("umount", [pool.root]);
+      if (pool.kind === "image") await unmountPool(pool.root);
       await rm(dataDir, { recursive: true, force: true });
     },
   };
@@ -31,7 +43,7 @@ test("a volume unmounted behind the engine's back is mounted again before a leas
   const engine = new LoopVolumeEngine({ pool, mountRoot: join(dataDir, "mounts"), idleUnmountMs: 60_000 });
   t.after(async () => {
     await engine.close();
-    if (pool.kind === "image" && (await findMount(pool.root))) await run("umount", [pool.root]);
+    if (pool.kind === "image") await unmountPool(pool.root);
     await rm(dataDir, { recursive: true, force: true });
   });
   await engine.create({ id: "vol_remount", sizeBytes: 64 * 1024 ** 2, filesystem: "ext4" });
@@ -61,7 +73,7 @@ test("usage is the volume's or nothing: never the host filesystem's under an emp
   const engine = new LoopVolumeEngine({ pool, mountRoot: join(dataDir, "mounts"), idleUnmountMs: 60_000 });
   t.after(async () => {
     await engine.close();
-    if (pool.kind === "image" && (await findMount(pool.root))) await run("umount", [pool.root]);
+    if (pool.kind === "image") await unmountPool(pool.root);
     await rm(dataDir, { recursive: true, force: true });
   });
   await engine.create({ id: "vol_usage", sizeBytes: 16 * 1024 ** 2, filesystem: "ext4" });
