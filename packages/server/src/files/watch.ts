@@ -40,7 +40,8 @@ const HINT_TTL_MS = 10_000;
 
 const inside = (path: string, dir: string) => dir === "/" || path === dir || path.startsWith(dir + "/");
 
-class VolumeWatcher {
+/** Exported for its unit test; the hub below is the API. */
+export class VolumeWatcher {
   readonly epoch = randomBytes(4).toString("hex");
   private seq = 0;
   private readonly ring: { seq: number; event: WatchEvent }[] = [];
@@ -57,6 +58,8 @@ class VolumeWatcher {
   private readonly goneDirs = new Set<string>();
   /** Paths with an event lately: a scan of a new directory reports only what had none. */
   private readonly recentCreates = new Map<string, number>();
+  /** Paths a scan reported before their own inotify event arrived: that event is not news. */
+  private readonly scanned = new Map<string, number>();
   lingerTimer: NodeJS.Timeout | undefined;
   private stopped = false;
   private child: ChildProcess | undefined;
@@ -160,7 +163,8 @@ class VolumeWatcher {
 
   // -- inotify → events ----------------------------------------------------------------------
 
-  private handle(flags: string[], path: string, name: string): void {
+  /** One inotify event: `flags` as inotifywait prints them, `path` within the volume. */
+  handle(flags: string[], path: string, name: string): void {
     const isDir = flags.includes("ISDIR");
     if (flags.includes("Q_OVERFLOW")) {
       for (const s of this.subscribers) s.reset(this.cursor, "overflow");
@@ -194,8 +198,10 @@ class VolumeWatcher {
       }
       // From a temp file (an atomic write) or from outside the watched tree (a staged commit).
       const created = this.takeWriteHint(path);
+      const type = created === false || (created === undefined && from?.tmp) ? "modify" : "create";
       this.flushModifies();
-      this.emit({ type: created === false || (created === undefined && from?.tmp) ? "modify" : "create", path, isDir });
+      if (type === "create" && this.takeScanned(path)) return;
+      this.emit({ type, path, isDir });
       return;
     }
     if (tmp) return;
@@ -208,7 +214,7 @@ class VolumeWatcher {
         return;
       }
       this.flushModifies();
-      if (this.recentCreates.has(path)) return; // already reported by a scan of its new parent
+      if (this.takeScanned(path) || this.recentCreates.has(path)) return; // already reported by a scan of its new parent
       this.emit({ type: "create", path, isDir });
       if (isDir) this.scanNewDirectory(path);
     } else if (flags.includes("MODIFY")) {
@@ -249,11 +255,23 @@ class VolumeWatcher {
         if (this.stopped || budget-- <= 0) return;
         const p = `${dir}/${d.name}`;
         if (d.name.startsWith(TMP_PREFIX) || this.recentCreates.has(p)) continue;
+        this.scanned.set(p, Date.now());
         this.emit({ type: "create", path: p, isDir: d.isDirectory() });
         if (d.isDirectory()) await scan(p);
       }
     };
     setTimeout(() => void scan(path).catch(() => undefined), 20);
+  }
+
+  /**
+   * Whether a scan already reported `path` as created (its own event raced the scan's readdir).
+   * Consumed once; only a recent scan counts.
+   */
+  private takeScanned(path: string): boolean {
+    const at = this.scanned.get(path);
+    if (at === undefined) return false;
+    this.scanned.delete(path);
+    return Date.now() - at < HINT_TTL_MS;
   }
 
   /** A MOVED_FROM without its MOVED_TO: moved out of sight (e.g. a recursive remove), so deleted. */
@@ -309,6 +327,7 @@ class VolumeWatcher {
         for (const [k, at] of this.recentCreates) if (at < old) this.recentCreates.delete(k);
       }
     } else if (e.type === "delete") this.recentCreates.delete(e.path);
+    if (e.type === "delete" || e.type === "rename") this.scanned.delete(e.oldPath ?? e.path);
     const seq = ++this.seq;
     this.ring.push({ seq, event });
     if (this.ring.length > this.retain) this.ring.splice(0, this.ring.length - this.retain);
@@ -322,6 +341,7 @@ class VolumeWatcher {
       for (const [k, v] of this.writeHints) if (v.at < old) this.writeHints.delete(k);
       for (const [k, v] of this.moveHints) if (v.at < old) this.moveHints.delete(k);
       for (const [k, at] of this.suppressDelete) if (at < old) this.suppressDelete.delete(k);
+      for (const [k, at] of this.scanned) if (at < old) this.scanned.delete(k);
     }
   }
 
