@@ -547,12 +547,13 @@ class VolumeFiles:
                 body = chunk[offset - start:]
                 headers = dict(TUS)
                 headers["content-type"] = "application/offset+octet-stream"
+                headers["content-length"] = str(len(body))
                 headers["upload-offset"] = str(offset)
                 headers["upload-checksum"] = "sha256 " + base64.b64encode(hashlib.sha256(body).digest()).decode()
                 if last and source.size is None:
                     headers["upload-length"] = str(offset + len(body))
                 try:
-                    res = self._http.request("PATCH", rel, content=body, headers=headers)
+                    res = self._http.request("PATCH", rel, content=_slices(body), headers=headers)
                     offset = int(res.headers.get("upload-offset", offset + len(body)))
                     sent = True
                 except CairnError as err:
@@ -593,21 +594,23 @@ class VolumeFiles:
 
 
 class _Source:
-    """An upload's data, read one chunk at a time. Bytes and seekable files can be read again
-    from any offset; other streams only move forward (the chunk in hand can be resent)."""
+    """An upload's data, read one chunk at a time into one reused buffer (so memory stays at one
+    chunk however big the upload). Bytes and seekable files can be read again from any offset;
+    other streams only move forward (the chunk in hand can be resent)."""
 
     def __init__(self, data: Any, length: Optional[int]) -> None:
-        self._bytes: Optional[bytes] = None
+        self._bytes: Optional[memoryview] = None
         self._file: Any = None
         self._it: Any = None
+        self._buf = bytearray()
         self._carry = b""
         self._ended = False
         self._position = 0
-        self._current: Optional[Tuple[int, bytes, bool]] = None
+        self._current: Optional[Tuple[int, memoryview, bool]] = None
         if isinstance(data, str):
             data = data.encode()
         if isinstance(data, (bytes, bytearray, memoryview)):
-            self._bytes = bytes(data)
+            self._bytes = memoryview(data).cast("B")
             self.size: Optional[int] = len(self._bytes)
             self.random_access = True
         elif io.is_file(data) and _seekable(data):
@@ -620,22 +623,28 @@ class _Source:
             self.size = length
             self.random_access = False
 
-    def read(self, offset: int, limit: int) -> Tuple[int, bytes, bool]:
-        """The chunk starting at ``offset``: (start, bytes, whether it is the last)."""
+    def _buffer(self, limit: int) -> memoryview:
+        if len(self._buf) != limit:
+            self._buf = bytearray(limit)
+        return memoryview(self._buf)
+
+    def read(self, offset: int, limit: int) -> Tuple[int, memoryview, bool]:
+        """The chunk starting at ``offset``: (start, bytes, whether it is the last). The bytes are
+        valid until the next call."""
         if self._bytes is not None:
             return offset, self._bytes[offset:offset + limit], offset + limit >= len(self._bytes)
         if self._file is not None:
+            buf = self._buffer(limit)
             self._file.seek(self._origin + offset)
-            parts = []
             n = 0
             while n < limit:
                 piece = io.read_file(self._file, limit - n)
                 if not piece:
                     break
-                parts.append(piece)
+                buf[n:n + len(piece)] = piece
                 n += len(piece)
             assert self.size is not None
-            return offset, b"".join(parts), offset + n >= self.size
+            return offset, buf[:n], offset + n >= self.size
         cur = self._current
         if cur is not None and cur[0] <= offset < cur[0] + len(cur[1]):
             return cur
@@ -648,7 +657,7 @@ class _Source:
             if take < len(piece):
                 self._carry = piece[take:]
             self._position += take
-        parts = []
+        buf = self._buffer(limit)
         n = 0
         while n < limit:
             piece = self._next()
@@ -657,13 +666,13 @@ class _Source:
             if n + len(piece) > limit:
                 self._carry = piece[limit - n:]
                 piece = piece[: limit - n]
-            parts.append(piece)
+            buf[n:n + len(piece)] = piece
             n += len(piece)
         if not self._carry and not self._ended:  # peek: is anything left after this chunk?
             nxt = self._next()
             if nxt is not None:
                 self._carry = nxt
-        self._current = (self._position, b"".join(parts), self._ended and not self._carry)
+        self._current = (self._position, buf[:n], self._ended and not self._carry)
         self._position += n
         return self._current
 
@@ -677,6 +686,12 @@ class _Source:
         if piece is None:
             self._ended = True
         return piece
+
+
+def _slices(view: memoryview) -> Iterable[bytes]:
+    """A chunk as 1 MiB pieces: sent with its Content-Length, without another copy of all of it."""
+    for at in range(0, len(view), io.CHUNK):
+        yield bytes(view[at:at + io.CHUNK])
 
 
 def _seekable(f: Any) -> bool:
