@@ -616,7 +616,7 @@ class _Source:
         elif io.is_file(data) and _seekable(data):
             self._file = data
             self._origin = data.tell()
-            self.size = os.fstat(data.fileno()).st_size - self._origin if hasattr(data, "fileno") else _size_by_seek(data)
+            self.size = _size_by_seek(data)
             self.random_access = True
         else:
             self._it = io.iterate(data)
