@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install what Cairn needs, quickly when it is all there already:
 #   system tools (apt), node modules (npm ci), and the TypeScript build.
-# Usage: scripts/setup.sh [--test]   (--test adds what only the test suite needs: PostgreSQL)
+# Usage: scripts/setup.sh [--test]   (--test adds what only the test suite needs: PostgreSQL, pytest)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,6 +17,8 @@ declare -A tools=(
 )
 if [[ "${1:-}" == "--test" || "${1:-}" == "--bench" ]]; then
   tools[/usr/lib/postgresql/15/bin/initdb]=postgresql-15
+  # the Python SDK's tests, for Debian's /usr/bin/python3 (PyPI is not needed)
+  tools[/usr/lib/python3/dist-packages/httpx]=python3-httpx tools[/usr/lib/python3/dist-packages/pytest]=python3-pytest
 fi
 if [[ "${1:-}" == "--bench" ]]; then
   tools[wrk]=wrk tools[restic]=restic tools[hyperfine]=hyperfine

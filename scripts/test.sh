@@ -3,8 +3,10 @@
 #   the unit layer  tests next to the code (packages/*/src): no root, no kernel parts; as root this
 #                   script runs it as `nobody` to keep it so. Seconds.
 #   the root layer  packages/*/test: real cairnd, loop devices, mounts, crun. Minutes.
+#   then the Python SDK's pytest suite (scripts/test-python.sh) against a real cairnd.
 #   CAIRN_TEST=unit     only the unit layer
-#   CAIRN_TEST=<regex>  only test files whose path matches
+#   CAIRN_TEST=python   only the Python SDK's suite
+#   CAIRN_TEST=<regex>  only test files whose path matches (no Python)
 #   CAIRN_TEST_CONCURRENCY=<n>  root suites at once (default 3)
 # The root layer runs in a private mount namespace: whatever a failing test leaves mounted
 # vanishes with the run, and the loop devices (autoclear) with it.
@@ -12,6 +14,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh --test >&2
 filter="${CAIRN_TEST:-}"
+if [[ "$filter" == "python" ]]; then exec bash scripts/test-python.sh; fi
 mapfile -t files < <(find packages/*/dist -name '*.test.js' -not -path '*/node_modules/*' | sort)
 if [[ -n "$filter" && "$filter" != "unit" ]]; then
   mapfile -t files < <(printf '%s\n' "${files[@]}" | grep -E "$filter" || true)
@@ -34,5 +37,9 @@ fi
 if (( ${#root[@]} > 0 )); then
   echo "root layer: ${#root[@]} files" >&2
   unshare --mount --propagation private -- node --test --test-concurrency="${CAIRN_TEST_CONCURRENCY:-3}" --test-timeout=300000 "${root[@]}" || status=$?
+fi
+if [[ -z "$filter" ]]; then
+  echo "python layer: packages/python/tests" >&2
+  bash scripts/test-python.sh || status=$?
 fi
 exit $status

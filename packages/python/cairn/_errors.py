@@ -98,6 +98,7 @@ ERROR_CODES: Mapping[str, Tuple[int, str, Type[CairnError]]] = {
     "INVALID_PATH": (400, "Invalid path", InvalidArgumentError),
     "INVALID_RANGE": (416, "Range not satisfiable", InvalidArgumentError),
     "INVALID_CHECKPOINT_NAME": (400, "Invalid checkpoint name", InvalidArgumentError),
+    "INVALID_PROJECT_NAME": (400, "Invalid project name", InvalidArgumentError),
     "NOT_A_FILE": (400, "Not a regular file", InvalidArgumentError),
     "VOLUME_SHRINK_NOT_ALLOWED": (409, "Volumes cannot shrink", ConflictError),
     "INVALID_TEMPLATE": (400, "Unknown template", InvalidArgumentError),
