@@ -4,7 +4,7 @@
  * gives it fakes, for tests without root.
  */
 import { join } from "node:path";
-import type { FastifyInstance, FastifyServerOptions } from "fastify";
+import type { FastifyBaseLogger, FastifyInstance, FastifyServerOptions } from "fastify";
 import type { Config } from "./config.js";
 import { buildApp } from "./http/app.js";
 import type { Logger } from "./logger.js";
@@ -31,7 +31,7 @@ export interface Parts {
   poolRoot: string;
   signingKey: Buffer;
   log: Logger;
-  logger: FastifyServerOptions["logger"];
+  logger: FastifyServerOptions["logger"] | FastifyBaseLogger;
   version: string;
   /** The port cairnd listens on, once it does (deployment URLs name it). */
   port: () => number;

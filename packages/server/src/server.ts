@@ -1,7 +1,8 @@
 /** Wire the parts together: metadata, pool, engine, services, HTTP. */
 import { mkdir, readFile, writeFile, chmod } from "node:fs/promises";
 import { join } from "node:path";
-import type { FastifyInstance } from "fastify";
+import type { FastifyBaseLogger, FastifyInstance } from "fastify";
+import { pino } from "pino";
 import type { Config } from "./config.js";
 import { compose } from "./compose.js";
 import { newId } from "./ids.js";
@@ -60,7 +61,7 @@ async function loadAdminKey(config: Config): Promise<{ key: string; source: "env
   return { key: (await readFile(file, "utf8")).trim(), source: "file" };
 }
 
-export async function startCairnd(config: Config, options: { logger?: boolean | object } = {}): Promise<Cairnd> {
+export async function startCairnd(config: Config, options: { logger?: boolean | object | FastifyBaseLogger } = {}): Promise<Cairnd> {
   await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
   // Before anything else touches the data dir: one cairnd per data dir.
   const lock = await DataDirLock.acquire(config.dataDir, { waitMs: config.lockWaitMs });
@@ -74,7 +75,10 @@ export async function startCairnd(config: Config, options: { logger?: boolean | 
     lock.release();
     throw err;
   }
-  const logger = options.logger ?? { level: config.logLevel };
+  // Logs are written asynchronously (lines written meanwhile go out in one write): a production
+  // server logs every request, and a synchronous write per line cost more than the request.
+  // pino flushes what is pending when the process exits.
+  const logger = options.logger ?? pino({ level: config.logLevel }, pino.destination({ dest: 1, sync: false }));
   let app: FastifyInstance | undefined;
   let sandboxesRef: SandboxService | undefined;
   let deploymentsRef: DeploymentService | undefined;

@@ -1,4 +1,4 @@
-import Fastify, { type FastifyInstance, type FastifyServerOptions } from "fastify";
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyServerOptions } from "fastify";
 import { CairnError, PROBLEM_CONTENT_TYPE } from "@cairn/protocol";
 import type { AuthService } from "../auth/service.js";
 import type { VolumeService } from "../volumes/service.js";
@@ -33,7 +33,8 @@ export interface AppDeps {
   deployments: DeploymentService;
   region: string;
   version: string;
-  logger: FastifyServerOptions["logger"];
+  /** Fastify's logger options, or a logger made by the caller (pino). */
+  logger: FastifyServerOptions["logger"] | FastifyBaseLogger;
   capacity: Pick<PoolCapacity, "status">;
 }
 
@@ -190,8 +191,11 @@ export function setProblemHandler(app: FastifyInstance): void {
 }
 
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
+  const madeLogger = typeof deps.logger === "object" && deps.logger !== null && typeof (deps.logger as FastifyBaseLogger).child === "function";
   const app = Fastify({
-    logger: deps.logger,
+    ...(madeLogger ? { loggerInstance: deps.logger as FastifyBaseLogger } : { logger: deps.logger as FastifyServerOptions["logger"] }),
+    // One line per request, written when it is answered (see the onResponse hook below).
+    disableRequestLogging: true,
     genReqId: () => newId("req", 16),
     requestIdLogLabel: "requestId",
     return503OnClosing: true,
@@ -237,6 +241,10 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   app.addHook("onSend", async (req, reply, payload) => {
     reply.header("x-request-id", req.id);
     return payload;
+  });
+  app.addHook("onResponse", (req, reply, done) => {
+    req.log.info({ method: req.method, url: req.url, status: reply.statusCode, ms: Math.round(reply.elapsedTime * 10) / 10 }, "request");
+    done();
   });
 
   setProblemHandler(app);
