@@ -15,6 +15,9 @@ export interface Principal {
 }
 
 const KEY_PATTERN = /^cairn_([0-9a-z]{12})_([A-Za-z0-9_-]{43})$/;
+/** How long a checked key is trusted without asking the store again: the bound on a revocation elsewhere. */
+export const AUTH_CACHE_MS = 1000;
+const AUTH_CACHE_MAX = 10_000;
 const sha256 = (s: string) => createHash("sha256").update(s).digest();
 
 export function generateAdminKey(): string {
@@ -23,6 +26,12 @@ export function generateAdminKey(): string {
 
 export class AuthService {
   private readonly adminHash: Buffer;
+  /**
+   * Keys that passed, for a moment: every request checks its key, and the store's two lookups were
+   * a large part of a small request. Only successes are kept; a revocation through this cairnd
+   * forgets its key at once, one through another host is seen within AUTH_CACHE_MS.
+   */
+  private readonly passed = new Map<string, { principal: Principal; keyId: string | undefined; until: number }>();
 
   constructor(
     private readonly store: MetadataStore,
@@ -33,6 +42,24 @@ export class AuthService {
   }
 
   async authenticate(authorization: string | undefined, projectName: string | undefined): Promise<Principal> {
+    const cacheKey = `${authorization ?? ""}\n${projectName ?? ""}`;
+    const hit = this.passed.get(cacheKey);
+    const now = Date.now();
+    if (hit && hit.until > now) return hit.principal;
+    const { principal, keyId } = await this.check(authorization, projectName);
+    if (this.passed.size >= AUTH_CACHE_MAX) this.passed.clear();
+    this.passed.set(cacheKey, { principal, keyId, until: now + AUTH_CACHE_MS });
+    return principal;
+  }
+
+  /** Revoke a project's key: requests with it are refused from now on. False when there is no such key. */
+  async revokeKey(projectId: string, keyId: string): Promise<boolean> {
+    const deleted = await this.store.keys.delete(projectId, keyId);
+    for (const [k, v] of this.passed) if (v.keyId === keyId) this.passed.delete(k);
+    return deleted;
+  }
+
+  private async check(authorization: string | undefined, projectName: string | undefined): Promise<{ principal: Principal; keyId: string | undefined }> {
     const token = /^Bearer\s+(\S+)\s*$/i.exec(authorization ?? "")?.[1];
     if (!token) {
       throw new CairnError("UNAUTHORIZED", "Missing API key: send `Authorization: Bearer <key>` (the CLI and SDK read CAIRN_API_KEY)");
@@ -41,7 +68,7 @@ export class AuthService {
       const project =
         projectName && projectName !== this.defaultProject.name ? await this.store.projects.byName(projectName) : this.defaultProject;
       if (!project) throw new CairnError("PROJECT_NOT_FOUND", `Project "${projectName}" does not exist; create it with POST /v1/projects`);
-      return { kind: "admin", projectId: project.id, projectName: project.name };
+      return { principal: { kind: "admin", projectId: project.id, projectName: project.name }, keyId: undefined };
     }
     const m = KEY_PATTERN.exec(token);
     const record = m ? await this.store.keys.get(`key_${m[1]}`) : undefined;
@@ -56,7 +83,7 @@ export class AuthService {
       }
     }
     const project = await this.store.projects.byId(record.projectId);
-    return { kind: "project", projectId: record.projectId, projectName: project?.name ?? record.projectId };
+    return { principal: { kind: "project", projectId: record.projectId, projectName: project?.name ?? record.projectId }, keyId: record.id };
   }
 
   /** Create a key for a project; the full key is returned once and never stored. */

@@ -79,7 +79,7 @@ export function adminRoutes(store: MetadataStore, auth: AuthService): RouteSpec[
       responses: { 204: { description: "Revoked" } },
       handler: async ({ params, reply }) => {
         const project = await findProject(params.project);
-        if (!(await store.keys.delete(project.id, params.key))) {
+        if (!(await auth.revokeKey(project.id, params.key))) {
           throw new CairnError("API_KEY_NOT_FOUND", `Project "${project.name}" has no key ${params.key}; \`cairn key list ${project.name}\` shows its keys`);
         }
         reply.code(204);
