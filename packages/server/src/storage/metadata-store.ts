@@ -41,7 +41,8 @@ export class MetadataStore {
   ) {
     this.projects = new ProjectRows(db);
     this.keys = new KeyRows(db);
-    this.volumes = new VolumeRows(db);
+    // SQLite lives in the data dir, which one cairnd holds: nobody else changes its rows.
+    this.volumes = new VolumeRows(db, { soleWriter: kind === "sqlite" });
     this.checkpoints = new CheckpointRows(db);
     this.sandboxes = new SandboxRows(db);
     this.attachments = new AttachmentRows(db);
@@ -57,7 +58,7 @@ export class MetadataStore {
       sqlite.pragma("synchronous = NORMAL");
       sqlite.pragma("busy_timeout = 5000");
       sqlite.pragma("foreign_keys = ON");
-      db = new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) });
+      db = new Kysely<Database>({ dialect: new SqliteDialect({ database: reusingStatements(sqlite) }) });
     } else {
       db = new Kysely<Database>({ dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString: config.url, max: 10 }) }) });
     }
@@ -74,4 +75,23 @@ export class MetadataStore {
   async close(): Promise<void> {
     await this.db.destroy();
   }
+}
+
+/**
+ * Kysely prepares every query anew; compiling the SQL was a large part of a small request. Keep
+ * prepared statements by their SQL (a bounded number; one being iterated is not shared).
+ */
+function reusingStatements(sqlite: SqliteDatabase.Database): { prepare(sql: string): SqliteDatabase.Statement; close(): void } {
+  const statements = new Map<string, SqliteDatabase.Statement>();
+  return {
+    prepare(sql) {
+      const kept = statements.get(sql);
+      if (kept && !kept.busy) return kept;
+      const stmt = sqlite.prepare(sql);
+      if (statements.size >= 500) statements.clear();
+      statements.set(sql, stmt);
+      return stmt;
+    },
+    close: () => sqlite.close(),
+  };
 }

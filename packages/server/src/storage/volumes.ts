@@ -4,6 +4,10 @@ import { CairnError, type AccessMode, type Filesystem, type Volume, type VolumeS
 import type { Database } from "./schema.js";
 import { isUniqueViolation, now } from "./rows.js";
 
+const LOOKUP_MS = 1000;
+const LOOKUPS_MAX = 10_000;
+const copy = (v: VolumeRecord): VolumeRecord => ({ ...v, labels: { ...v.labels } });
+
 export interface VolumeRecord {
   id: string;
   projectId: string;
@@ -56,9 +60,40 @@ async function writeLabels(trx: Kysely<Database>, volumeId: string, labels: Reco
 
 /** Volume rows: a status change goes through `transition`, the atomic gate. */
 export class VolumeRows {
-  constructor(private readonly db: Kysely<Database>) {}
+  /**
+   * Volumes looked up by a request, kept for a moment when this process is the only writer of the
+   * table (SQLite: one cairnd per data dir): every file request looks its volume up. Any change
+   * through these methods forgets them all, before and after the write; a lookup that overlapped a
+   * write is not kept (`generation`).
+   */
+  private readonly lookups = new Map<string, { record: VolumeRecord | undefined; until: number }>();
+  private generation = 0;
+
+  constructor(
+    private readonly db: Kysely<Database>,
+    private readonly options: { soleWriter: boolean } = { soleWriter: false },
+  ) {}
+
+  private forget(): void {
+    this.generation++;
+    this.lookups.clear();
+  }
+
+  /** Run a change with the lookups forgotten on both sides of it. */
+  private async changing<T>(fn: () => Promise<T>): Promise<T> {
+    this.forget();
+    try {
+      return await fn();
+    } finally {
+      this.forget();
+    }
+  }
 
   async insert(v: VolumeRecord): Promise<void> {
+    return this.changing(() => this.insertRow(v));
+  }
+
+  private async insertRow(v: VolumeRecord): Promise<void> {
     try {
       await this.db.transaction().execute(async (trx) => {
         await trx
@@ -87,6 +122,21 @@ export class VolumeRows {
   }
 
   async get(projectId: string, ref: { id?: string; name?: string }): Promise<VolumeRecord | undefined> {
+    if (!this.options.soleWriter) return this.getRow(projectId, ref);
+    const key = `${projectId}\n${ref.id ?? ""}\n${ref.name ?? ""}`;
+    const hit = this.lookups.get(key);
+    const at = Date.now();
+    if (hit && hit.until > at) return hit.record && copy(hit.record);
+    const generation = this.generation;
+    const record = await this.getRow(projectId, ref);
+    if (generation === this.generation) {
+      if (this.lookups.size >= LOOKUPS_MAX) this.lookups.clear();
+      this.lookups.set(key, { record, until: at + LOOKUP_MS });
+    }
+    return record && copy(record);
+  }
+
+  private async getRow(projectId: string, ref: { id?: string; name?: string }): Promise<VolumeRecord | undefined> {
     let q = this.db.selectFrom("volumes").selectAll().where("project_id", "=", projectId);
     if (ref.id !== undefined) q = q.where("id", "=", ref.id);
     if (ref.name !== undefined) q = q.where("name", "=", ref.name);
@@ -127,7 +177,7 @@ export class VolumeRows {
     id: string,
     patch: Partial<Pick<VolumeRecord, "sizeBytes" | "usedBytes" | "status" | "labels" | "name" | "filesystem">>,
   ): Promise<VolumeRecord | undefined> {
-    await this.db.transaction().execute(async (trx) => {
+    await this.changing(() => this.db.transaction().execute(async (trx) => {
       const values: Partial<Database["volumes"]> = { updated_at: now() };
       if (patch.sizeBytes !== undefined) values.size_bytes = patch.sizeBytes;
       if (patch.usedBytes !== undefined) values.used_bytes = patch.usedBytes;
@@ -140,25 +190,27 @@ export class VolumeRows {
         await writeLabels(trx, id, patch.labels);
       }
       await trx.updateTable("volumes").set(values).where("id", "=", id).execute();
-    });
+    }));
     return this.byId(id);
   }
 
   /** Set a status only if the volume is in one of `from`: the atomic gate of every state change. */
   async transition(id: string, from: VolumeStatus[], to: VolumeStatus): Promise<boolean> {
-    const r = await this.db
+    const r = await this.changing(() => this.db
       .updateTable("volumes")
       .set({ status: to, updated_at: now() })
       .where("id", "=", id)
       .where("status", "in", from)
-      .executeTakeFirst();
+      .executeTakeFirst());
     return Number(r.numUpdatedRows) === 1;
   }
 
   async delete(id: string): Promise<void> {
-    await this.db.transaction().execute(async (trx) => {
-      await trx.deleteFrom("volume_labels").where("volume_id", "=", id).execute();
-      await trx.deleteFrom("volumes").where("id", "=", id).execute();
-    });
+    await this.changing(() =>
+      this.db.transaction().execute(async (trx) => {
+        await trx.deleteFrom("volume_labels").where("volume_id", "=", id).execute();
+        await trx.deleteFrom("volumes").where("id", "=", id).execute();
+      }),
+    );
   }
 }
