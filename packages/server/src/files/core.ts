@@ -284,7 +284,7 @@ export async function openForRead(root: string, rawPath: string): Promise<Opened
   const target = await resolvePath(root, path, { followLast: true });
   let st: Stats;
   try {
-    st = await lstat(target.hostPath);
+    st = target.stat ?? (await lstat(target.hostPath));
   } catch (err) {
     mapFsError(err, path);
   }

@@ -34,7 +34,7 @@ export async function lstatOrUndefined(hostPath: string, path: string): Promise<
 export async function statPath(root: string, rawPath: string, options: { follow?: boolean } = {}): Promise<FileEntry> {
   const path = normalizeVolumePath(rawPath);
   const target = await resolvePath(root, path, { followLast: options.follow === true });
-  const st = await lstatOrUndefined(target.hostPath, path);
+  const st = target.stat ?? (await lstatOrUndefined(target.hostPath, path));
   if (!st) throw new CairnError("PATH_NOT_FOUND", `${path} does not exist`);
   return entryOf(path, target.hostPath, st);
 }

@@ -10,6 +10,7 @@ import type { VolumeService } from "../volumes/service.js";
 import { UrlSigner } from "./signing.js";
 import { TusUploads } from "./tus.js";
 import { WatchHub } from "./watch.js";
+import { declareSymlinksRefused } from "./resolve.js";
 
 export interface FileServiceDeps {
   volumes: VolumeService;
@@ -67,6 +68,7 @@ export class FileService {
   }
 
   private context(volume: VolumeRecord, lease: Lease): VolumeContext {
+    if (lease.symlinksRefused) declareSymlinksRefused(lease.path);
     return { volume, root: lease.path, onWrite: (path, created) => this.watch.hintWrite(volume.id, path, created) };
   }
 

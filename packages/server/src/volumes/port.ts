@@ -9,6 +9,8 @@ import type { Filesystem } from "@cairn/protocol";
 export interface Lease {
   /** Host path of the volume's root (the loop engine mounts it nosymfollow,nodev,nosuid,noexec). */
   readonly path: string;
+  /** The kernel refuses to follow symlinks under `path` (mounted `nosymfollow`): path checks can be cheaper. */
+  readonly symlinksRefused?: boolean;
   release(): void;
 }
 

@@ -10,7 +10,7 @@ import { ExecError, run } from "../../host/exec.js";
 import { findMount, readMounts } from "../../host/mountinfo.js";
 import { KeyedMutex } from "../../host/mutex.js";
 import { enableDirectIo, type PoolInfo } from "./pool.js";
-import { extentSpace, isZero, listLoops, mkfs, repairIfDamaged, statUsage } from "./filesystem.js";
+import { extentSpace, isZero, listLoops, mkfs, mountedDevice, repairIfDamaged, statUsage } from "./filesystem.js";
 import type { GrowMode, Lease, ReconcileReport, VolumeEngine, VolumeReconciler, VolumeUsage } from "../port.js";
 import type { CheckpointInfo, CheckpointStore } from "../../checkpoints/port.js";
 
@@ -96,7 +96,8 @@ export class LoopVolumeEngine implements VolumeEngine, CheckpointStore, VolumeRe
       if (s.mounted && s.damaged && s.refs === 0) await this.unmountLocked(id);
       // Never hand out a lease on an empty mount point: a mount that went away behind our back
       // (an operator, another process in the namespace) would send writes to the host's disk.
-      if (s.mounted && (await stat(this.mountPath(id)).then((st) => st.dev, () => undefined)) !== s.dev) {
+      // statSync: the root of a mounted filesystem is always in memory, and this runs per request.
+      if (s.mounted && mountedDevice(this.mountPath(id)) !== s.dev) {
         this.options.log?.warn({ volumeId: id }, "the volume was no longer mounted (unmounted behind cairnd's back): mounting it again");
         s.mounted = false;
       }
@@ -111,6 +112,7 @@ export class LoopVolumeEngine implements VolumeEngine, CheckpointStore, VolumeRe
     let released = false;
     return {
       path: this.mountPath(id),
+      symlinksRefused: true, // HOST_MOUNT_OPTIONS has nosymfollow
       release: () => {
         if (released) return;
         released = true;

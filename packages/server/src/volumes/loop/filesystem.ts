@@ -1,4 +1,5 @@
 /** The filesystems and loop devices under the loop engine: mkfs, checks, extents, usage. */
+import { statSync } from "node:fs";
 import { open, statfs } from "node:fs/promises";
 import { CairnError, type Filesystem } from "@cairn/protocol";
 import { ExecError, run } from "../../host/exec.js";
@@ -89,4 +90,13 @@ export async function repairIfDamaged(image: string, volumeId: string, log?: { i
     }
   }
   log?.info({ volumeId }, "filesystem repaired");
+}
+
+/** The device of what is mounted at `path` now (synchronous: a mounted root is always in memory). */
+export function mountedDevice(path: string): number | undefined {
+  try {
+    return statSync(path).dev;
+  } catch {
+    return undefined;
+  }
 }
