@@ -5,7 +5,8 @@
  * symlink swapped in after this check makes the open fail instead of escaping.
  */
 import type { Stats } from "node:fs";
-import { lstat, readlink } from "node:fs/promises";
+import { readlink } from "node:fs/promises";
+import { lstatQuick } from "./quick-stat.js";
 import { join } from "node:path";
 import { CairnError } from "@cairn/protocol";
 
@@ -36,7 +37,7 @@ export async function resolveInVolume(root: string, volumePath: string, options:
   // One lstat when the kernel itself refuses symlinks here and `volumePath` is normalised (no `..`).
   if (refusingSymlinks.has(root) && !volumePath.split("/").some((p) => p === ".." || p === ".")) {
     const hostPath = join(root, volumePath);
-    const st = await lstat(hostPath).catch(() => undefined);
+    const st = await lstatQuick(hostPath).catch(() => undefined);
     if (st && !(st.isSymbolicLink() && options.followLast)) return { hostPath, volumePath, stat: st };
     // Missing, behind a symlink, or a link to follow: walk it.
   }
@@ -56,7 +57,9 @@ export async function resolveInVolume(root: string, volumePath: string, options:
     let isLink = false;
     let st: Stats;
     try {
-      st = await lstat(candidate);
+      const found = await lstatQuick(candidate);
+      if (!found) throw Object.assign(new Error(`ENOENT: ${candidate}`), { code: "ENOENT" });
+      st = found;
       isLink = st.isSymbolicLink();
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === "ENOENT") {

@@ -1,0 +1,56 @@
+/**
+ * lstat on the hot paths (every file request resolves its path; a listing lstats each entry).
+ *
+ * An lstat answered from the kernel's caches takes a few microseconds; the same call through
+ * the thread pool costs several times that in hand-offs, on the main thread. So these call lstat
+ * synchronously, and watch the clock: one that took long enough to have gone to the disk (a
+ * cold volume, a busy machine) switches them to the thread pool for a while, so the event loop is
+ * never held up for more than one disk read now and then.
+ */
+import type { Stats } from "node:fs";
+import { lstatSync } from "node:fs";
+import { lstat } from "node:fs/promises";
+
+/** Longer than any lstat answered from memory. */
+const SLOW_MS = 2;
+/** Most a batch spends synchronously; the rest of it goes to the thread pool. */
+const BATCH_MS = 5;
+/** After a slow one, use the thread pool for this long. */
+const POOL_FOR_MS = 1000;
+let poolUntil = 0;
+
+const missing = (err: unknown) => (err as NodeJS.ErrnoException).code === "ENOENT";
+
+/** lstat: undefined when nothing is there, other errors thrown (ENOTDIR, ELOOP, EACCES…). */
+export async function lstatQuick(path: string): Promise<Stats | undefined> {
+  if (poolUntil > Date.now()) return lstat(path).catch((err) => (missing(err) ? undefined : Promise.reject(err)));
+  const t = performance.now();
+  try {
+    return lstatSync(path, { throwIfNoEntry: false });
+  } finally {
+    if (performance.now() - t > SLOW_MS) poolUntil = Date.now() + POOL_FOR_MS;
+  }
+}
+
+/** lstat of many paths; undefined for each that cannot be lstat'ed (gone meanwhile, …). */
+export async function lstatMany(paths: string[]): Promise<(Stats | undefined)[]> {
+  const out: (Stats | undefined)[] = new Array<Stats | undefined>(paths.length);
+  let i = 0;
+  const start = performance.now();
+  for (; i < paths.length && poolUntil <= Date.now(); i++) {
+    const t = performance.now();
+    if (t - start > BATCH_MS) break;
+    try {
+      out[i] = lstatSync(paths[i]!, { throwIfNoEntry: false });
+    } catch {
+      out[i] = undefined;
+    }
+    if (performance.now() - t > SLOW_MS) poolUntil = Date.now() + POOL_FOR_MS;
+  }
+  if (i < paths.length) {
+    // The thread pool works on many at once while we wait.
+    const rest = await Promise.all(paths.slice(i).map((p) => lstat(p).catch(() => undefined)));
+    for (const [j, st] of rest.entries()) out[i + j] = st;
+  }
+  return out;
+}
