@@ -175,12 +175,12 @@ export async function replaceInFiles(
   let total = 0;
   let staging: Staging | undefined;
   try {
-    const candidates: AsyncIterable<Found> = st.isFile()
+    const candidates: AsyncIterable<Found[]> = st.isFile()
       ? (async function* () {
-          yield { rel: "", hostPath: target.hostPath, type: "file" as const };
+          yield [{ rel: "", hostPath: target.hostPath, type: "file" as const }];
         })()
       : walk(target.hostPath, "", target.volumePath === "/");
-    for await (const f of candidates) {
+    for await (const f of flatten(candidates)) {
       if (options.signal?.aborted) throw new CairnError("INVALID_REQUEST", "The request was cancelled; nothing was changed");
       if (f.type !== "file" || (f.rel !== "" && !matchesGlob(f.rel))) continue;
       const fst = await lstat(f.hostPath).catch(() => undefined);
@@ -254,4 +254,8 @@ export async function replaceInFiles(
     await staging?.discard();
   }
   return { dryRun: spec.dry, filesChanged: files.length, replacements: total, files };
+}
+
+async function* flatten<T>(batches: AsyncIterable<T[]>): AsyncGenerator<T> {
+  for await (const batch of batches) yield* batch;
 }
