@@ -16,6 +16,7 @@ import {
   type FileType,
   type WriteFileResult,
 } from "@cairn/protocol";
+import { quick, readSmallFile } from "./quick-fs.js";
 import { resolveInVolume, type Resolved } from "./resolve.js";
 import { FileWriter } from "@cairn/blockio";
 import { bodyBytesRead } from "./body-gc.js";
@@ -278,9 +279,7 @@ export interface OpenedFile {
   etag: string;
 }
 
-/** Open a regular file for reading. Special files (fifos, devices, sockets) are never opened. */
-export async function openForRead(root: string, rawPath: string): Promise<OpenedFile> {
-  const path = normalizeVolumePath(rawPath);
+async function regularFile(root: string, path: string): Promise<{ hostPath: string; volumePath: string; st: Stats }> {
   const target = await resolvePath(root, path, { followLast: true });
   let st: Stats;
   try {
@@ -290,6 +289,27 @@ export async function openForRead(root: string, rawPath: string): Promise<Opened
   }
   if (st.isDirectory()) throw new CairnError("NOT_A_FILE", `${path} is a directory; list it instead`);
   if (!st.isFile()) throw new CairnError("NOT_A_FILE", `${path} is not a regular file`);
+  return { hostPath: target.hostPath, volumePath: target.volumePath, st };
+}
+
+/**
+ * A small regular file's whole content in one go (quick-fs.ts), or undefined: then `openForRead`
+ * and stream it. Errors are those of `openForRead`.
+ */
+export async function readSmall(root: string, rawPath: string, maxBytes: number): Promise<{ data: Buffer; stat: Stats; etag: string } | undefined> {
+  if (!quick()) return undefined;
+  const path = normalizeVolumePath(rawPath);
+  const { hostPath, st } = await regularFile(root, path);
+  if (st.size > maxBytes) return undefined;
+  const got = readSmallFile(hostPath, st.ino, maxBytes);
+  return got && { ...got, etag: etagOf(got.stat) };
+}
+
+/** Open a regular file for reading. Special files (fifos, devices, sockets) are never opened. */
+export async function openForRead(root: string, rawPath: string): Promise<OpenedFile> {
+  const path = normalizeVolumePath(rawPath);
+  const target = await regularFile(root, path);
+  const st = target.st;
   let fh: FileHandle;
   try {
     fh = await open(target.hostPath, fsc.O_RDONLY | fsc.O_NOFOLLOW | fsc.O_NONBLOCK);

@@ -19,7 +19,7 @@ import {
 import { checkPreconditions, entryOf, mapFsError, openForRead, resolvePath, syncDir, writeFile } from "./core.js";
 import { Staging } from "./staging.js";
 import { firstAfter, sortedNames } from "./dir-snapshots.js";
-import { lstatMany, lstatQuick } from "./quick-stat.js";
+import { lstatMany, lstatQuick } from "./quick-fs.js";
 
 const errno = (err: unknown) => (err as NodeJS.ErrnoException)?.code;
 

@@ -6,7 +6,7 @@
  */
 import type { Stats } from "node:fs";
 import { readlink } from "node:fs/promises";
-import { lstatQuick } from "./quick-stat.js";
+import { lstatQuick } from "./quick-fs.js";
 import { join } from "node:path";
 import { CairnError } from "@cairn/protocol";
 

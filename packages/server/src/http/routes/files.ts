@@ -34,7 +34,7 @@ import {
 import { constants as fsc } from "node:fs";
 import { open, type FileHandle } from "node:fs/promises";
 import { pumpFile } from "@cairn/blockio";
-import { openForRead, parseRange, writeFile } from "../../files/core.js";
+import { openForRead, parseRange, readSmall, writeFile } from "../../files/core.js";
 import { editFile, listFiles, makeDirectory, movePath, removePath, statPath } from "../../files/ops.js";
 import { batchWrite } from "../../files/batch.js";
 import { ARCHIVE_CONTENT_TYPES, createArchive, extractArchive } from "../../files/archive.js";
@@ -49,6 +49,8 @@ const PathQuery = z.object({
   path: z.string().meta({ description: "File path inside the volume, e.g. `/hello.txt`", example: "/hello.txt" }),
 });
 
+/** Whole files up to this size are read in one go rather than streamed. */
+const SMALL_FILE_BYTES = 64 * 1024;
 /** Responses from this size up read what is not in the page cache with O_DIRECT (file-reader.ts). */
 const DIRECT_READ_FROM = 4 * 1024 * 1024;
 
@@ -69,6 +71,27 @@ export function clientGone(req: FastifyRequest, reply: FastifyReply): AbortSigna
  * released when the response closes, whatever happens.
  */
 export async function sendFile(req: FastifyRequest, reply: FastifyReply, root: string, path: string, lease: Lease, extraHeaders: Record<string, string> = {}) {
+  // A small file whole is read in one go (most reads are of small files): no handle, no pump.
+  if (req.method === "GET" && req.headers.range === undefined) {
+    let small;
+    try {
+      small = await readSmall(root, path, SMALL_FILE_BYTES);
+    } catch (err) {
+      lease.release();
+      throw err;
+    }
+    if (small) {
+      lease.release();
+      reply
+        .code(200)
+        .header("content-type", "application/octet-stream")
+        .header("accept-ranges", "bytes")
+        .header("etag", small.etag)
+        .header("last-modified", small.stat.mtime.toUTCString());
+      for (const [k, v] of Object.entries(extraHeaders)) reply.header(k, v);
+      return reply.send(small.data);
+    }
+  }
   let file;
   try {
     file = await openForRead(root, path);
