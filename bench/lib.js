@@ -3,7 +3,7 @@
  * Markdown tables. No dependency beyond Node and the built Cairn packages.
  */
 import { execFile } from "node:child_process";
-import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { mkdtemp, open, readFile, rm } from "node:fs/promises";
 import { cpus, freemem, loadavg, release, tmpdir, totalmem } from "node:os";
 import { join } from "node:path";
 import { releasePinnedNamespace } from "@cairn/server";
@@ -118,11 +118,11 @@ export async function scratchDir(label) {
  * (as run.js is), pinning cairnd's own namespace sometimes fails with EINVAL on this kernel
  * (`unshare --mount=<pin>`: "Invalid argument"); a new attempt gets a new namespace and works.
  */
-async function startWithRetry(env, attempts = 5) {
+async function startWithRetry(env, options, attempts = 5) {
   for (let i = 1; ; i++) {
     const dataDir = await scratchDir("cairnd");
     try {
-      return await startCairnd({ dataDir, env: { CAIRN_LOG_LEVEL: "warn", ...env } });
+      return await startCairnd({ dataDir, env: { CAIRN_LOG_LEVEL: "warn", ...env }, ...options });
     } catch (err) {
       await releasePinnedNamespace(dataDir).catch(() => undefined);
       await rm(dataDir, { recursive: true, force: true });
@@ -136,16 +136,20 @@ async function startWithRetry(env, attempts = 5) {
 /** How many cairnd starts needed a retry in this process (reported by run.js). */
 export let startRetries = 0;
 
-/** A cairnd for one bench; stopped, unmounted and deleted afterwards whatever happens. */
-export async function withCairnd(env, fn) {
-  const c = await startWithRetry(env);
+/**
+ * A cairnd for one bench; stopped, unmounted and deleted afterwards whatever happens. It logs at
+ * `warn` unless `env` says otherwise; `options.logFile` sends its log to a file instead of memory.
+ */
+export async function withCairnd(env, fn, options = {}) {
+  const c = await startWithRetry(env, options);
   servers.add(c);
   let failed = false;
   try {
     return await fn(c);
   } catch (err) {
     failed = true;
-    process.stderr.write(`cairnd logs:\n${c.logs().slice(-4000)}\n`);
+    const fileTail = options.logFile ? await tailOf(options.logFile, 4000) : "";
+    process.stderr.write(`cairnd logs:\n${fileTail}${c.logs().slice(-4000)}\n`);
     throw err;
   } finally {
     try {
@@ -156,6 +160,22 @@ export async function withCairnd(env, fn) {
       if (!failed) throw err;
       process.stderr.write(`cleanup of ${c.dataDir} failed too: ${err.message}\n`);
     }
+  }
+}
+
+/** The last `bytes` of a file (a log may be far too large to read whole); "" when unreadable. */
+export async function tailOf(file, bytes) {
+  let fh;
+  try {
+    fh = await open(file, "r");
+    const { size } = await fh.stat();
+    const buf = Buffer.alloc(Math.min(bytes, size));
+    await fh.read(buf, 0, buf.length, size - buf.length);
+    return buf.toString("utf8");
+  } catch {
+    return "";
+  } finally {
+    await fh?.close();
   }
 }
 
