@@ -5,6 +5,7 @@
 import { execFile } from "node:child_process";
 import { mkdtemp, open, readFile, rm } from "node:fs/promises";
 import { cpus, freemem, loadavg, release, tmpdir, totalmem } from "node:os";
+import { createServer, request } from "node:http";
 import { join } from "node:path";
 import { releasePinnedNamespace } from "@cairn/server";
 import { startCairnd } from "@cairn/server/testing";
@@ -26,6 +27,44 @@ export function sh(file, args, options = {}) {
       else resolve(String(stdout));
     });
   });
+}
+
+/** A free TCP port on loopback (closed again, for another process to listen on). */
+export async function freePort() {
+  const s = createServer();
+  await new Promise((r) => s.listen(0, "127.0.0.1", r));
+  const { port } = s.address();
+  await new Promise((r) => s.close(r));
+  return port;
+}
+
+/** GET / on a loopback port (with a Host header if given); status 0 when the connection fails. */
+export function httpGet(port, host) {
+  return new Promise((resolve) => {
+    const r = request({ host: "127.0.0.1", port, path: "/", headers: host ? { host } : {} }, (res) => {
+      let body = "";
+      res.on("data", (d) => (body += d));
+      res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    r.on("error", () => resolve({ status: 0, body: "" }));
+    r.end();
+  });
+}
+
+/** wrk's report (run with --latency): requests/s, 2xx-or-3xx/s, latency percentiles in ms, non-2xx/3xx answers, socket errors. */
+export function parseWrk(out) {
+  const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1]);
+  const toMs = (v, unit) => Number(v) * ({ us: 0.001, ms: 1, s: 1000 }[unit] ?? NaN);
+  const lat = (p) => {
+    const m = new RegExp(`^\\s+${p}%\\s+([\\d.]+)(us|ms|s)`, "m").exec(out);
+    return m ? toMs(m[1], m[2]) : NaN;
+  };
+  const errors = /Non-2xx or 3xx responses: (\d+)/.exec(out)?.[1] ?? "0";
+  const socketErrors = /Socket errors: ([^\n]+)/.exec(out)?.[1] ?? "none";
+  const [, total, secs] = /(\d+) requests in ([\d.]+)(m?s)/.exec(out) ?? [];
+  const seconds = Number(secs) / (/requests in [\d.]+ms/.test(out) ? 1000 : 1);
+  const okRps = (Number(total) - Number(errors)) / seconds;
+  return { rps, okRps, total: Number(total), p50: lat(50), p90: lat(90), p99: lat(99), errors: Number(errors), socketErrors };
 }
 
 /** Nearest-rank percentile of a sample (p in 0..100). */
