@@ -12,10 +12,9 @@
  */
 import { spawn } from "node:child_process";
 import { mkdir, rm, writeFile } from "node:fs/promises";
-import { createServer, request } from "node:http";
 import { join } from "node:path";
 import { Cairn } from "@cairn/sdk";
-import { fmtMs, mdTable, median, now, scratchDir, sh, sleep, textTable, withCairnd } from "./lib.js";
+import { fmtMs, freePort, httpGet, mdTable, median, now, parseWrk, scratchDir, sh, sleep, textTable, withCairnd } from "./lib.js";
 
 export const name = "deploys";
 export const title = "Redeploy time and router overhead";
@@ -25,7 +24,7 @@ const WRK_ARGS = ["-t2", "-c16", "-d5s", "--latency"];
 const WRK_REPEATS = 2;
 
 // As in packages/server/test/deployments.test.ts, except the app directory can be moved (APP_DIR) so the same file runs on the host.
-const MAIN_PY = `import os, http.server, pathlib
+export const MAIN_PY = `import os, http.server, pathlib
 fs = pathlib.Path(os.environ["CAIRN_LOCAL_FS"]); (fs / "uploads").mkdir(parents=True, exist_ok=True)
 count = fs / "count"; n = int(count.read_text()) + 1 if count.exists() else 1; count.write_text(str(n))
 app_files = sorted(os.listdir(os.environ.get("APP_DIR", "/data/app")))
@@ -37,39 +36,35 @@ class H(http.server.BaseHTTPRequestHandler):
 http.server.ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()
 `;
 
-function get(port, host) {
-  return new Promise((resolve) => {
-    const r = request({ host: "127.0.0.1", port, path: "/", headers: host ? { host } : {} }, (res) => {
-      let body = "";
-      res.on("data", (d) => (body += d));
-      res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
-    });
-    r.on("error", () => resolve({ status: 0, body: "" }));
-    r.end();
-  });
+/** The app directory for main.py (as `cairn deploy` would upload it): main.py and a version.txt. */
+export async function writeApp(appDir) {
+  await mkdir(appDir, { recursive: true });
+  await writeFile(join(appDir, "main.py"), MAIN_PY);
 }
 
-async function freePort() {
-  const s = createServer();
-  await new Promise((r) => s.listen(0, "127.0.0.1", r));
-  const { port } = s.address();
-  await new Promise((r) => s.close(r));
-  return port;
+/** A tar.gz of the app directory whose version.txt says `n`. */
+export async function appTarball(appDir, n) {
+  await writeFile(join(appDir, "version.txt"), String(n));
+  return Buffer.from(await sh("tar", ["-czf", "-", "-C", appDir, "."], { encoding: "latin1" }), "latin1");
 }
 
-function parseWrk(out) {
-  const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1]);
-  const toMs = (v, unit) => Number(v) * ({ us: 0.001, ms: 1, s: 1000 }[unit] ?? NaN);
-  const lat = (p) => {
-    const m = new RegExp(`^\\s+${p}%\\s+([\\d.]+)(us|ms|s)`, "m").exec(out);
-    return m ? toMs(m[1], m[2]) : NaN;
-  };
-  const errors = /Non-2xx or 3xx responses: (\d+)/.exec(out)?.[1] ?? "0";
-  const socketErrors = /Socket errors: ([^\n]+)/.exec(out)?.[1] ?? "none";
-  const [, total, secs] = /(\d+) requests in ([\d.]+)(m?s)/.exec(out) ?? [];
-  const seconds = Number(secs) / (/requests in [\d.]+ms/.test(out) ? 1000 : 1);
-  const okRps = (Number(total) - Number(errors)) / seconds;
-  return { rps, okRps, total: Number(total), p50: lat(50), p90: lat(90), p99: lat(99), errors: Number(errors), socketErrors };
+/** main.py started on the host, timed until its first 200: the floor of any redeploy. */
+export async function startHostApp({ appDir, localFs, port }) {
+  const t0 = now();
+  const p = spawn("/usr/bin/python3", ["main.py"], { cwd: appDir, env: { ...process.env, PORT: String(port), CAIRN_LOCAL_FS: localFs, APP_DIR: appDir }, stdio: "ignore" });
+  for (;;) {
+    if ((await httpGet(port)).status === 200) break;
+    if (p.exitCode !== null) throw new Error(`host main.py exited ${p.exitCode}`);
+    await sleep(5);
+  }
+  return { p, ms: now() - t0 };
+}
+
+export async function stopHostApp(p) {
+  if (p.exitCode !== null) return;
+  const exited = new Promise((r) => p.once("exit", r));
+  p.kill("SIGTERM");
+  await exited;
 }
 
 export async function run({ log }) {
@@ -77,33 +72,15 @@ export async function run({ log }) {
   let hostApp;
   try {
     const appDir = join(dir, "app");
-    await mkdir(appDir);
-    await writeFile(join(appDir, "main.py"), MAIN_PY);
-    const tarOf = async (n) => {
-      await writeFile(join(appDir, "version.txt"), String(n));
-      return Buffer.from(await sh("tar", ["-czf", "-", "-C", appDir, "."], { encoding: "latin1" }), "latin1");
-    };
+    await writeApp(appDir);
+    const tarOf = (n) => appTarball(appDir, n);
 
     // Host baseline: start → first 200, a few times; the last one keeps running for wrk.
     const hostFs = join(dir, "local-fs");
     await mkdir(hostFs);
     const hostPort = await freePort();
-    const startHost = async () => {
-      const t0 = now();
-      const p = spawn("/usr/bin/python3", ["main.py"], { cwd: appDir, env: { ...process.env, PORT: String(hostPort), CAIRN_LOCAL_FS: hostFs, APP_DIR: appDir }, stdio: "ignore" });
-      for (;;) {
-        if ((await get(hostPort)).status === 200) break;
-        if (p.exitCode !== null) throw new Error(`host main.py exited ${p.exitCode}`);
-        await sleep(5);
-      }
-      return { p, ms: now() - t0 };
-    };
-    const stopHost = async (p) => {
-      if (p.exitCode !== null) return;
-      const exited = new Promise((r) => p.once("exit", r));
-      p.kill("SIGTERM");
-      await exited;
-    };
+    const startHost = () => startHostApp({ appDir, localFs: hostFs, port: hostPort });
+    const stopHost = stopHostApp;
     const hostStarts = [];
     for (let i = 0; i < REDEPLOYS; i++) {
       const { p, ms } = await startHost();
@@ -125,7 +102,7 @@ export async function run({ log }) {
         const d = await cairn.deployments.deploy({ app: "app", data });
         const t1 = now();
         let r;
-        while (!(r = await get(port, hostHeader)).body.startsWith(`deploy #${n} `)) {
+        while (!(r = await httpGet(port, hostHeader)).body.startsWith(`deploy #${n} `)) {
           if (now() - t0 > 60_000) throw new Error(`version ${d.version} not serving after 60 s: ${r.status} ${r.body}`);
           await sleep(2);
         }
@@ -146,7 +123,7 @@ export async function run({ log }) {
         await wrkOnce("router");
         await wrkOnce("direct");
       }
-      const check = await get(port, hostHeader);
+      const check = await httpGet(port, hostHeader);
       // What the non-2xx answers are: 16 concurrent clients for 3 s with Node's http, statuses counted.
       const statuses = async (p, host) => {
         const counts = {};
@@ -155,7 +132,7 @@ export async function run({ log }) {
         await Promise.all(
           Array.from({ length: 16 }, async () => {
             while (now() < end) {
-              const r = await get(p, host);
+              const r = await httpGet(p, host);
               counts[r.status] = (counts[r.status] ?? 0) + 1;
               if (r.status !== 200 && !sample) sample = `${r.status} ${r.body.slice(0, 200)}`;
             }

@@ -3,8 +3,9 @@
  * Markdown tables. No dependency beyond Node and the built Cairn packages.
  */
 import { execFile } from "node:child_process";
-import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { mkdtemp, open, readFile, rm } from "node:fs/promises";
 import { cpus, freemem, loadavg, release, tmpdir, totalmem } from "node:os";
+import { createServer, request } from "node:http";
 import { join } from "node:path";
 import { releasePinnedNamespace } from "@cairn/server";
 import { startCairnd } from "@cairn/server/testing";
@@ -26,6 +27,44 @@ export function sh(file, args, options = {}) {
       else resolve(String(stdout));
     });
   });
+}
+
+/** A free TCP port on loopback (closed again, for another process to listen on). */
+export async function freePort() {
+  const s = createServer();
+  await new Promise((r) => s.listen(0, "127.0.0.1", r));
+  const { port } = s.address();
+  await new Promise((r) => s.close(r));
+  return port;
+}
+
+/** GET / on a loopback port (with a Host header if given); status 0 when the connection fails. */
+export function httpGet(port, host) {
+  return new Promise((resolve) => {
+    const r = request({ host: "127.0.0.1", port, path: "/", headers: host ? { host } : {} }, (res) => {
+      let body = "";
+      res.on("data", (d) => (body += d));
+      res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    r.on("error", () => resolve({ status: 0, body: "" }));
+    r.end();
+  });
+}
+
+/** wrk's report (run with --latency): requests/s, 2xx-or-3xx/s, latency percentiles in ms, non-2xx/3xx answers, socket errors. */
+export function parseWrk(out) {
+  const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1]);
+  const toMs = (v, unit) => Number(v) * ({ us: 0.001, ms: 1, s: 1000 }[unit] ?? NaN);
+  const lat = (p) => {
+    const m = new RegExp(`^\\s+${p}%\\s+([\\d.]+)(us|ms|s)`, "m").exec(out);
+    return m ? toMs(m[1], m[2]) : NaN;
+  };
+  const errors = /Non-2xx or 3xx responses: (\d+)/.exec(out)?.[1] ?? "0";
+  const socketErrors = /Socket errors: ([^\n]+)/.exec(out)?.[1] ?? "none";
+  const [, total, secs] = /(\d+) requests in ([\d.]+)(m?s)/.exec(out) ?? [];
+  const seconds = Number(secs) / (/requests in [\d.]+ms/.test(out) ? 1000 : 1);
+  const okRps = (Number(total) - Number(errors)) / seconds;
+  return { rps, okRps, total: Number(total), p50: lat(50), p90: lat(90), p99: lat(99), errors: Number(errors), socketErrors };
 }
 
 /** Nearest-rank percentile of a sample (p in 0..100). */
@@ -118,11 +157,11 @@ export async function scratchDir(label) {
  * (as run.js is), pinning cairnd's own namespace sometimes fails with EINVAL on this kernel
  * (`unshare --mount=<pin>`: "Invalid argument"); a new attempt gets a new namespace and works.
  */
-async function startWithRetry(env, attempts = 5) {
+async function startWithRetry(env, options, attempts = 5) {
   for (let i = 1; ; i++) {
     const dataDir = await scratchDir("cairnd");
     try {
-      return await startCairnd({ dataDir, env: { CAIRN_LOG_LEVEL: "warn", ...env } });
+      return await startCairnd({ dataDir, env: { CAIRN_LOG_LEVEL: "warn", ...env }, ...options });
     } catch (err) {
       await releasePinnedNamespace(dataDir).catch(() => undefined);
       await rm(dataDir, { recursive: true, force: true });
@@ -136,16 +175,20 @@ async function startWithRetry(env, attempts = 5) {
 /** How many cairnd starts needed a retry in this process (reported by run.js). */
 export let startRetries = 0;
 
-/** A cairnd for one bench; stopped, unmounted and deleted afterwards whatever happens. */
-export async function withCairnd(env, fn) {
-  const c = await startWithRetry(env);
+/**
+ * A cairnd for one bench; stopped, unmounted and deleted afterwards whatever happens. It logs at
+ * `warn` unless `env` says otherwise; `options.logFile` sends its log to a file instead of memory.
+ */
+export async function withCairnd(env, fn, options = {}) {
+  const c = await startWithRetry(env, options);
   servers.add(c);
   let failed = false;
   try {
     return await fn(c);
   } catch (err) {
     failed = true;
-    process.stderr.write(`cairnd logs:\n${c.logs().slice(-4000)}\n`);
+    const fileTail = options.logFile ? await tailOf(options.logFile, 4000) : "";
+    process.stderr.write(`cairnd logs:\n${fileTail}${c.logs().slice(-4000)}\n`);
     throw err;
   } finally {
     try {
@@ -156,6 +199,22 @@ export async function withCairnd(env, fn) {
       if (!failed) throw err;
       process.stderr.write(`cleanup of ${c.dataDir} failed too: ${err.message}\n`);
     }
+  }
+}
+
+/** The last `bytes` of a file (a log may be far too large to read whole); "" when unreadable. */
+export async function tailOf(file, bytes) {
+  let fh;
+  try {
+    fh = await open(file, "r");
+    const { size } = await fh.stat();
+    const buf = Buffer.alloc(Math.min(bytes, size));
+    await fh.read(buf, 0, buf.length, size - buf.length);
+    return buf.toString("utf8");
+  } catch {
+    return "";
+  } finally {
+    await fh?.close();
   }
 }
 

@@ -4,6 +4,7 @@
  * creates is released in `stop()`, which tests register with `t.after` so it runs on failure too.
  */
 import { spawn, type ChildProcess } from "node:child_process";
+import { closeSync, openSync } from "node:fs";
 import { mkdtemp, rm, readFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -39,10 +40,17 @@ export interface StartOptions {
   dataDir?: string;
   env?: Record<string, string>;
   args?: string[];
+  /**
+   * Append cairnd's stdout (its log) to this file instead of keeping it in memory: at level
+   * `info` a server under load logs every request, more than a test process should hold.
+   * `logs()` then has only what cairnd wrote to stderr.
+   */
+  logFile?: string;
 }
 
 export async function startCairnd(options: StartOptions = {}): Promise<CairndProcess> {
   const dataDir = options.dataDir ?? (await makeDataDir());
+  const logFd = options.logFile !== undefined ? openSync(options.logFile, "a") : undefined;
   const launcher = spawn(process.execPath, [SERVER_MAIN, "--data-dir", dataDir, "--listen", "127.0.0.1:0", ...(options.args ?? [])], {
     env: {
       ...process.env,
@@ -54,10 +62,12 @@ export async function startCairnd(options: StartOptions = {}): Promise<CairndPro
       CAIRN_NAMESPACE_ID: "",
       ...options.env,
     },
-    stdio: ["ignore", "pipe", "pipe"],
+    stdio: ["ignore", logFd ?? "pipe", "pipe"],
   });
+  // The launcher has its own copy of the file descriptor now.
+  if (logFd !== undefined) closeSync(logFd);
   let out = "";
-  launcher.stdout!.on("data", (d) => (out += d));
+  launcher.stdout?.on("data", (d) => (out += d));
   const started = new Promise<string>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`cairnd did not start in 30 s:\n${out}`)), 30_000);
     launcher.stderr!.on("data", (d) => {
