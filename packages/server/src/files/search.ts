@@ -65,7 +65,7 @@ export function globToRegExp(glob: string): { re: RegExp; matchBase: boolean } {
   }
   if (depth !== 0) throw new CairnError("INVALID_PATTERN", `glob ${JSON.stringify(glob)}: { without }`);
   try {
-    return { re: new RegExp(`^${out}$`, "s"), matchBase: !glob.includes("/") };
+    return { re: new RegExp(`^${out}$`, "su"), matchBase: !glob.includes("/") };
   } catch (err) {
     throw new CairnError("INVALID_PATTERN", `glob ${JSON.stringify(glob)} is not valid: ${(err as Error).message}`);
   }
