@@ -75,6 +75,8 @@ export function buildOpenApi(routes: RouteSpec[], version: string): Record<strin
       version,
       description: "Persistent volumes for sandboxes. Every error is application/problem+json with a stable `code`.",
     },
+    // Relative: the cairnd that serves this document (it has no fixed address; see --listen).
+    servers: [{ url: "/", description: "The cairnd that serves this document" }],
     security: [{ bearer: [] }],
     paths,
     components: {
