@@ -22,6 +22,7 @@ export function adminRoutes(store: MetadataStore, auth: AuthService): RouteSpec[
       body: CreateProjectRequest,
       fieldCodes: { name: "INVALID_PROJECT_NAME" },
       responses: { 201: { description: "Created; the key is shown once", schema: CreateProjectResult } },
+      errors: ["PROJECT_ALREADY_EXISTS"],
       handler: async ({ body, reply }) => {
         const project = await store.projects.create(newId("prj"), body.name);
         const key = await auth.createKey(project.id, "default");
