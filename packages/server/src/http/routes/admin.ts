@@ -49,6 +49,8 @@ export function adminRoutes(store: MetadataStore, auth: AuthService): RouteSpec[
       adminOnly: true,
       params: z.object({ project: z.string() }),
       body: CreateApiKeyRequest,
+      // A key's name is free text: not the volume name's code, which `name` gets by default.
+      fieldCodes: { name: "INVALID_REQUEST" },
       responses: { 201: { description: "Created; the key is shown once", schema: ApiKey } },
       handler: async ({ params, body, reply }) => {
         const project = await store.projects.byName(params.project);
