@@ -1,11 +1,25 @@
 /**
  * Which problem codes a route can answer with: what its declaration already implies (a key, the
  * admin key, validated params, query and body, a JSON body Fastify parses, the resources its path
- * names) plus the codes of its own work (`errors`). The OpenAPI document lists them per operation.
+ * names) plus the codes of its own work (`errors`). The OpenAPI document lists them per operation,
+ * and with CAIRN_CHECK_ERROR_CODES the error handler reports any other code a route answers with,
+ * so the list is kept true by every test that provokes an error.
  */
 import { z } from "zod";
 import { ERROR_CODES, type ErrorCode } from "@cairn/protocol";
 import { fieldCode, type RouteSpec } from "./route.js";
+
+/** The log message of a problem whose code the route does not declare (CAIRN_CHECK_ERROR_CODES). */
+export const UNDECLARED_ERROR_CODE = "undeclared error code";
+
+/** What the error handler reports about such a problem. */
+export interface UndeclaredError {
+  operationId: string;
+  code: ErrorCode;
+  method: string;
+  url: string;
+  requestId: string;
+}
 
 /** What authenticate() refuses: no or a wrong key, a project key naming another project, the admin key naming no project. */
 const AUTH_ERRORS: ErrorCode[] = ["UNAUTHORIZED", "FORBIDDEN", "PROJECT_NOT_FOUND"];

@@ -95,16 +95,23 @@ declare module "fastify" {
   interface FastifyRequest {
     principal?: Principal;
   }
+  interface FastifyContextConfig {
+    /** The route's operation in the OpenAPI document, and the problem codes it declares there. */
+    operation?: { operationId: string; errors: ReadonlySet<ErrorCode> };
+  }
 }
 
+/** `errors`: every problem code the route declares (route-errors.ts), for the error handler to check. */
 export function registerRoute(
   app: FastifyInstance,
   spec: RouteSpec,
   authenticate: (req: FastifyRequest) => Promise<Principal>,
+  errors: readonly ErrorCode[],
 ): void {
   app.route({
     method: spec.method,
     url: toFastifyPath(spec.path),
+    config: { operation: { operationId: spec.operationId, errors: new Set(errors) } },
     ...(spec.bodyLimit !== undefined ? { bodyLimit: spec.bodyLimit } : {}),
     handler: async (req, reply) => {
       if (spec.rawBody) {
