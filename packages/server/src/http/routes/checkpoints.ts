@@ -81,8 +81,6 @@ export function checkpointRoutes(
       responses: {
         200: { description: "The image or the archive", contentType: "application/octet-stream" },
       },
-      // A tar is read from a mount of the checkpoint.
-      errors: ["UNAVAILABLE", "VOLUME_DAMAGED"],
       handler: async ({ params, query, principal, reply }) => {
         if ((query.format ?? "image") === "image") {
           const img = await checkpoints.exportImage(principal.projectId, params.volume, params.checkpoint);

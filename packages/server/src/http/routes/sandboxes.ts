@@ -17,7 +17,7 @@ import {
 } from "@cairn/protocol";
 import type { SandboxService } from "../../sandboxes/service.js";
 import { defineRoute, type RouteSpec } from "../route.js";
-import { CREATE_VOLUME_ERRORS, LEASE_ERRORS } from "./volumes.js";
+import { LEASE_ERRORS } from "./volumes.js";
 
 const SandboxParams = z.object({ sandbox: z.string().min(1).max(64).meta({ description: "Sandbox id" }) });
 const PathQuery = z.object({ path: z.string().meta({ description: "Absolute path inside the sandbox" }) });
@@ -51,8 +51,8 @@ export function sandboxRoutes(sandboxes: SandboxService): RouteSpec[] {
       tags: ["sandboxes"],
       body: CreateSandboxRequest,
       responses: { 201: { description: "Running", schema: Sandbox } },
-      // `{ "/path": "name" }` creates missing volumes.
-      errors: [...START_ERRORS, ...CREATE_VOLUME_ERRORS, "INVALID_TEMPLATE", "TOO_MANY_VOLUMES"],
+      // `{ "/path": "name" }` creates missing volumes (of the default size, which the server's largest may be under).
+      errors: [...START_ERRORS, "INVALID_TEMPLATE", "TOO_MANY_VOLUMES", "INVALID_VOLUME_NAME", "INVALID_SIZE"],
       handler: async ({ body, principal, reply }) => {
         const sb = await sandboxes.create(principal.projectId, body);
         reply.code(201);
@@ -211,8 +211,8 @@ export function sandboxRoutes(sandboxes: SandboxService): RouteSpec[] {
       params: SandboxParams,
       body: ForkSandboxRequest.optional(),
       responses: { 201: { description: "The fork, running", schema: Sandbox } },
-      // A ReadWriteOnce volume is forked through a checkpoint into a new volume.
-      errors: [...START_ERRORS, ...CREATE_VOLUME_ERRORS, "SANDBOX_NOT_RUNNING", "CHECKPOINT_LIMIT_REACHED", "CHECKPOINT_ALREADY_EXISTS"],
+      // A ReadWriteOnce volume is forked through a checkpoint into a new volume (named after its source and the fork).
+      errors: [...START_ERRORS, "SANDBOX_NOT_RUNNING", "CHECKPOINT_LIMIT_REACHED", "CHECKPOINT_ALREADY_EXISTS", "VOLUME_ALREADY_EXISTS"],
       handler: async ({ params, body, principal, reply }) => {
         reply.code(201);
         return sandboxes.fork(principal.projectId, params.sandbox, { keepVolumes: body?.keepVolumes ?? false });

@@ -27,9 +27,6 @@ export const VolumeParams = z.object({
  */
 export const LEASE_ERRORS: ErrorCode[] = ["VOLUME_NOT_FOUND", "VOLUME_NOT_READY", "UNAVAILABLE", "VOLUME_DAMAGED"];
 
-/** Making a volume (VolumeService.create, importVolume): its name, size and region, and room in the pool. */
-export const CREATE_VOLUME_ERRORS: ErrorCode[] = ["INVALID_VOLUME_NAME", "INVALID_SIZE", "VOLUME_ALREADY_EXISTS", "REGION_MISMATCH", "POOL_FULL"];
-
 const asList = (v: string | string[] | undefined): string[] =>
   v === undefined ? [] : (Array.isArray(v) ? v : [v]).flatMap((s) => s.split(",")).map((s) => s.trim()).filter(Boolean);
 
@@ -49,7 +46,7 @@ export function volumeRoutes(volumes: VolumeService): RouteSpec[] {
         200: { description: "Already existed (ifExists: return)", schema: Volume },
       },
       // fromCheckpoint names a volume and its checkpoint; an existing volume being deleted is not returned.
-      errors: [...CREATE_VOLUME_ERRORS, ...LEASE_ERRORS, "CHECKPOINT_NOT_FOUND"],
+      errors: ["VOLUME_ALREADY_EXISTS", "REGION_MISMATCH", "POOL_FULL", "CHECKPOINT_NOT_FOUND", ...LEASE_ERRORS],
       handler: async ({ body, principal, reply }) => {
         const { volume, created } = await volumes.create(principal.projectId, body);
         reply.code(created ? 201 : 200);
@@ -74,8 +71,8 @@ export function volumeRoutes(volumes: VolumeService): RouteSpec[] {
       }),
       rawBody: { contentType: "application/octet-stream", description: "The image or the tar archive" },
       responses: { 201: { description: "Created", schema: Volume } },
-      // A body that is no image or tar, or whose files do not fit in the size given.
-      errors: [...CREATE_VOLUME_ERRORS, "UNAVAILABLE", "QUOTA_EXCEEDED"],
+      // A body that is no image or tar (INVALID_REQUEST), an image over the largest size, files that do not fit in the size given.
+      errors: ["INVALID_SIZE", "VOLUME_ALREADY_EXISTS", "POOL_FULL", "UNAVAILABLE", "QUOTA_EXCEEDED"],
       handler: async ({ query, req, principal, reply }) => {
         // Same checks as a JSON create (name, size range), then the streamed import.
         const { format, ...fields } = query;
