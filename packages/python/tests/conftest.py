@@ -42,6 +42,8 @@ class Cairnd:
             CAIRN_IDLE_UNMOUNT_MS="200",
             CAIRN_ADMIN_KEY="",
             CAIRN_NAMESPACE_ID="",
+            # Logs every problem code a route answers that its OpenAPI operation does not declare (test_contract.py).
+            CAIRN_CHECK_ERROR_CODES="1",
         )
         self.output: List[str] = []
         self.proc = subprocess.Popen(

@@ -3,7 +3,8 @@
 - every public SDK method is driven here (sync and async) through a recording fake transport, and
   every (method, path) it sends must be an operation of the document — the one it is listed for;
 - every operation of the document has a Python method, or is in DELIBERATELY_ABSENT with a reason;
-- every request the rest of the suite sent to the real cairnd is an operation of the document;
+- every request the rest of the suite sent to the real cairnd is an operation of the document, and
+  every problem code cairnd answered it with is one the operation declares;
 - the generated sync client is what tools/gen_sync.py makes from the async one (no drift).
 """
 from __future__ import annotations
@@ -23,7 +24,7 @@ import pytest
 
 import cairn
 
-from conftest import HERE, RecordingTransport
+from conftest import HERE, Cairnd, RecordingTransport
 
 DELIBERATELY_ABSENT: Dict[str, str] = {
     "openapi": "The API's own description; tools fetch it as a document (this test does), it is not an SDK call.",
@@ -249,6 +250,13 @@ def test_requests_of_the_whole_suite_are_documented(document: Dict[str, Any]) ->
     ops = _operations(document)
     strays = sorted((m, p) for m, p in RecordingTransport.calls if _match(ops, m, p) is None)
     assert not strays, f"requests to cairnd that its OpenAPI document does not describe: {strays}"
+
+
+def test_problem_codes_of_the_whole_suite_are_declared(server: Cairnd) -> None:
+    if not RecordingTransport.calls:
+        pytest.skip("sees the answers to the other test files: run the whole suite")
+    undeclared = [line for line in server.output if '"msg":"undeclared error code"' in line]
+    assert not undeclared, f"cairnd answered with problem codes its OpenAPI operations do not declare: {undeclared}"
 
 
 def test_sync_client_is_generated_from_the_async_one() -> None:

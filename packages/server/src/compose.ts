@@ -7,6 +7,7 @@ import { join } from "node:path";
 import type { FastifyBaseLogger, FastifyInstance, FastifyServerOptions } from "fastify";
 import type { Config } from "./config.js";
 import { buildApp } from "./http/app.js";
+import { UNDECLARED_ERROR_CODE } from "./http/route-errors.js";
 import type { Logger } from "./logger.js";
 import type { AuthService } from "./auth/service.js";
 import { VolumeService } from "./volumes/service.js";
@@ -107,6 +108,19 @@ export async function compose(parts: Parts): Promise<Composed> {
     volumeBytes: config.deployVolumeBytes,
     startTimeoutMs: 30_000,
   });
-  const app = await buildApp({ store, auth, volumes, checkpoints, files, sandboxes, deployments, region: config.region, version: parts.version, logger: parts.logger, capacity });
+  const app = await buildApp({
+    store,
+    auth,
+    volumes,
+    checkpoints,
+    files,
+    sandboxes,
+    deployments,
+    region: config.region,
+    version: parts.version,
+    logger: parts.logger,
+    capacity,
+    ...(config.checkErrorCodes ? { onUndeclaredError: (e) => log.error(e, UNDECLARED_ERROR_CODE) } : {}),
+  });
   return { app, volumes, checkpoints, files, sandboxes, deployments, capacity };
 }

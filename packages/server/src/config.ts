@@ -48,6 +48,12 @@ export interface Config {
   readonly logLevel: string;
   /** `CAIRN_SIGNING_KEY` (hex, at least 32 bytes); else generated once into `<data-dir>/signing.key`. Signs file URLs. */
   readonly signingKey: string | undefined;
+  /**
+   * `CAIRN_CHECK_ERROR_CODES`, default 0. 1: log at error level ("undeclared error code") every
+   * problem a route answers with a code its OpenAPI operation does not declare. The test harnesses
+   * turn it on and fail on such a line; no answer changes.
+   */
+  readonly checkErrorCodes: boolean;
 }
 
 export interface ConfigOptions {
@@ -136,6 +142,7 @@ export function resolveConfig(options: ConfigOptions = {}, env: NodeJS.ProcessEn
     warmSandboxes: intOf("CAIRN_WARM_SANDBOXES", env.CAIRN_WARM_SANDBOXES, 2, 0, 64),
     logLevel: options.logLevel ?? env.CAIRN_LOG_LEVEL ?? "info",
     signingKey: signingKeyOf(env.CAIRN_SIGNING_KEY),
+    checkErrorCodes: intOf("CAIRN_CHECK_ERROR_CODES", env.CAIRN_CHECK_ERROR_CODES, 0, 0, 1) === 1,
   });
 }
 

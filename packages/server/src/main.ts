@@ -42,6 +42,8 @@ Environment:
   CAIRN_LOCK_WAIT_MS             how long to wait for a cairnd shutting down on this data dir (default 30000)
   CAIRN_SIGNING_KEY              hex key that signs file URLs (default: generated into <data-dir>/signing.key)
   CAIRN_LOG_LEVEL                trace|debug|info|warn|error (default info)
+  CAIRN_CHECK_ERROR_CODES        1: log an error for every problem code a route answers that /openapi.json
+                                 does not declare for it (for tests; default 0)
 
 Exit status 3: another cairnd serves this data dir, or the address is in use (one line says which).
 `;

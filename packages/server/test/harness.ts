@@ -2,6 +2,10 @@
  * Test harness: a real cairnd process on a real socket, with its own data dir under /tmp whose
  * name carries "cairn" (a leftover is easy to spot with `findmnt | grep cairn`). Everything it
  * creates is released in `stop()`, which tests register with `t.after` so it runs on failure too.
+ *
+ * Every cairnd it starts checks its error codes against its OpenAPI document
+ * (CAIRN_CHECK_ERROR_CODES): after the last test of a file, the file fails if any of them answered
+ * a request with a problem code the route does not declare.
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { closeSync, openSync } from "node:fs";
@@ -13,8 +17,17 @@ import assert from "node:assert/strict";
 import { after, before } from "node:test";
 import { Cairn, CairnError } from "@cairn/sdk";
 import { releasePinnedNamespace } from "../src/host/namespace.js";
+import { UNDECLARED_ERROR_CODE } from "../src/http/route-errors.js";
 
 export const SERVER_MAIN = fileURLToPath(new URL("../src/main.js", import.meta.url));
+
+/** The output of every cairnd this test file started, restarts and crashes included. */
+const outputs: (() => string)[] = [];
+
+after(() => {
+  const lines = outputs.flatMap((out) => out().split("\n").filter((l) => l.includes(`"msg":"${UNDECLARED_ERROR_CODE}"`)));
+  assert.deepEqual(lines, [], "cairnd answered with problem codes its OpenAPI operations do not declare: add them to the routes' errors");
+});
 
 export async function makeDataDir(label = "test"): Promise<string> {
   return mkdtemp(join(tmpdir(), `cairn-${label}-`));
@@ -60,6 +73,7 @@ export async function startCairnd(options: StartOptions = {}): Promise<CairndPro
       CAIRN_IDLE_UNMOUNT_MS: "200",
       CAIRN_ADMIN_KEY: "",
       CAIRN_NAMESPACE_ID: "",
+      CAIRN_CHECK_ERROR_CODES: "1",
       ...options.env,
     },
     stdio: ["ignore", logFd ?? "pipe", "pipe"],
@@ -67,6 +81,7 @@ export async function startCairnd(options: StartOptions = {}): Promise<CairndPro
   // The launcher has its own copy of the file descriptor now.
   if (logFd !== undefined) closeSync(logFd);
   let out = "";
+  outputs.push(() => out);
   launcher.stdout?.on("data", (d) => (out += d));
   const started = new Promise<string>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`cairnd did not start in 30 s:\n${out}`)), 30_000);

@@ -1,9 +1,15 @@
-/** The error handler, in process: what a client gets back when a route fails after reading the body. */
+/**
+ * The error handler, in process: what a client gets back when a route fails after reading the
+ * body, and how a code the route does not declare is caught.
+ */
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import Fastify from "fastify";
+import { z } from "zod";
 import { CairnError, PROBLEM_CONTENT_TYPE } from "@cairn/protocol";
 import { setProblemHandler } from "./app.js";
+import { defineRoute, registerRoute } from "./route.js";
+import { declaredErrors, type UndeclaredError } from "./route-errors.js";
 
 async function appWith(handler: () => Promise<unknown>) {
   const app = Fastify({ logger: false });
@@ -42,5 +48,40 @@ describe("problem answers", () => {
     const res = await post(url);
     assert.equal(res.status, 409);
     assert.equal(((await res.json()) as { code: string }).code, "PATH_ALREADY_EXISTS");
+  });
+});
+
+describe("a problem code the route does not declare", () => {
+  it("is answered as it is, and told with the operation that answered it", async (t) => {
+    const told: UndeclaredError[] = [];
+    const app = Fastify({ logger: false });
+    setProblemHandler(app, (e) => told.push(e));
+    const probe = defineRoute({
+      method: "GET",
+      path: "/probe/{volume}",
+      operationId: "probe",
+      summary: "Fails with the code it is asked for",
+      tags: ["test"],
+      auth: false,
+      params: z.object({ volume: z.enum(["VOLUME_NOT_FOUND", "VOLUME_BUSY", "QUOTA_EXCEEDED"]) }),
+      responses: { 204: { description: "Never" } },
+      errors: ["VOLUME_BUSY"],
+      handler: async ({ params }) => {
+        throw new CairnError(params.volume, "as asked");
+      },
+    });
+    registerRoute(app, probe, async () => assert.fail("no key is asked for"), declaredErrors(probe));
+    t.after(() => app.close());
+    const codes = [];
+    for (const code of ["VOLUME_NOT_FOUND", "VOLUME_BUSY", "QUOTA_EXCEEDED", "bad"]) {
+      const res = await app.inject({ url: `/probe/${code}` });
+      codes.push(`${res.statusCode} ${(res.json() as { code: string }).code}`);
+    }
+    assert.deepEqual(codes, ["404 VOLUME_NOT_FOUND", "409 VOLUME_BUSY", "507 QUOTA_EXCEEDED", "400 INVALID_REQUEST"]);
+    // {volume} implies VOLUME_NOT_FOUND, a params schema INVALID_REQUEST; QUOTA_EXCEEDED is declared nowhere.
+    assert.deepEqual(told.map(({ operationId, code, method, url }) => ({ operationId, code, method, url })), [
+      { operationId: "probe", code: "QUOTA_EXCEEDED", method: "GET", url: "/probe/QUOTA_EXCEEDED" },
+    ]);
+    assert.match(told[0]!.requestId, /./);
   });
 });

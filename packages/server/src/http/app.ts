@@ -19,6 +19,7 @@ import { watchRoutes } from "./routes/watch.js";
 import type { FileService } from "../files/service.js";
 import { buildOpenApi } from "./openapi.js";
 import { defineRoute, registerRoute, type RouteSpec } from "./route.js";
+import { declaredErrors, type UndeclaredError } from "./route-errors.js";
 import { volumeRoutes } from "./routes/volumes.js";
 import { Health } from "@cairn/protocol";
 import type { PoolCapacity } from "../volumes/capacity.js";
@@ -36,6 +37,8 @@ export interface AppDeps {
   /** Fastify's logger options, or a logger made by the caller (pino). */
   logger: FastifyServerOptions["logger"] | FastifyBaseLogger;
   capacity: Pick<PoolCapacity, "status">;
+  /** Told of every problem a route answers with a code it does not declare (CAIRN_CHECK_ERROR_CODES). */
+  onUndeclaredError?: (e: UndeclaredError) => void;
 }
 
 export function allRoutes(deps: Pick<AppDeps, "store" | "auth" | "volumes" | "checkpoints" | "files" | "sandboxes" | "deployments" | "region" | "version" | "capacity">, openapi: () => unknown): RouteSpec[] {
@@ -138,9 +141,10 @@ function drainBody(req: import("node:http").IncomingMessage, maxBytes = 256 * 10
 
 /**
  * Every error becomes one problem+json answer with a stable code; an unknown one is INTERNAL
- * with its cause logged. Only a client whose connection is gone gets no answer.
+ * with its cause logged. Only a client whose connection is gone gets no answer. A code the route
+ * does not declare (route-errors.ts) is answered all the same, and told to `onUndeclared`.
  */
-export function setProblemHandler(app: FastifyInstance): void {
+export function setProblemHandler(app: FastifyInstance, onUndeclared?: (e: UndeclaredError) => void): void {
   app.setErrorHandler(async (err, req, reply) => {
     let ce: CairnError;
     const e = err as Error & { code?: string; statusCode?: number };
@@ -172,6 +176,10 @@ export function setProblemHandler(app: FastifyInstance): void {
     if (reply.sent || reply.raw.headersSent) {
       reply.raw.destroy();
       return;
+    }
+    const operation = req.routeOptions.config.operation;
+    if (onUndeclared && operation && !operation.errors.has(ce.code)) {
+      onUndeclared({ operationId: operation.operationId, code: ce.code, method: req.method, url: req.url, requestId: req.id });
     }
     // A client still sending a body (a write that did not fit) must read our answer, not a
     // reset: read and drop the rest of the body, within bounds, before answering. A client that
@@ -247,7 +255,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     done();
   });
 
-  setProblemHandler(app);
+  setProblemHandler(app, deps.onUndeclaredError);
 
   app.setNotFoundHandler((req, reply) => {
     const e = new CairnError("NOT_FOUND", `No route ${req.method} ${req.url.split("?")[0]}; see /openapi.json`);
@@ -275,8 +283,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(async (raw) => {
     raw.removeAllContentTypeParsers();
     raw.addContentTypeParser("*", (_req, _payload, done) => done(null));
-    for (const r of routes.filter((r) => r.rawBody)) registerRoute(raw, r, authenticate);
+    for (const r of routes.filter((r) => r.rawBody)) registerRoute(raw, r, authenticate, declaredErrors(r));
   });
-  for (const r of routes.filter((r) => !r.rawBody)) registerRoute(app, r, authenticate);
+  for (const r of routes.filter((r) => !r.rawBody)) registerRoute(app, r, authenticate, declaredErrors(r));
   return app;
 }

@@ -1,7 +1,31 @@
 /** The OpenAPI 3.1 document, generated from the route declarations. */
 import { z } from "zod";
-import { ProblemSchema } from "@cairn/protocol";
+import { ERROR_CODES, PROBLEM_CONTENT_TYPE, ProblemSchema, type ErrorCode } from "@cairn/protocol";
 import type { RouteSpec } from "./route.js";
+import { declaredErrors } from "./route-errors.js";
+
+const PROBLEM_REF = { $ref: "#/components/schemas/Problem" };
+
+/**
+ * One response per status the operation's codes have: its description lists the codes and their
+ * titles, its schema is the Problem with `code` narrowed to them. `allOf` of the shared Problem and
+ * the narrowing, rather than keywords beside a `$ref`, because generators that predate OpenAPI 3.1
+ * drop those; with `allOf` a TypeScript generator gives `Problem & { code?: "A" | "B" }`.
+ */
+function errorResponses(codes: ErrorCode[]): [string, unknown][] {
+  const byStatus = new Map<number, ErrorCode[]>();
+  for (const code of codes) {
+    const status = ERROR_CODES[code].status;
+    byStatus.set(status, [...(byStatus.get(status) ?? []), code]);
+  }
+  return [...byStatus].map(([status, list]) => [
+    String(status),
+    {
+      description: list.map((c) => `\`${c}\` (${ERROR_CODES[c].title})`).join(", "),
+      content: { [PROBLEM_CONTENT_TYPE]: { schema: { allOf: [PROBLEM_REF, { properties: { code: { enum: list } } }] } } },
+    },
+  ]);
+}
 
 export function buildOpenApi(routes: RouteSpec[], version: string): Record<string, unknown> {
   const components: Record<string, unknown> = {};
@@ -52,7 +76,9 @@ export function buildOpenApi(routes: RouteSpec[], version: string): Record<strin
                 : {}),
           },
         ]),
-        ["default", { description: "Error", content: { "application/problem+json": { schema: { $ref: "#/components/schemas/Problem" } } } }],
+        ...errorResponses(declaredErrors(r)),
+        // For generators: what a proxy in front of cairnd may answer. cairnd's own codes are those above.
+        ["default", { description: "Any other error", content: { [PROBLEM_CONTENT_TYPE]: { schema: PROBLEM_REF } } }],
       ]),
     };
     if (r.description) op.description = r.description;
@@ -75,6 +101,8 @@ export function buildOpenApi(routes: RouteSpec[], version: string): Record<strin
       version,
       description: "Persistent volumes for sandboxes. Every error is application/problem+json with a stable `code`.",
     },
+    // Relative: the cairnd that serves this document (it has no fixed address; see --listen).
+    servers: [{ url: "/", description: "The cairnd that serves this document" }],
     security: [{ bearer: [] }],
     paths,
     components: {

@@ -46,6 +46,12 @@ export interface RouteSpec<P = unknown, Q = unknown, B = unknown> {
   /** Extra request headers worth documenting. */
   headers?: Record<string, string>;
   responses: Record<number, ResponseSpec>;
+  /**
+   * The problem codes the handler's own work can answer with (a full volume, a busy one, a missing
+   * path), over those the declaration already implies: route-errors.ts derives those from `auth`,
+   * `adminOnly`, the schemas, the path's parameters and the method.
+   */
+  errors?: ErrorCode[];
   handler: (ctx: RouteContext<P, Q, B>) => Promise<unknown>;
 }
 
@@ -62,6 +68,12 @@ const FIELD_CODES: Record<string, ErrorCode> = {
   path: "INVALID_PATH",
 };
 
+/** The code of a bad top-level field `key`: the route's own (`fieldCodes`), the default, or INVALID_REQUEST. */
+export function fieldCode(key: string, fieldCodes: Record<string, ErrorCode> = {}): ErrorCode {
+  if (Object.hasOwn(fieldCodes, key)) return fieldCodes[key]!;
+  return Object.hasOwn(FIELD_CODES, key) ? FIELD_CODES[key]! : "INVALID_REQUEST";
+}
+
 export function parseOrThrow<T>(schema: z.ZodType<T>, value: unknown, where: string, fieldCodes: Record<string, ErrorCode> = {}): T {
   // A missing body is an empty object where the schema allows one (e.g. a checkpoint with defaults).
   const r = schema.safeParse(value ?? {});
@@ -72,7 +84,7 @@ export function parseOrThrow<T>(schema: z.ZodType<T>, value: unknown, where: str
   if (where === "body" && value === undefined) {
     throw new CairnError("INVALID_REQUEST", "This request needs a JSON body (Content-Type: application/json)");
   }
-  const code = fieldCodes[top] ?? FIELD_CODES[top] ?? "INVALID_REQUEST";
+  const code = fieldCode(top, fieldCodes);
   const message = code === "INVALID_REQUEST" ? `${where}${field ? `.${field}` : ""}: ${issue.message}` : issue.message;
   throw new CairnError(code, message, { meta: { field: field || where } });
 }
@@ -83,16 +95,23 @@ declare module "fastify" {
   interface FastifyRequest {
     principal?: Principal;
   }
+  interface FastifyContextConfig {
+    /** The route's operation in the OpenAPI document, and the problem codes it declares there. */
+    operation?: { operationId: string; errors: ReadonlySet<ErrorCode> };
+  }
 }
 
+/** `errors`: every problem code the route declares (route-errors.ts), for the error handler to check. */
 export function registerRoute(
   app: FastifyInstance,
   spec: RouteSpec,
   authenticate: (req: FastifyRequest) => Promise<Principal>,
+  errors: readonly ErrorCode[],
 ): void {
   app.route({
     method: spec.method,
     url: toFastifyPath(spec.path),
+    config: { operation: { operationId: spec.operationId, errors: new Set(errors) } },
     ...(spec.bodyLimit !== undefined ? { bodyLimit: spec.bodyLimit } : {}),
     handler: async (req, reply) => {
       if (spec.rawBody) {

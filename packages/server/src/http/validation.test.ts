@@ -93,6 +93,7 @@ const rows: Row[] = [
   // projects and keys (admin)
   { what: "a project name with spaces", method: "POST", url: "/v1/projects", payload: { name: "my project" }, code: "INVALID_PROJECT_NAME" },
   { what: "keys of a project that does not exist", method: "GET", url: "/v1/projects/nope/keys", code: "PROJECT_NOT_FOUND" },
+  { what: "a key name over 100 characters", method: "POST", url: "/v1/projects/default/keys", payload: { name: "k".repeat(101) }, code: "INVALID_REQUEST" },
   { what: "revoking a key that does not exist", method: "DELETE", url: "/v1/projects/default/keys/key_0123456789abcdefghjk", code: "API_KEY_NOT_FOUND" },
   // deployments
   { what: "a deployment without an app name", method: "POST", url: "/v1/deployments", payload: {}, code: "INVALID_REQUEST" },

@@ -3,6 +3,9 @@
  * driver and SQLite in a temporary directory. Nothing needs root, nothing listens: requests go
  * through Fastify's `inject`. For fast tests of validation, auth, errors, OpenAPI and the
  * services' logic; the root suites in test/ stay the guarantee against the real kernel.
+ *
+ * It checks the error codes the OpenAPI document declares, as the real one does under the test
+ * harness: `close()` fails when any route answered with a code its operation does not declare.
  */
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -16,6 +19,7 @@ import { MetadataStore } from "../storage/metadata-store.js";
 import { DirVolumeEngine } from "../volumes/fake/dir-engine.js";
 import { FakeSandboxDriver } from "../sandboxes/fake/driver.js";
 import { newId } from "../ids.js";
+import { UNDECLARED_ERROR_CODE } from "../http/route-errors.js";
 
 export interface FakeCairnd extends Composed {
   adminKey: string;
@@ -28,11 +32,19 @@ export interface FakeCairnd extends Composed {
   close(): Promise<void>;
 }
 
-const quiet = { info() {}, warn() {}, error() {}, debug() {} };
-
 export async function fakeCairnd(overrides: Partial<Config> = {}): Promise<FakeCairnd> {
   const dataDir = await mkdtemp(join(tmpdir(), "cairn-fake-"));
-  const config: Config = { ...resolveConfig({ dataDir, logLevel: "warn" }, {}), warmSandboxes: 0, ...overrides };
+  const config: Config = { ...resolveConfig({ dataDir, logLevel: "warn" }, {}), warmSandboxes: 0, checkErrorCodes: true, ...overrides };
+  // Quiet, but for the one line that must fail the tests.
+  const undeclared: object[] = [];
+  const log = {
+    info() {},
+    warn() {},
+    debug() {},
+    error(obj: object, msg?: string) {
+      if (msg === UNDECLARED_ERROR_CODE) undeclared.push(obj);
+    },
+  };
   const store = await MetadataStore.open({ kind: "sqlite", path: join(dataDir, "cairn.db") });
   const adminKey = generateAdminKey();
   const auth = new AuthService(store, adminKey, await store.projects.ensure(newId("prj"), "default"));
@@ -52,7 +64,7 @@ export async function fakeCairnd(overrides: Partial<Config> = {}): Promise<FakeC
     driver,
     poolRoot: dataDir,
     signingKey: randomBytes(32),
-    log: quiet,
+    log,
     logger: false,
     version: "0.0.0-test",
     port: () => 7070,
@@ -78,6 +90,11 @@ export async function fakeCairnd(overrides: Partial<Config> = {}): Promise<FakeC
       await engine.close();
       await store.close();
       await rm(dataDir, { recursive: true, force: true });
+      if (undeclared.length > 0) {
+        throw new Error(
+          `routes answered with problem codes their OpenAPI operations do not declare (add them to the route's errors): ${JSON.stringify(undeclared, null, 1)}`,
+        );
+      }
     },
   };
 }

@@ -22,6 +22,7 @@ export function adminRoutes(store: MetadataStore, auth: AuthService): RouteSpec[
       body: CreateProjectRequest,
       fieldCodes: { name: "INVALID_PROJECT_NAME" },
       responses: { 201: { description: "Created; the key is shown once", schema: CreateProjectResult } },
+      errors: ["PROJECT_ALREADY_EXISTS"],
       handler: async ({ body, reply }) => {
         const project = await store.projects.create(newId("prj"), body.name);
         const key = await auth.createKey(project.id, "default");
@@ -48,6 +49,8 @@ export function adminRoutes(store: MetadataStore, auth: AuthService): RouteSpec[
       adminOnly: true,
       params: z.object({ project: z.string() }),
       body: CreateApiKeyRequest,
+      // A key's name is free text: not the volume name's code, which `name` gets by default.
+      fieldCodes: { name: "INVALID_REQUEST" },
       responses: { 201: { description: "Created; the key is shown once", schema: ApiKey } },
       handler: async ({ params, body, reply }) => {
         const project = await store.projects.byName(params.project);

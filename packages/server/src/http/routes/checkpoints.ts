@@ -27,6 +27,7 @@ export function checkpointRoutes(
       body: CreateCheckpointRequest,
       fieldCodes: { name: "INVALID_CHECKPOINT_NAME" },
       responses: { 201: { description: "Created", schema: Checkpoint } },
+      errors: ["VOLUME_NOT_READY", "CHECKPOINT_LIMIT_REACHED", "CHECKPOINT_ALREADY_EXISTS", "POOL_FULL"],
       handler: async ({ params, body, principal, reply }) => {
         const cp = await checkpoints.create(principal.projectId, params.volume, body ?? {});
         reply.code(201);
@@ -108,6 +109,8 @@ export function checkpointRoutes(
       params: CheckpointParams,
       query: z.object({ detach: z.enum(["true", "false"]).optional() }),
       responses: { 200: { description: "The restored volume", schema: Volume } },
+      // With detach, the sandboxes' mounts are taken away first; one moved inside its sandbox stays.
+      errors: ["VOLUME_BUSY", "VOLUME_NOT_READY", "MOUNT_CHANGED"],
       handler: async ({ params, query, principal }) => {
         await checkpoints.restore(principal.projectId, params.volume, params.checkpoint, query.detach === "true" ? { detachWriters } : {});
         return volumes.get(principal.projectId, params.volume);

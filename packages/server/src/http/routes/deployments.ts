@@ -21,6 +21,8 @@ export function deploymentRoutes(deployments: DeploymentService): RouteSpec[] {
       query: DeployQuery,
       rawBody: { contentType: "application/gzip", description: "tar.gz (or tar with format=tar) of the app directory" },
       responses: { 201: { description: "Serving", schema: Deployment } },
+      // The app's filesystem is a volume; everything after it that fails is DEPLOY_FAILED.
+      errors: ["APP_NAME_TAKEN", "DEPLOY_FAILED", "VOLUME_NOT_READY", "POOL_FULL"],
       handler: async ({ query, req, principal, reply }) => {
         try {
           const d = await deployments.deploy(
@@ -61,6 +63,7 @@ export function deploymentRoutes(deployments: DeploymentService): RouteSpec[] {
         version: z.coerce.number().int().min(1).optional().meta({ description: "This version" }),
       }),
       responses: { 200: { description: "Logs", schema: z.object({ deployment: Deployment, stdout: z.string(), stderr: z.string() }) } },
+      errors: ["DEPLOYMENT_NOT_FOUND"],
       handler: async ({ query, principal }) =>
         deployments.logs(principal.projectId, query.app, query.env ?? "production", {
           serving: query.serving === "true",
@@ -75,6 +78,7 @@ export function deploymentRoutes(deployments: DeploymentService): RouteSpec[] {
       tags: ["deployments"],
       query: AppQuery.extend({ deleteFilesystem: z.enum(["true", "false"]).optional() }),
       responses: { 200: { description: "Stopped", schema: z.object({ deployments: z.int() }) } },
+      errors: ["DEPLOYMENT_NOT_FOUND"],
       handler: async ({ query, principal }) => ({
         deployments: await deployments.remove(principal.projectId, query.app, {
           ...(query.env ? { env: query.env } : {}),

@@ -30,6 +30,7 @@ import {
   WriteFileResult,
   normalizeVolumePath,
   type ArchiveFormat,
+  type ErrorCode,
 } from "@cairn/protocol";
 import { constants as fsc } from "node:fs";
 import { open, type FileHandle } from "node:fs/promises";
@@ -43,7 +44,10 @@ import { replaceInFiles } from "../../files/replace.js";
 import type { FileService } from "../../files/service.js";
 import type { Lease } from "../../volumes/port.js";
 import { defineRoute, type RouteSpec } from "../route.js";
-import { VolumeParams } from "./volumes.js";
+import { LEASE_ERRORS, VolumeParams } from "./volumes.js";
+
+/** Work on a path in a volume: leasing the volume, then resolving the path inside it (files/core.ts resolvePath). */
+const PATH_ERRORS: ErrorCode[] = [...LEASE_ERRORS, "INVALID_PATH", "PATH_NOT_FOUND"];
 
 const PathQuery = z.object({
   path: z.string().meta({ description: "File path inside the volume, e.g. `/hello.txt`", example: "/hello.txt" }),
@@ -204,6 +208,7 @@ export function fileRoutes(files: FileService): RouteSpec[] {
         201: { description: "Created", schema: WriteFileResult },
         200: { description: "Replaced", schema: WriteFileResult },
       },
+      errors: [...PATH_ERRORS, "NOT_A_FILE", "PRECONDITION_FAILED", "QUOTA_EXCEEDED"],
       handler: async ({ params, query, req, reply, principal }) => {
         return files.withVolume(principal.projectId, params.volume, (ctx) => receiveFile(req, reply, ctx, query.path));
       },
@@ -221,6 +226,7 @@ export function fileRoutes(files: FileService): RouteSpec[] {
         200: { description: "The file", contentType: "application/octet-stream" },
         206: { description: "The requested range", contentType: "application/octet-stream" },
       },
+      errors: [...PATH_ERRORS, "NOT_A_FILE", "INVALID_RANGE"],
       handler: async ({ params, query, req, reply, principal }) => {
         const { ctx, lease } = await files.acquire(principal.projectId, params.volume);
         return sendFile(req, reply, ctx.root, query.path, lease);
@@ -236,6 +242,7 @@ export function fileRoutes(files: FileService): RouteSpec[] {
       params: VolumeParams,
       query: StatQuery,
       responses: { 200: { description: "The entry", schema: FileEntry } },
+      errors: [...PATH_ERRORS],
       handler: async ({ params, query, principal }) =>
         files.withVolume(principal.projectId, params.volume, ({ root }) => statPath(root, query.path, { follow: query.follow === true })),
     }),
@@ -250,6 +257,7 @@ export function fileRoutes(files: FileService): RouteSpec[] {
       params: VolumeParams,
       query: ListFilesQuery,
       responses: { 200: { description: "A page of entries", schema: FileList } },
+      errors: [...PATH_ERRORS, "NOT_A_DIRECTORY"],
       handler: async ({ params, query, principal }) =>
         files.withVolume(principal.projectId, params.volume, ({ root }) =>
           listFiles(root, { path: query.path, recursive: query.recursive, prefix: query.prefix, limit: query.limit, cursor: query.cursor }),
@@ -265,6 +273,7 @@ export function fileRoutes(files: FileService): RouteSpec[] {
       params: VolumeParams,
       body: MkdirRequest,
       responses: { 201: { description: "Created", schema: MkdirResult }, 200: { description: "Already there", schema: MkdirResult } },
+      errors: [...PATH_ERRORS, "PATH_ALREADY_EXISTS", "NOT_A_DIRECTORY"],
       handler: async ({ params, body, principal, reply }) => {
         const r = await files.withVolume(principal.projectId, params.volume, ({ root }) => makeDirectory(root, body.path, { mode: body.mode }));
         reply.code(r.created ? 201 : 200);
@@ -282,6 +291,7 @@ export function fileRoutes(files: FileService): RouteSpec[] {
       params: VolumeParams,
       body: MoveRequest,
       responses: { 200: { description: "The moved entry at its new path", schema: FileEntry } },
+      errors: [...PATH_ERRORS, "PATH_ALREADY_EXISTS", "DIRECTORY_NOT_EMPTY"],
       handler: async ({ params, body, principal }) =>
         files.withVolume(principal.projectId, params.volume, ({ root, volume }) =>
           movePath(root, body.from, body.to, {
@@ -301,6 +311,7 @@ export function fileRoutes(files: FileService): RouteSpec[] {
       query: RemoveQuery,
       headers: { "If-Match": "Remove the file only if its ETag matches; 412 otherwise" },
       responses: { 204: { description: "Removed" } },
+      errors: [...PATH_ERRORS, "DIRECTORY_NOT_EMPTY", "PRECONDITION_FAILED"],
       handler: async ({ params, query, req, reply, principal }) => {
         await files.withVolume(principal.projectId, params.volume, ({ root }) =>
           removePath(root, query.path, { recursive: query.recursive === true, ifMatch: header(req.headers["if-match"]) }),
@@ -320,6 +331,7 @@ export function fileRoutes(files: FileService): RouteSpec[] {
       params: VolumeParams,
       body: EditRequest,
       responses: { 200: { description: "Edited", schema: EditResult } },
+      errors: [...PATH_ERRORS, "NOT_A_FILE", "EDIT_NO_MATCH", "EDIT_AMBIGUOUS", "PRECONDITION_FAILED", "PAYLOAD_TOO_LARGE", "QUOTA_EXCEEDED"],
       handler: async ({ params, body, principal }) =>
         files.withVolume(principal.projectId, params.volume, ({ root, volume, onWrite }) => editFile(root, body, { volumeName: volume.name, onCommit: onWrite })),
     }),
@@ -335,6 +347,7 @@ export function fileRoutes(files: FileService): RouteSpec[] {
       body: BatchWriteRequest,
       bodyLimit: 64 * 1024 * 1024,
       responses: { 200: { description: "Written", schema: BatchWriteResult } },
+      errors: [...PATH_ERRORS, "NOT_A_FILE", "PATH_ALREADY_EXISTS", "PRECONDITION_FAILED", "QUOTA_EXCEEDED"],
       handler: async ({ params, body, principal }) =>
         files.withVolume(principal.projectId, params.volume, ({ root, volume, onWrite }) => batchWrite(root, body, { volumeName: volume.name, onCommit: onWrite })),
     }),
@@ -349,6 +362,7 @@ export function fileRoutes(files: FileService): RouteSpec[] {
       params: VolumeParams,
       query: SearchQuery,
       responses: { 200: { description: "Matches", schema: SearchResult } },
+      errors: [...PATH_ERRORS, "NOT_A_FILE", "INVALID_PATTERN"],
       handler: async ({ params, query, req, reply, principal }) => {
         const signal = clientGone(req, reply);
         return files.withVolume(principal.projectId, params.volume, ({ root }) =>
@@ -367,6 +381,7 @@ export function fileRoutes(files: FileService): RouteSpec[] {
       params: VolumeParams,
       body: ReplaceRequest,
       responses: { 200: { description: "What changed (or would)", schema: ReplaceResult } },
+      errors: [...PATH_ERRORS, "NOT_A_FILE", "INVALID_PATTERN", "PATH_ALREADY_EXISTS", "PRECONDITION_FAILED", "PAYLOAD_TOO_LARGE", "QUOTA_EXCEEDED"],
       handler: async ({ params, body, req, reply, principal }) => {
         const signal = clientGone(req, reply);
         return files.withVolume(principal.projectId, params.volume, ({ root, volume, onWrite }) =>
@@ -385,6 +400,7 @@ export function fileRoutes(files: FileService): RouteSpec[] {
       params: VolumeParams,
       query: ArchiveQuery,
       responses: { 200: { description: "The archive", contentType: "application/x-tar" } },
+      errors: [...PATH_ERRORS, "NOT_A_FILE"],
       handler: async ({ params, query, reply, principal }) => {
         const format = query.format ?? "tar";
         const { ctx, lease } = await files.acquire(principal.projectId, params.volume);
@@ -417,6 +433,7 @@ export function fileRoutes(files: FileService): RouteSpec[] {
       query: ArchiveQuery,
       rawBody: { contentType: "application/x-tar", description: "The archive" },
       responses: { 200: { description: "Extracted", schema: ExtractResult } },
+      errors: [...PATH_ERRORS, "NOT_A_DIRECTORY", "PATH_ALREADY_EXISTS", "INVALID_ARCHIVE", "QUOTA_EXCEEDED"],
       handler: async ({ params, query, req, reply, principal }) => {
         const format = archiveFormatOf(query.format, header(req.headers["content-type"]));
         return files.withVolume(principal.projectId, params.volume, ({ root, volume, onWrite }) =>
@@ -434,6 +451,7 @@ export function fileRoutes(files: FileService): RouteSpec[] {
       params: VolumeParams,
       body: SignRequest,
       responses: { 200: { description: "The URL", schema: SignedUrl } },
+      errors: ["NOT_A_FILE"],
       handler: async ({ params, body, principal, req }) => {
         const volume = await files.volumes.find(principal.projectId, params.volume);
         const path = normalizeVolumePath(body.path);

@@ -12,13 +12,32 @@ import {
   ProcessInfo,
   Sandbox,
   SANDBOX_STATES,
+  type ErrorCode,
   type ExecEvent,
 } from "@cairn/protocol";
 import type { SandboxService } from "../../sandboxes/service.js";
 import { defineRoute, type RouteSpec } from "../route.js";
+import { LEASE_ERRORS } from "./volumes.js";
 
 const SandboxParams = z.object({ sandbox: z.string().min(1).max(64).meta({ description: "Sandbox id" }) });
 const PathQuery = z.object({ path: z.string().meta({ description: "Absolute path inside the sandbox" }) });
+
+/**
+ * Mounting volumes into a sandbox (Mounts.claim, then source): the volume's region, state, access
+ * mode and other attachments, a checkpoint or subpath to mount, and leasing it.
+ */
+const MOUNT_ERRORS: ErrorCode[] = [
+  ...LEASE_ERRORS,
+  "REGION_MISMATCH",
+  "VOLUME_ALREADY_ATTACHED",
+  "INVALID_MOUNT",
+  "CHECKPOINT_NOT_FOUND",
+  "INVALID_PATH",
+  "PATH_NOT_FOUND",
+];
+
+/** Starting a sandbox (a create or a fork): its disk must fit in the pool. */
+const START_ERRORS: ErrorCode[] = [...MOUNT_ERRORS, "POOL_FULL"];
 
 export function sandboxRoutes(sandboxes: SandboxService): RouteSpec[] {
   return [
@@ -32,6 +51,8 @@ export function sandboxRoutes(sandboxes: SandboxService): RouteSpec[] {
       tags: ["sandboxes"],
       body: CreateSandboxRequest,
       responses: { 201: { description: "Running", schema: Sandbox } },
+      // `{ "/path": "name" }` creates missing volumes (of the default size, which the server's largest may be under).
+      errors: [...START_ERRORS, "INVALID_TEMPLATE", "TOO_MANY_VOLUMES", "INVALID_VOLUME_NAME", "INVALID_SIZE"],
       handler: async ({ body, principal, reply }) => {
         const sb = await sandboxes.create(principal.projectId, body);
         reply.code(201);
@@ -80,6 +101,7 @@ export function sandboxRoutes(sandboxes: SandboxService): RouteSpec[] {
       params: SandboxParams,
       body: ExecRequest,
       responses: { 200: { description: "NDJSON event stream, or a Process when background", contentType: "application/x-ndjson" } },
+      errors: ["SANDBOX_NOT_RUNNING", "INVALID_PATH"],
       handler: async ({ params, body, principal, reply }) => {
         if (body.background) return sandboxes.startBackground(principal.projectId, params.sandbox, body);
         const child = await sandboxes.exec(principal.projectId, params.sandbox, body);
@@ -141,6 +163,7 @@ export function sandboxRoutes(sandboxes: SandboxService): RouteSpec[] {
       params: SandboxParams,
       body: MountRequest,
       responses: { 201: { description: "Mounted", schema: Attachment } },
+      errors: [...MOUNT_ERRORS, "SANDBOX_NOT_RUNNING", "TOO_MANY_VOLUMES"],
       handler: async ({ params, body, principal, reply }) => {
         const a = await sandboxes.attach(principal.projectId, params.sandbox, body);
         reply.code(201);
@@ -157,6 +180,7 @@ export function sandboxRoutes(sandboxes: SandboxService): RouteSpec[] {
       params: SandboxParams,
       body: DetachRequest,
       responses: { 200: { description: "Released", schema: Attachment } },
+      errors: ["ATTACHMENT_NOT_FOUND", "VOLUME_BUSY", "MOUNT_CHANGED", "SANDBOX_NOT_RUNNING", "INVALID_PATH"],
       handler: async ({ params, body, principal }) => sandboxes.detach(principal.projectId, params.sandbox, body.mountPath, body.force ?? false),
     }),
     ...(["hibernate", "resume"] as const).map((action) =>
@@ -171,6 +195,8 @@ export function sandboxRoutes(sandboxes: SandboxService): RouteSpec[] {
         tags: ["sandboxes"],
         params: SandboxParams,
         responses: { 200: { description: "The sandbox", schema: Sandbox } },
+        // Resuming mounts the volumes again.
+        errors: action === "hibernate" ? ["SANDBOX_NOT_RUNNING"] : ["SANDBOX_NOT_RUNNING", ...MOUNT_ERRORS],
         handler: async ({ params, principal }) => sandboxes[action](principal.projectId, params.sandbox),
       }),
     ),
@@ -185,6 +211,8 @@ export function sandboxRoutes(sandboxes: SandboxService): RouteSpec[] {
       params: SandboxParams,
       body: ForkSandboxRequest.optional(),
       responses: { 201: { description: "The fork, running", schema: Sandbox } },
+      // A ReadWriteOnce volume is forked through a checkpoint into a new volume (named after its source and the fork).
+      errors: [...START_ERRORS, "SANDBOX_NOT_RUNNING", "CHECKPOINT_LIMIT_REACHED", "CHECKPOINT_ALREADY_EXISTS", "VOLUME_ALREADY_EXISTS"],
       handler: async ({ params, body, principal, reply }) => {
         reply.code(201);
         return sandboxes.fork(principal.projectId, params.sandbox, { keepVolumes: body?.keepVolumes ?? false });
@@ -200,6 +228,7 @@ export function sandboxRoutes(sandboxes: SandboxService): RouteSpec[] {
       query: PathQuery,
       rawBody: { contentType: "application/octet-stream", description: "The file's bytes" },
       responses: { 204: { description: "Written" } },
+      errors: ["SANDBOX_NOT_RUNNING", "INVALID_PATH", "QUOTA_EXCEEDED"],
       handler: async ({ params, query, req, principal, reply }) => {
         await sandboxes.writeFile(principal.projectId, params.sandbox, query.path, req.raw);
         reply.code(204);
@@ -215,6 +244,7 @@ export function sandboxRoutes(sandboxes: SandboxService): RouteSpec[] {
       params: SandboxParams,
       query: PathQuery,
       responses: { 200: { description: "The file", contentType: "application/octet-stream" } },
+      errors: ["SANDBOX_NOT_RUNNING", "INVALID_PATH", "PATH_NOT_FOUND", "NOT_A_FILE"],
       handler: async ({ params, query, principal, reply }) => {
         const child = await sandboxes.readFile(principal.projectId, params.sandbox, query.path);
         // Wait for the first byte or the exit, so a missing file is a 404, not a broken stream.

@@ -5,12 +5,12 @@
  */
 import type { FastifyReply, FastifyRequest } from "fastify";
 import { z } from "zod";
-import { CairnError } from "@cairn/protocol";
+import { CairnError, type ErrorCode } from "@cairn/protocol";
 import type { FileService } from "../../files/service.js";
 import { parseChecksum, parseMetadata, TUS_CHECKSUM_ALGORITHMS, TUS_EXTENSIONS, TUS_VERSION, type UploadInfo } from "../../files/tus.js";
 import { header } from "./files.js";
 import { defineRoute, type RouteSpec } from "../route.js";
-import { VolumeParams } from "./volumes.js";
+import { LEASE_ERRORS, VolumeParams } from "./volumes.js";
 
 const UploadParams = VolumeParams.extend({
   upload: z.string().min(1).max(64).meta({ description: "Upload id, from the creation's Location" }),
@@ -24,6 +24,15 @@ const TUS_HEADERS = {
   "Upload-Offset": "PATCH: where this body starts; must equal the upload's offset",
   "Upload-Checksum": `PATCH: \`<${TUS_CHECKSUM_ALGORITHMS.join("|")}> <base64 digest>\` of this body (\`crc32\`: zlib's CRC-32, 4 bytes big-endian); 460 on mismatch, nothing kept. Every tus answer lists the algorithms in Tus-Checksum-Algorithm`,
 };
+
+/** Every tus answer: a Tus-Resumable other than ours is 412 (checkVersion); the volume is leased for the work. */
+const TUS_ERRORS: ErrorCode[] = ["PRECONDITION_FAILED", ...LEASE_ERRORS];
+
+/** Bytes arriving (a PATCH, or a creation with a body): past Upload-Length, not matching Upload-Checksum, not fitting. */
+const RECEIVE_ERRORS: ErrorCode[] = ["PAYLOAD_TOO_LARGE", "CHECKSUM_MISMATCH", "QUOTA_EXCEEDED"];
+
+/** The target path: resolved when the upload starts and again when it completes, where a directory may have taken it. */
+const TARGET_ERRORS: ErrorCode[] = ["INVALID_PATH", "PATH_NOT_FOUND", "NOT_A_FILE"];
 
 const UploadStatus = z
   .object({
@@ -85,6 +94,7 @@ export function uploadRoutes(files: FileService): RouteSpec[] {
       headers: TUS_HEADERS,
       rawBody: { contentType: "application/offset+octet-stream", description: "Optional: the first bytes of the upload" },
       responses: { 201: { description: "Created; Location is the upload's URL" } },
+      errors: [...TUS_ERRORS, ...RECEIVE_ERRORS, ...TARGET_ERRORS, "INVALID_REQUEST"],
       handler: async ({ params, query, req, reply, principal }) => {
         checkVersion(req, reply);
         reply.header("tus-extension", TUS_EXTENSIONS);
@@ -134,6 +144,7 @@ export function uploadRoutes(files: FileService): RouteSpec[] {
       params: UploadParams,
       headers: { "Tus-Resumable": TUS_HEADERS["Tus-Resumable"] },
       responses: { 200: { description: "Upload-Offset and Upload-Length headers", schema: UploadStatus } },
+      errors: TUS_ERRORS,
       handler: async ({ params, req, reply, principal }) => {
         checkVersion(req, reply);
         return files.withVolume(principal.projectId, params.volume, async ({ root, volume }) => {
@@ -153,6 +164,7 @@ export function uploadRoutes(files: FileService): RouteSpec[] {
       headers: { "Tus-Resumable": TUS_HEADERS["Tus-Resumable"], "Upload-Offset": TUS_HEADERS["Upload-Offset"], "Upload-Checksum": TUS_HEADERS["Upload-Checksum"], "Upload-Length": "With Upload-Defer-Length: the total, once known" },
       rawBody: { contentType: "application/offset+octet-stream", description: "The next bytes" },
       responses: { 204: { description: "Stored; Upload-Offset is the new offset" } },
+      errors: [...TUS_ERRORS, ...RECEIVE_ERRORS, ...TARGET_ERRORS, "INVALID_REQUEST", "UNSUPPORTED_MEDIA_TYPE", "UPLOAD_OFFSET_MISMATCH"],
       handler: async ({ params, req, reply, principal }) => {
         checkVersion(req, reply);
         try {
@@ -188,6 +200,7 @@ export function uploadRoutes(files: FileService): RouteSpec[] {
       tags: ["uploads"],
       params: UploadParams,
       responses: { 204: { description: "Terminated" } },
+      errors: TUS_ERRORS,
       handler: async ({ params, req, reply, principal }) => {
         checkVersion(req, reply);
         await files.withVolume(principal.projectId, params.volume, ({ root, volume }) => files.uploads.terminate(root, volume.id, params.upload));

@@ -11,6 +11,7 @@ import {
   UpdateVolumeRequest,
   Volume,
   VolumeList,
+  type ErrorCode,
 } from "@cairn/protocol";
 import type { VolumeService } from "../../volumes/service.js";
 import { defineRoute, parseOrThrow, type RouteSpec } from "../route.js";
@@ -18,6 +19,13 @@ import { defineRoute, parseOrThrow, type RouteSpec } from "../route.js";
 export const VolumeParams = z.object({
   volume: z.string().min(1).max(128).meta({ description: "Volume id (`vol_…`) or name" }),
 });
+
+/**
+ * Leasing a volume for work on its files (VolumeService.lease): it is being created or deleted,
+ * cairnd is shutting down, or its filesystem failed (a check could not repair it, or the kernel
+ * made it read-only under the work).
+ */
+export const LEASE_ERRORS: ErrorCode[] = ["VOLUME_NOT_FOUND", "VOLUME_NOT_READY", "UNAVAILABLE", "VOLUME_DAMAGED"];
 
 const asList = (v: string | string[] | undefined): string[] =>
   v === undefined ? [] : (Array.isArray(v) ? v : [v]).flatMap((s) => s.split(",")).map((s) => s.trim()).filter(Boolean);
@@ -37,6 +45,8 @@ export function volumeRoutes(volumes: VolumeService): RouteSpec[] {
         201: { description: "Created", schema: Volume },
         200: { description: "Already existed (ifExists: return)", schema: Volume },
       },
+      // fromCheckpoint names a volume and its checkpoint; an existing volume being deleted is not returned.
+      errors: ["VOLUME_ALREADY_EXISTS", "REGION_MISMATCH", "POOL_FULL", "CHECKPOINT_NOT_FOUND", ...LEASE_ERRORS],
       handler: async ({ body, principal, reply }) => {
         const { volume, created } = await volumes.create(principal.projectId, body);
         reply.code(created ? 201 : 200);
@@ -61,6 +71,8 @@ export function volumeRoutes(volumes: VolumeService): RouteSpec[] {
       }),
       rawBody: { contentType: "application/octet-stream", description: "The image or the tar archive" },
       responses: { 201: { description: "Created", schema: Volume } },
+      // A body that is no image or tar (INVALID_REQUEST), an image over the largest size, files that do not fit in the size given.
+      errors: ["INVALID_SIZE", "VOLUME_ALREADY_EXISTS", "POOL_FULL", "UNAVAILABLE", "QUOTA_EXCEEDED"],
       handler: async ({ query, req, principal, reply }) => {
         // Same checks as a JSON create (name, size range), then the streamed import.
         const { format, ...fields } = query;
@@ -84,6 +96,7 @@ export function volumeRoutes(volumes: VolumeService): RouteSpec[] {
       tags: ["volumes"],
       query: ListVolumesQuery,
       responses: { 200: { description: "A page of volumes, ordered by name", schema: VolumeList } },
+      errors: ["INVALID_LABEL"],
       handler: async ({ query, principal }) => {
         const labels: Record<string, string> = {};
         for (const l of asList(query.label)) {
@@ -125,6 +138,8 @@ export function volumeRoutes(volumes: VolumeService): RouteSpec[] {
       params: VolumeParams,
       body: UpdateVolumeRequest,
       responses: { 200: { description: "The updated volume and what the resize did", schema: ResizeResult } },
+      // A grow: never smaller, not while the volume is busy elsewhere, only with room in the pool; XFS grows mounted.
+      errors: ["VOLUME_SHRINK_NOT_ALLOWED", "VOLUME_NOT_READY", "VOLUME_BUSY", "POOL_FULL", "VOLUME_DAMAGED"],
       handler: async ({ params, body, principal }) => volumes.update(principal.projectId, params.volume, body),
     }),
     defineRoute({
@@ -138,6 +153,7 @@ export function volumeRoutes(volumes: VolumeService): RouteSpec[] {
       params: VolumeParams,
       query: z.object({ keepCheckpoints: z.enum(["true", "false"]).optional() }),
       responses: { 204: { description: "Deleted" } },
+      errors: ["VOLUME_BUSY", "VOLUME_NOT_READY"],
       handler: async ({ params, query, principal, reply }) => {
         await volumes.delete(principal.projectId, params.volume, { keepCheckpoints: query.keepCheckpoints === "true" });
         reply.code(204);

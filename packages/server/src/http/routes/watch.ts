@@ -7,7 +7,7 @@ import { CairnError, WatchQuery, normalizeVolumePath } from "@cairn/protocol";
 import type { FileService } from "../../files/service.js";
 import { header } from "./files.js";
 import { defineRoute, type RouteSpec } from "../route.js";
-import { VolumeParams } from "./volumes.js";
+import { LEASE_ERRORS, VolumeParams } from "./volumes.js";
 
 const HEARTBEAT_MS = 15_000;
 /** A client this far behind is dropped; it reconnects with its cursor and replays from the ring. */
@@ -27,6 +27,8 @@ export function watchRoutes(files: FileService): RouteSpec[] {
       query: WatchQuery,
       headers: { "Last-Event-ID": "Resume after this event (EventSource sends it on reconnect)" },
       responses: { 200: { description: "Server-Sent Events; each change's `data` is `{type: create|modify|delete|rename, path, oldPath?, isDir, at}`", contentType: "text/event-stream" } },
+      // Before the stream starts; an error after it is an `event: error` with a problem as its data.
+      errors: [...LEASE_ERRORS, "INVALID_PATH"],
       handler: async ({ params, query, req, reply, principal }) => {
         const path = normalizeVolumePath(query.path ?? "/");
         const volume = await files.volumes.find(principal.projectId, params.volume);
