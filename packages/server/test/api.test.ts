@@ -259,6 +259,23 @@ for (const backend of backends) describe(`volumes API on ${backend} (SDK against
     await v.files.write("/fits.bin", new Uint8Array(16 * MiB));
   });
 
+  it("says QUOTA_EXCEEDED, not a server error, when a directory or a move does not fit", async () => {
+    const v = await cairn.volumes.create({ name: "tiny-dirs", sizeBytes: 16 * MiB });
+    await v.files.write("/keep/x.txt", "x");
+    // Fill it to the last block: big pieces first, then ever smaller ones.
+    for (const size of [MiB, 64 * 1024, 4096, 1024]) {
+      for (let i = 0; i < 5000; i++) {
+        const err = await v.files.write(`/fill-${size}-${i}`, new Uint8Array(size)).then(() => undefined, (e: unknown) => e);
+        if (err === undefined) continue;
+        assert.equal((err as CairnError).code, "QUOTA_EXCEEDED", String(err));
+        break;
+      }
+    }
+    await rejectsWith(v.files.mkdir("/a/b/c"), "QUOTA_EXCEEDED", /full/);
+    await rejectsWith(v.files.move("/keep/x.txt", "/new/dir/x.txt"), "QUOTA_EXCEEDED", /full/);
+    assert.equal(await v.files.readText("/keep/x.txt"), "x", "nothing moved");
+  });
+
   it("keeps data across unmount and remount, and unmounts idle volumes", async () => {
     const v = await cairn.volumes.create({ name: "remount" });
     const data = randomBytes(MiB);

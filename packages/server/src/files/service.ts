@@ -11,6 +11,7 @@ import { UrlSigner } from "./signing.js";
 import { TusUploads } from "./tus.js";
 import { WatchHub } from "./watch.js";
 import { declareSymlinksRefused } from "./resolve.js";
+import { isNoSpace, quotaError } from "./core.js";
 
 export interface FileServiceDeps {
   volumes: VolumeService;
@@ -55,6 +56,8 @@ export class FileService {
     try {
       return await fn(this.context(volume, lease));
     } catch (err) {
+      // Whatever ran out of room (a directory, a move's new parents): the volume is full, not the server broken.
+      if (!(err instanceof CairnError) && isNoSpace(err)) throw quotaError(volume.name, err);
       throw this.deps.volumes.damageOf(volume, err);
     } finally {
       lease.release();

@@ -273,7 +273,7 @@ export function fileRoutes(files: FileService): RouteSpec[] {
       params: VolumeParams,
       body: MkdirRequest,
       responses: { 201: { description: "Created", schema: MkdirResult }, 200: { description: "Already there", schema: MkdirResult } },
-      errors: [...PATH_ERRORS, "PATH_ALREADY_EXISTS", "NOT_A_DIRECTORY"],
+      errors: [...PATH_ERRORS, "PATH_ALREADY_EXISTS", "NOT_A_DIRECTORY", "QUOTA_EXCEEDED"],
       handler: async ({ params, body, principal, reply }) => {
         const r = await files.withVolume(principal.projectId, params.volume, ({ root }) => makeDirectory(root, body.path, { mode: body.mode }));
         reply.code(r.created ? 201 : 200);
@@ -291,7 +291,7 @@ export function fileRoutes(files: FileService): RouteSpec[] {
       params: VolumeParams,
       body: MoveRequest,
       responses: { 200: { description: "The moved entry at its new path", schema: FileEntry } },
-      errors: [...PATH_ERRORS, "PATH_ALREADY_EXISTS", "DIRECTORY_NOT_EMPTY"],
+      errors: [...PATH_ERRORS, "PATH_ALREADY_EXISTS", "DIRECTORY_NOT_EMPTY", "QUOTA_EXCEEDED"],
       handler: async ({ params, body, principal }) =>
         files.withVolume(principal.projectId, params.volume, ({ root, volume }) =>
           movePath(root, body.from, body.to, {
