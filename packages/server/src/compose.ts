@@ -19,6 +19,9 @@ import type { VolumeEngine, VolumeReconciler } from "./volumes/port.js";
 import type { CheckpointStore } from "./checkpoints/port.js";
 import type { SandboxDriver } from "./sandboxes/port.js";
 import { PoolCapacity } from "./volumes/capacity.js";
+import { ImageService } from "./images/service.js";
+import type { ImageSource, LayerStore } from "./images/port.js";
+import type { ImageRecords } from "./images/records.js";
 
 export interface Parts {
   config: Config;
@@ -27,6 +30,8 @@ export interface Parts {
   engine: VolumeEngine & VolumeReconciler;
   checkpointStore: CheckpointStore;
   driver: SandboxDriver;
+  /** Where images come from and where their layers live. */
+  images: { registry: ImageSource; layers: LayerStore; records: ImageRecords; scratchDir: string };
   /** The filesystem the pool is on (admission reads its free space). */
   poolRoot: string;
   signingKey: Buffer;
@@ -44,19 +49,28 @@ export interface Composed {
   files: FileService;
   sandboxes: SandboxService;
   deployments: DeploymentService;
+  images: ImageService;
   capacity: PoolCapacity;
 }
 
 export async function compose(parts: Parts): Promise<Composed> {
   const { config, store, auth, engine, checkpointStore, driver, log } = parts;
   let sandboxDisks = async () => 0;
+  let imageUsers = async (_digest: string): Promise<string[]> => [];
+  const images = new ImageService({
+    ...parts.images,
+    users: (digest) => imageUsers(digest),
+    maxLayers: config.imageMaxLayers,
+    log,
+  });
   const capacity = new PoolCapacity({
     poolRoot: parts.poolRoot,
     overcommit: config.poolOvercommit,
     // Each at the most it can take: a volume its size, a checkpoint the blocks it holds (or, while
     // it is being taken, its volume's), a sandbox its disk.
     committed: async () => {
-      let bytes = await sandboxDisks();
+      // Layers take pool space no volume promised: count what they hold.
+      let bytes = (await sandboxDisks()) + (await images.usedBytes());
       for (const v of await store.volumes.all()) if (v.status !== "deleted") bytes += v.sizeBytes;
       for (const cp of await store.checkpoints.all()) {
         bytes += (await checkpointStore.allocatedBytes({ volumeId: cp.volumeId, checkpointId: cp.id })) || (await engine.allocatedBytes({ volumeId: cp.volumeId }));
@@ -86,6 +100,7 @@ export async function compose(parts: Parts): Promise<Composed> {
     volumes,
     checkpoints,
     driver,
+    images,
     log,
     region: config.region,
     maxVolumesPerSandbox: config.maxVolumesPerSandbox,
@@ -95,6 +110,7 @@ export async function compose(parts: Parts): Promise<Composed> {
     capacity,
   });
   sandboxDisks = () => sandboxes.committedDiskBytes();
+  imageUsers = (digest) => sandboxes.imageUsers(digest);
   const files = new FileService({ volumes, store, signingKey: parts.signingKey, log });
   const deployments = new DeploymentService({
     store,
@@ -107,6 +123,6 @@ export async function compose(parts: Parts): Promise<Composed> {
     volumeBytes: config.deployVolumeBytes,
     startTimeoutMs: 30_000,
   });
-  const app = await buildApp({ store, auth, volumes, checkpoints, files, sandboxes, deployments, region: config.region, version: parts.version, logger: parts.logger, capacity });
-  return { app, volumes, checkpoints, files, sandboxes, deployments, capacity };
+  const app = await buildApp({ store, auth, volumes, checkpoints, files, sandboxes, deployments, images, region: config.region, version: parts.version, logger: parts.logger, capacity });
+  return { app, volumes, checkpoints, files, sandboxes, deployments, images, capacity };
 }

@@ -16,11 +16,15 @@ import { MetadataStore } from "../storage/metadata-store.js";
 import { DirVolumeEngine } from "../volumes/fake/dir-engine.js";
 import { FakeSandboxDriver } from "../sandboxes/fake/driver.js";
 import { newId } from "../ids.js";
+import { DirLayerStore, FakeRegistry } from "../images/fake/registry.js";
+import { ImageRecords } from "../images/records.js";
 
 export interface FakeCairnd extends Composed {
   adminKey: string;
   engine: DirVolumeEngine;
   driver: FakeSandboxDriver;
+  registry: FakeRegistry;
+  layers: DirLayerStore;
   store: MetadataStore;
   config: Config;
   /** A request as the admin (or `key`), JSON in and out. */
@@ -43,6 +47,8 @@ export async function fakeCairnd(overrides: Partial<Config> = {}): Promise<FakeC
     },
   });
   const driver = new FakeSandboxDriver(join(dataDir, "sandboxes"));
+  const registry = new FakeRegistry();
+  const layers = new DirLayerStore(join(dataDir, "layers"));
   const composed = await compose({
     config,
     store,
@@ -50,6 +56,7 @@ export async function fakeCairnd(overrides: Partial<Config> = {}): Promise<FakeC
     engine,
     checkpointStore: engine,
     driver,
+    images: { registry, layers, records: await new ImageRecords(join(dataDir, "images")).open(), scratchDir: join(dataDir, "image-tmp") },
     poolRoot: dataDir,
     signingKey: randomBytes(32),
     log: quiet,
@@ -63,6 +70,8 @@ export async function fakeCairnd(overrides: Partial<Config> = {}): Promise<FakeC
     adminKey,
     engine,
     driver,
+    registry,
+    layers,
     store,
     config,
     request({ key, ...options }) {
