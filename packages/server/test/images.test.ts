@@ -81,6 +81,14 @@ describe("images (registry on loopback, crun)", () => {
     const done = await p.wait();
     assert.equal(done.exitCode, 0);
     assert.equal(done.stdout, "started from cmd\n");
+    // Hibernate and resume keep its layer; a fork starts from a clone of it, on the same image.
+    await sb.hibernate();
+    await sb.resume();
+    assert.equal((await sb.exec("cat /app/hello.txt")).stdout, "changed\n");
+    const copy = track(await sb.fork());
+    assert.deepEqual(copy.info.image, sb.info.image);
+    assert.equal((await copy.exec("cat /app/hello.txt; id -u")).stdout, "changed\n1000\n");
+    await copy.kill();
     await sb.kill();
   });
 
