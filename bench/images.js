@@ -30,8 +30,7 @@ async function buildImage(reg) {
   const big = await buildLayer(Array.from({ length: 4 }, (_, i) => ({ path: `big/b${i}`, content: randomBytes(20 * 1024 * 1024) })));
   const text = await buildLayer([{ path: "text/words", content: Buffer.from("lorem ipsum dolor sit amet ".repeat(400_000)) }]);
   const layers = [await busyboxLayer(), small, big, text];
-  const pushed = await pushImage(reg.host, "bench/app:1", { layers, config: { Cmd: ["/bin/true"] } });
-  await rm(pushed.layout, { recursive: true, force: true });
+  await pushImage(reg.host, "bench/app:1", { layers, config: { Cmd: ["/bin/true"] } });
   return { ref: `${reg.host}/bench/app:1`, compressed: layers.reduce((n, l) => n + l.blob.length, 0) };
 }
 

@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { createHash, randomBytes } from "node:crypto";
 import { execFile } from "node:child_process";
 import { createReadStream } from "node:fs";
-import { readFile, writeFile } from "node:fs/promises";
+import { readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { Cairn, Sandbox } from "@cairn/sdk";
 import { codeOf, withCairnd, type CairndProcess } from "./harness.js";
@@ -176,8 +176,9 @@ describe("images (registry on loopback, crun)", () => {
 
   it("imports a docker save archive and runs it", async () => {
     const marker = await buildLayer([{ path: "imported", content: "yes\n" }]);
-    const pushed = await pushImage(reg.host, "team/imp:1", { layers: [base, marker], config: { Cmd: ["/bin/true"] } });
-    const archive = join(pushed.layout, "..", `${pushed.layout.split("/").pop()}.tar`);
+    const pushed = await pushImage(reg.host, "team/imp:1", { layers: [base, marker], config: { Cmd: ["/bin/true"] } }, { keepLayout: true });
+    const archive = `${pushed.layout}.tar`;
+    after(() => Promise.all([rm(pushed.layout, { recursive: true, force: true }), rm(archive, { force: true })]));
     await new Promise<void>((resolve, reject) =>
       execFile("skopeo", ["copy", "--quiet", `oci:${pushed.layout}:t`, `docker-archive:${archive}:local/imported:3`], (err) => (err ? reject(err) : resolve())),
     );

@@ -199,7 +199,12 @@ async function putManifest(layout: string, spec: ImageSpec): Promise<{ digest: s
  * platform) tagged `tag`, and push it to the registry as `repo:tag` with skopeo. Returns the
  * digest of what was pushed at the top (the manifest, or the index).
  */
-export async function pushImage(registry: string, repoTag: string, spec: ImageSpec | { platforms: ImageSpec[] }): Promise<{ digest: string; layout: string; manifests: string[] }> {
+export async function pushImage(
+  registry: string,
+  repoTag: string,
+  spec: ImageSpec | { platforms: ImageSpec[] },
+  options: { keepLayout?: boolean } = {},
+): Promise<{ digest: string; layout: string; manifests: string[] }> {
   const layout = await mkdtemp(join(tmpdir(), "cairn-oci-"));
   await writeFile(join(layout, "oci-layout"), JSON.stringify({ imageLayoutVersion: "1.0.0" }));
   let top: { digest: string; size: number; mediaType: string };
@@ -219,6 +224,11 @@ export async function pushImage(registry: string, repoTag: string, spec: ImageSp
     top = { digest: m.digest, size: m.size, mediaType: "application/vnd.oci.image.manifest.v1+json" };
   }
   await writeFile(join(layout, "index.json"), JSON.stringify({ schemaVersion: 2, manifests: [{ ...top, annotations: { "org.opencontainers.image.ref.name": "t" } }] }));
-  await exec("skopeo", ["copy", "--quiet", "--all", "--preserve-digests", "--dest-tls-verify=false", `oci:${layout}:t`, `docker://${registry}/${repoTag}`], { timeout: 120_000 });
+  try {
+    await exec("skopeo", ["copy", "--quiet", "--all", "--preserve-digests", "--dest-tls-verify=false", `oci:${layout}:t`, `docker://${registry}/${repoTag}`], { timeout: 120_000 });
+  } finally {
+    // The caller deletes a layout it keeps (`keepLayout`).
+    if (!options.keepLayout) await rm(layout, { recursive: true, force: true });
+  }
   return { digest: top.digest, layout, manifests };
 }

@@ -25,6 +25,8 @@ const hexOf = (digest: string) => digest.replace(/^sha256:/, "");
 
 export class PoolLayerStore implements LayerStore {
   private readonly inflight = new Map<string, Promise<{ sizeBytes: number }>>();
+  /** What `du` last said, until the store changes (admission asks on every promise it weighs). */
+  private used: Promise<number> | undefined;
 
   constructor(private readonly root: string) {}
 
@@ -78,6 +80,7 @@ export class PoolLayerStore implements LayerStore {
       await shapeLayer(tree);
       await syncFilesystem(tree);
       await rename(tree, target);
+      this.used = undefined;
       return { sizeBytes };
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === "ENOSPC" || (err instanceof Error && saysNoSpace(String((err as ExecError).stderr ?? "")))) throw poolFull(err);
@@ -110,6 +113,7 @@ export class PoolLayerStore implements LayerStore {
       }
       await syncFilesystem(tree);
       await rename(tree, target);
+      this.used = undefined;
       return target;
     } catch (err) {
       if (saysNoSpace(String((err as ExecError).stderr ?? ""))) throw poolFull(err);
@@ -127,13 +131,16 @@ export class PoolLayerStore implements LayerStore {
         // Renamed into tmp/ first: a layer is either whole in layers/ or gone.
         const doomed = join(this.root, "tmp", `gc-${name}-${randomBytes(4).toString("hex")}`);
         await rename(join(this.root, sub, name), doomed).catch(() => undefined);
+        this.used = undefined;
         await rm(doomed, { recursive: true, force: true });
       }
     }
   }
 
-  async usedBytes(): Promise<number> {
-    const { stdout } = await run("du", ["-s", "-B1", "--apparent-size", join(this.root, "layers"), join(this.root, "flat")]).catch(() => ({ stdout: "" }));
-    return stdout.split("\n").reduce((sum, line) => sum + (Number(line.split("\t")[0]) || 0), 0);
+  usedBytes(): Promise<number> {
+    this.used ??= run("du", ["-s", "-B1", join(this.root, "layers"), join(this.root, "flat")])
+      .catch(() => ({ stdout: "" }))
+      .then(({ stdout }) => stdout.split("\n").reduce((sum, line) => sum + (Number(line.split("\t")[0]) || 0), 0));
+    return this.used;
   }
 }
