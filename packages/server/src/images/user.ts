@@ -1,8 +1,9 @@
 /**
  * An image's `User` (`node`, `1000`, `app:staff`, `1000:1000`) as ids, read from the image's own
  * /etc/passwd and /etc/group as its layers stack them. The layers are untrusted: a path is read
- * only through real directories (never a symlink), a whiteout or an opaque directory above ends
- * the search as the overlay would, and only a small regular file is read.
+ * only through real directories (never a symlink), a whiteout above ends the search as the overlay
+ * would, and only a small regular file is read. (An opaque /etc above a lower one that alone holds
+ * passwd is not seen as opaque here: the lower file is read. Images do not do that to /etc.)
  */
 import { lstat, open } from "node:fs/promises";
 import { join } from "node:path";
