@@ -22,7 +22,7 @@ const RESULTS = fileURLToPath(new URL("./RESULTS.md", import.meta.url));
 const NAMESPACE_MARK = "CAIRN_BENCH_PRIVATE_NS";
 
 /** In the order they appear in RESULTS.md. */
-const BENCHES = ["lifecycle", "throughput", "files", "sandboxes", "checkpoints", "deploys", "hotpaths"];
+const BENCHES = ["lifecycle", "throughput", "files", "sandboxes", "checkpoints", "deploys", "hotpaths", "images"];
 
 async function reexecInPrivateNamespace() {
   const child = spawn("unshare", ["--mount", "--propagation", "private", "--", process.execPath, ...process.execArgv, SELF, ...process.argv.slice(2)], {
@@ -203,7 +203,10 @@ async function main() {
     // Sections of benches this run.js does not list (yet) are kept, never dropped.
     for (const m of old.matchAll(/<!-- bench:([a-z0-9-]+) -->/g)) if (!keys.includes(m[1])) keys.push(m[1]);
     const sections = keys.map((n) => done.get(n) ?? extractSection(old, n) ?? `${marker(n)[0]}\n## ${n}\n\nNot run yet.\n${marker(n)[1]}`);
-    await writeFile(RESULTS, [HEADER, machineBlock(machine), ...sections.map((s) => s + "\n")].join("\n"));
+    // Hand-written prose after the last section (e.g. "Why the I/O code looks as it does") stays.
+    const lastClose = [...old.matchAll(/<!-- \/bench:[a-z0-9-]+ -->\n?/g)].at(-1);
+    const tail = lastClose ? old.slice(lastClose.index + lastClose[0].length).replace(/^\n+/, "") : "";
+    await writeFile(RESULTS, [HEADER, machineBlock(machine), ...sections.map((s) => s + "\n"), ...(tail ? [tail] : [])].join("\n"));
     process.stdout.write(`Updated ${RESULTS}\n`);
   }
   process.exit(failed ? 1 : 0);

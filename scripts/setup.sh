@@ -14,11 +14,18 @@ declare -A tools=(
   [filefrag]=e2fsprogs [blkid]=util-linux [ip]=iproute2 [socat]=socat
   [/usr/bin/tini-static]=tini [/usr/bin/python3]=python3
   [cc]=gcc [/usr/include/stdio.h]=libc6-dev
+  # images: zstd layers (Node 20's zlib has none)
+  [zstd]=zstd
 )
 if [[ "${1:-}" == "--test" || "${1:-}" == "--bench" ]]; then
   tools[/usr/lib/postgresql/15/bin/initdb]=postgresql-15
   # the Python SDK's tests, for Debian's /usr/bin/python3 (PyPI is not needed)
   tools[/usr/lib/python3/dist-packages/httpx]=python3-httpx tools[/usr/lib/python3/dist-packages/pytest]=python3-pytest
+  # images: a registry on loopback, skopeo to push what the tests build, a static busybox to build it from
+  tools[docker-registry]=docker-registry tools[skopeo]=skopeo tools[/bin/busybox]=busybox-static
+fi
+if [[ "${1:-}" == "--bench" ]]; then
+  tools[umoci]=umoci
 fi
 if [[ "${1:-}" == "--bench" ]]; then
   tools[wrk]=wrk tools[restic]=restic tools[hyperfine]=hyperfine
@@ -54,6 +61,11 @@ helper=packages/server/dist/native/cairn-mount
 if [[ ! -x $helper || packages/server/native/cairn-mount.c -nt $helper ]]; then
   mkdir -p "$(dirname "$helper")"
   cc -O2 -Wall -Wextra -Werror -o "$helper" packages/server/native/cairn-mount.c
+fi
+# The idle process of a sandbox that runs an image: static, since the image brings its own libc (or none).
+pause=packages/server/dist/native/cairn-pause
+if [[ ! -x $pause || packages/server/native/cairn-pause.c -nt $pause ]]; then
+  cc -static -s -O2 -Wall -Wextra -Werror -o "$pause" packages/server/native/cairn-pause.c
 fi
 # tsc does not keep the executable bit, and npm links bins only to files that existed at install:
 # make `cairn` and `cairnd` runnable from node_modules/.bin (npx cairn, or PATH=$PWD/node_modules/.bin).

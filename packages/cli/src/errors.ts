@@ -40,6 +40,7 @@ export const EXIT_CODES = {
   INVALID_MOUNT: EXIT.USAGE,
   INVALID_PATTERN: EXIT.USAGE,
   INVALID_ARCHIVE: EXIT.USAGE,
+  INVALID_IMAGE: EXIT.USAGE,
   NOT_A_FILE: EXIT.USAGE,
   NOT_A_DIRECTORY: EXIT.USAGE,
   METHOD_NOT_ALLOWED: EXIT.USAGE,
@@ -61,6 +62,7 @@ export const EXIT_CODES = {
   API_KEY_NOT_FOUND: EXIT.NOT_FOUND,
   DEPLOYMENT_NOT_FOUND: EXIT.NOT_FOUND,
   UPLOAD_NOT_FOUND: EXIT.NOT_FOUND,
+  IMAGE_NOT_FOUND: EXIT.NOT_FOUND,
   // 4: conflicts with the current state (409, 412)
   PROJECT_ALREADY_EXISTS: EXIT.CONFLICT,
   VOLUME_ALREADY_EXISTS: EXIT.CONFLICT,
@@ -81,6 +83,7 @@ export const EXIT_CODES = {
   EDIT_AMBIGUOUS: EXIT.CONFLICT,
   UPLOAD_OFFSET_MISMATCH: EXIT.CONFLICT,
   PRECONDITION_FAILED: EXIT.CONFLICT,
+  IMAGE_IN_USE: EXIT.CONFLICT,
   // 5: who you are
   UNAUTHORIZED: EXIT.AUTH,
   FORBIDDEN: EXIT.AUTH,
@@ -91,6 +94,9 @@ export const EXIT_CODES = {
   INTERNAL: EXIT.INTERNAL,
   UNAVAILABLE: EXIT.UNAVAILABLE,
   VOLUME_DAMAGED: EXIT.UNAVAILABLE,
+  // 502: the registry refused or broke off; cairnd itself is fine, nothing was stored.
+  REGISTRY_ERROR: EXIT.UNAVAILABLE,
+  IMAGE_DIGEST_MISMATCH: EXIT.UNAVAILABLE,
 } as const satisfies Partial<Record<ErrorCode, ExitCode>>;
 
 export function exitCodeFor(code: ErrorCode): ExitCode {
@@ -101,7 +107,7 @@ export function exitCodeFor(code: ErrorCode): ExitCode {
   if (status === 404) return EXIT.NOT_FOUND;
   if (status === 409 || status === 412) return EXIT.CONFLICT;
   if (status === 507) return EXIT.FULL;
-  if (status === 503) return EXIT.UNAVAILABLE;
+  if (status === 503 || status === 502) return EXIT.UNAVAILABLE;
   if (status >= 400 && status < 500) return EXIT.USAGE;
   return EXIT.INTERNAL;
 }
@@ -114,7 +120,7 @@ const EXIT_MEANINGS: Record<number, string> = {
   [EXIT.CONFLICT]: "conflict with the current state",
   [EXIT.AUTH]: "not authorised",
   [EXIT.FULL]: "out of space",
-  [EXIT.UNAVAILABLE]: "cairnd unreachable or unavailable",
+  [EXIT.UNAVAILABLE]: "cairnd (or a registry behind it) unreachable or unavailable",
 };
 
 /** The table for `cairn --help`, generated from `EXIT_CODES` so the two cannot drift apart. */
@@ -200,6 +206,9 @@ export const HINTS: Partial<Record<ErrorCode, (ctx: ErrorContext, detail: string
   VOLUME_ALREADY_ATTACHED: () => "a ReadWriteOnce volume serves one sandbox at a time: detach or kill the other sandbox first, or use a ReadWriteMany volume",
   INVALID_MOUNT: () => "write --volume ref=<volume>,mount=</abs/path>[,mode=ro][,subpath=<dir>][,checkpoint=<name>]",
   INVALID_TEMPLATE: () => `templates are: ${TEMPLATES.join(", ")}`,
+  IMAGE_NOT_FOUND: () => "`cairn image list` shows the images here; `cairn image pull <ref>` fetches one",
+  IMAGE_IN_USE: () => "kill the sandboxes that run it first (`cairn sandbox list`)",
+  REGISTRY_ERROR: () => "nothing was stored; check the name, the registry's credentials (CAIRN_REGISTRY_AUTH) and that cairnd's host reaches it",
   DEPLOY_FAILED: () => "the previous version (if any) keeps serving; `cairn deployments logs <app>` shows the new version's output",
   DEPLOYMENT_NOT_FOUND: () => "`cairn deployments list` shows what is deployed",
   APP_NAME_TAKEN: () => "app names are global to this cairnd: pick another --project name",

@@ -10,6 +10,7 @@ import { deployCommand } from "./commands/deploy.js";
 import { deploymentsCommands } from "./commands/deployments/index.js";
 import { runCommand } from "./commands/run.js";
 import { sandboxCommands } from "./commands/sandbox/index.js";
+import { imageCommands } from "./commands/image/index.js";
 import { keyCommand, projectCommand } from "./commands/project/index.js";
 import { volumeCommands } from "./commands/volume/index.js";
 import { runServerCommand, serverCommand } from "./commands/server.js";
@@ -39,6 +40,7 @@ Examples:
   $ cairn checkpoint create team-data --name before-migration
   $ id=$(cairn sandbox create --volume ref=team-data,mount=/workspace/shared)
   $ cairn sandbox exec "$id" -- cat /workspace/shared/hello.txt
+  $ cairn image pull node:20
   $ cairn deploy ./app --project shop`;
 
 const VOLUME_HELP = `
@@ -61,6 +63,17 @@ Examples:
   $ cairn sandbox exec "$id" -- cat /workspace/shared/hello.txt
   $ cairn sandbox attach "$id" --volume ref=cache,mount=/cache
   $ cairn sandbox kill "$id"`;
+
+const IMAGE_HELP = `
+Images live on the cairnd host, each layer unpacked once and shared by every sandbox that runs it.
+\`cairn sandbox create --image <ref>\` pulls what is not there yet.
+
+Examples:
+  $ cairn image pull node:20
+  $ cairn image import ./tool.tar
+  $ cairn image list
+  $ cairn sandbox create --image node:20 --volume ref=my_project,mount=/workspace
+  $ cairn image rm node:20`;
 
 const DEPLOYMENTS_HELP = `
 Deploy with \`cairn deploy\` or \`cairn run\`; these commands look at what is deployed.
@@ -106,6 +119,9 @@ function buildProgram(onServerExit: (code: number) => void, usage: { last?: Usag
   const sandbox = new Command("sandbox").alias("sandboxes").description("Run sandboxes with volumes mounted: create, exec, attach, hibernate, fork, kill").addHelpText("after", SANDBOX_HELP);
   for (const verb of sandboxCommands()) sandbox.addCommand(verb);
   program.addCommand(sandbox);
+  const image = new Command("image").alias("images").description("Pull, import, list and remove OCI images that sandboxes run").addHelpText("after", IMAGE_HELP);
+  for (const verb of imageCommands()) image.addCommand(verb);
+  program.addCommand(image);
   program.addCommand(deployCommand());
   program.addCommand(runCommand());
   const deployments = new Command("deployments").alias("deployment").description("List deployed apps, read their logs, stop them").addHelpText("after", DEPLOYMENTS_HELP);

@@ -185,7 +185,7 @@ const liveMounts = (sb: Sandbox) => sb.attachments.filter((a) => a.state !== "re
 export function sandboxTable(items: Sandbox[], style: Style = plain): string {
   return renderTable(
     ["ID", "TEMPLATE", "STATE", "VOLUMES", "CREATED"],
-    items.map((sb) => [sb.id, sb.template, stateCell(sb.state, style), liveMounts(sb).map(mountCell).join(", ") || "-", formatAge(sb.createdAt)]),
+    items.map((sb) => [sb.id, sb.image ? sb.image.ref : sb.template, stateCell(sb.state, style), liveMounts(sb).map(mountCell).join(", ") || "-", formatAge(sb.createdAt)]),
     { style },
   );
 }
@@ -195,7 +195,7 @@ export function sandboxDetails(sb: Sandbox, style: Style = plain): string {
   const text = renderDetails(
     [
       ["ID:", style.bold(sb.id)],
-      ["TEMPLATE:", sb.template],
+      ["TEMPLATE:", sb.image ? `image ${sb.image.ref} (${sb.image.digest.slice(0, 19)}…)` : sb.template],
       ["STATE:", stateCell(sb.state, style) + (sb.error ? ` (${sb.error})` : "")],
       ["CWD:", sb.cwd],
       ["ENV:", env.length === 0 ? "-" : env.map(([k, v]) => `${k}=${v}`).join(" ")],

@@ -123,7 +123,7 @@ describe("cairn CLI", () => {
       assert.match(conflicts, /VOLUME_SHRINK_NOT_ALLOWED/);
       assert.match(conflicts, /PRECONDITION_FAILED/);
       assert.match(r.out, /5 {2}not authorised\s+UNAUTHORIZED, FORBIDDEN/);
-      assert.match(r.out, /7 {2}cairnd unreachable or unavailable\s+UNAVAILABLE/);
+      assert.match(r.out, /7 {2}cairnd \(or a registry behind it\) unreachable or unavailable\s+UNAVAILABLE/);
     });
 
     it("the built entry point is a node script with a shebang", async () => {

@@ -28,6 +28,9 @@ const SKIP: [string, string][] = [
   ["pg_dump", "needs PostgreSQL and a database to dump"],
   ["cairn volume watch", "runs until Ctrl-C"],
   ["logs shop --follow", "runs until its version stops (test/deploy.test.ts follows one)"],
+  ["node:20", "needs Docker Hub; server/test/images.test.ts pulls from a registry it starts"],
+  ["127.0.0.1:5000/team/tool", "needs a registry there; server/test/images.test.ts starts its own"],
+  ["./tool.tar", "needs an image archive; server/test/images.test.ts imports one"],
 ];
 
 function script(code: string, port: string): string {

@@ -58,6 +58,12 @@ export const ERROR_CODES = {
   UPLOAD_NOT_FOUND: { status: 404, title: "Upload not found" },
   UPLOAD_OFFSET_MISMATCH: { status: 409, title: "Upload offset mismatch" },
   CHECKSUM_MISMATCH: { status: 460, title: "Checksum mismatch" },
+  // Images.
+  INVALID_IMAGE: { status: 400, title: "Invalid image" },
+  IMAGE_NOT_FOUND: { status: 404, title: "Image not found" },
+  IMAGE_IN_USE: { status: 409, title: "Image in use" },
+  IMAGE_DIGEST_MISMATCH: { status: 502, title: "Image content does not match its digest" },
+  REGISTRY_ERROR: { status: 502, title: "Registry error" },
   INTERNAL: { status: 500, title: "Internal error" },
   UNAVAILABLE: { status: 503, title: "Service unavailable" },
 } as const satisfies Record<string, { status: number; title: string }>;

@@ -19,7 +19,10 @@ export type MountRequest = z.infer<typeof MountRequest>;
 export const CreateSandboxRequest = z
   .object({
     template: z.string().optional().meta({ description: "Default `base`: the host's /usr and /etc, read-only below a per-sandbox overlay" }),
-    image: z.string().optional().meta({ description: "Another name for template" }),
+    image: z
+      .string()
+      .optional()
+      .meta({ description: "An OCI image to run (`node:20`, `127.0.0.1:5000/team/tool:1.2`): pulled once if not here yet, its tag pinned to a digest. A template name (`base`) works too" }),
     region: z.string().optional().meta({ description: "Where it must run: this host's region, or 409 REGION_MISMATCH; its volumes must live there too" }),
     volumes: z
       .union([z.array(MountRequest), z.record(z.string(), z.string())])
@@ -63,7 +66,11 @@ export type Attachment = z.infer<typeof Attachment>;
 export const Sandbox = z
   .object({
     id: z.string(),
-    template: z.string(),
+    template: z.string().meta({ description: "`base`, or `image` for a sandbox of an OCI image" }),
+    image: z
+      .object({ ref: z.string(), digest: z.string(), exposedPorts: z.array(z.string()) })
+      .nullable()
+      .meta({ description: "The image it runs, pinned to the digest its tag named at create time" }),
     state: z.enum(SANDBOX_STATES),
     cwd: z.string(),
     env: z.record(z.string(), z.string()),
@@ -82,7 +89,11 @@ export type Sandbox = z.infer<typeof Sandbox>;
 
 export const ExecRequest = z
   .object({
-    command: z.string().min(1).meta({ description: "Run with /bin/sh -c", example: "npm init -y && node -e 'console.log(1+1)'" }),
+    command: z
+      .string()
+      .min(1)
+      .optional()
+      .meta({ description: "Run with /bin/sh -c. Absent: the sandbox's image's entrypoint and cmd, run as they are (a sandbox of the base template needs one)", example: "npm init -y && node -e 'console.log(1+1)'" }),
     cwd: z.string().optional(),
     env: z.record(z.string(), z.string()).optional(),
     timeoutMs: z.int().min(1).optional(),

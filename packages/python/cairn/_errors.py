@@ -145,6 +145,11 @@ ERROR_CODES: Mapping[str, Tuple[int, str, Type[CairnError]]] = {
     "UPLOAD_NOT_FOUND": (404, "Upload not found", NotFoundError),
     "UPLOAD_OFFSET_MISMATCH": (409, "Upload offset mismatch", ConflictError),
     "CHECKSUM_MISMATCH": (460, "Checksum mismatch", PreconditionFailedError),
+    "INVALID_IMAGE": (400, "Invalid image", InvalidArgumentError),
+    "IMAGE_NOT_FOUND": (404, "Image not found", NotFoundError),
+    "IMAGE_IN_USE": (409, "Image in use", ConflictError),
+    "IMAGE_DIGEST_MISMATCH": (502, "Image content does not match its digest", UnavailableError),
+    "REGISTRY_ERROR": (502, "Registry error", UnavailableError),
     "INTERNAL": (500, "Internal error", InternalError),
     "UNAVAILABLE": (503, "Service unavailable", UnavailableError),
 }

@@ -156,9 +156,18 @@ class Attachment(TypedDict):
     updatedAt: str
 
 
+class SandboxImage(TypedDict, total=False):
+    """The OCI image a sandbox runs, pinned to the digest its tag named at create time."""
+
+    ref: str
+    digest: str
+    exposedPorts: List[str]
+
+
 class SandboxInfo(TypedDict, total=False):
     id: str
     template: str
+    image: Optional[SandboxImage]
     state: SandboxState
     cwd: str
     env: Dict[str, str]

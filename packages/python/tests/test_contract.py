@@ -30,6 +30,12 @@ DELIBERATELY_ABSENT: Dict[str, str] = {
     "openapi": "The API's own description; tools fetch it as a document (this test does), it is not an SDK call.",
     "readSignedFile": "A signed URL is for clients without a key (curl, a browser): files.sign() makes one; keyed code reads with files.read().",
     "writeSignedFile": "As readSignedFile: the URL from files.sign(method='PUT') is used by keyless clients; keyed code writes with files.write().",
+    # Images: not in the Python SDK yet. A sandbox runs one all the same: sandboxes.create(image="node:20") pulls it.
+    "pullImage": "Not in the Python SDK yet: sandboxes.create(image=...) pulls what it names; the TS SDK and `cairn image pull` pull ahead.",
+    "importImage": "Not in the Python SDK yet: `cairn image import` or the TS SDK's images.import().",
+    "listImages": "Not in the Python SDK yet: `cairn image list` or the TS SDK's images.list().",
+    "getImage": "Not in the Python SDK yet: a sandbox's info['image'] names its image and digest.",
+    "removeImage": "Not in the Python SDK yet: `cairn image rm` or the TS SDK's images.remove().",
 }
 
 # Methods that send nothing: they build values or manage the client itself.

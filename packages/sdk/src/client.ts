@@ -4,6 +4,7 @@ import { Volumes } from "./volume.js";
 import { Sandboxes } from "./sandbox.js";
 import { Deployments } from "./deployments.js";
 import { Projects } from "./projects.js";
+import { Images } from "./images.js";
 
 /**
  * The Cairn client. Options fall back to `CAIRN_URL`, `CAIRN_API_KEY` and `CAIRN_PROJECT`.
@@ -17,6 +18,8 @@ export class Cairn {
   readonly volumes: Volumes;
   readonly sandboxes: Sandboxes;
   readonly deployments: Deployments;
+  /** OCI images on the host: pull, import, list, remove. */
+  readonly images: Images;
   /** Projects and API keys (admin key only). */
   readonly projects: Projects;
   /** @internal */
@@ -28,6 +31,7 @@ export class Cairn {
     this.volumes = new Volumes(this.http);
     this.sandboxes = new Sandboxes(this.http);
     this.deployments = new Deployments(this.http);
+    this.images = new Images(this.http);
     this.projects = new Projects(this.http);
   }
 

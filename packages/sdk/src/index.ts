@@ -12,6 +12,7 @@ export { Volume, Volumes, VolumeFiles, Checkpoints } from "./volume.js";
 export type { CreateVolumeOptions, ListVolumesOptions, ResizeOptions, FileData, VolumeInfo, WriteFileResult, AccessMode, Filesystem, Checkpoint } from "./volume.js";
 export { Sandbox, Sandboxes, SandboxProcess } from "./sandbox.js";
 export { Deployments, type Deployment } from "./deployments.js";
+export { Images, type Image, type PullEvent, type PullOptions } from "./images.js";
 export { Projects, type ApiKey, type ApiKeyInfo, type CreateProjectResult, type Project } from "./projects.js";
 export type { CreateSandboxOptions, ExecOptions, ExecResult, SandboxInfo, Attachment, MountRequest, ProcessInfo } from "./sandbox.js";
 export type {

@@ -14,7 +14,11 @@ export type { SandboxInfo, Attachment, MountRequest, ProcessInfo };
 export interface CreateSandboxOptions extends RequestOptions {
   /** Default `base`. */
   template?: string;
-  /** Another name for `template`. */
+  /**
+   * An OCI image to run (`node:20`, `127.0.0.1:5000/team/tool:1.2`): pulled once if it is not on
+   * the host yet, its tag pinned to a digest (`info.image`). Its env, working directory and user
+   * apply. A template's name (`base`) works too.
+   */
   image?: string;
   /** Where it must run: the host's region (409 REGION_MISMATCH otherwise). */
   region?: string;
@@ -174,6 +178,18 @@ export class Sandbox {
   }
 
   /**
+   * Start what the sandbox's image runs by itself (its entrypoint and cmd, as `docker run` would)
+   * in the background, as the image's user, in its working directory.
+   *
+   * @example
+   * const sandbox = await cairn.sandboxes.create({ image: "postgres:16", volumes: { "/var/lib/postgresql/data": "pg" } });
+   * const server = await sandbox.startDefault();
+   */
+  async startDefault(options: Omit<ExecOptions, "onStdout" | "onStderr"> = {}): Promise<SandboxProcess> {
+    return new SandboxProcess(this, await this.execBackground(undefined, options));
+  }
+
+  /**
    * Run a shell command; output streams to `onStdout`/`onStderr` as it comes and is returned whole.
    * With `{ background: true }` it returns at once with a {@link SandboxProcess} instead.
    *
@@ -223,12 +239,12 @@ export class Sandbox {
    * const p = await sandbox.execBackground("node server.js");
    * const { stdout } = await sandbox.process(p.id, { logs: true });
    */
-  async execBackground(command: string, options: Omit<ExecOptions, "onStdout" | "onStderr"> = {}): Promise<ProcessInfo> {
+  async execBackground(command: string | undefined, options: Omit<ExecOptions, "onStdout" | "onStderr"> = {}): Promise<ProcessInfo> {
     const cwd = options.cwd ?? this.defaultCwd;
     return this.http.json<ProcessInfo>({
       method: "POST",
       path: `/v1/sandboxes/${enc(this.info.id)}/exec`,
-      json: { command, background: true, ...(cwd ? { cwd } : {}), ...(options.env ? { env: options.env } : {}), ...(options.timeoutMs ? { timeoutMs: options.timeoutMs } : {}) },
+      json: { ...(command !== undefined ? { command } : {}), background: true, ...(cwd ? { cwd } : {}), ...(options.env ? { env: options.env } : {}), ...(options.timeoutMs ? { timeoutMs: options.timeoutMs } : {}) },
       signal: options.signal,
     });
   }

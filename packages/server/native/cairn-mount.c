@@ -6,7 +6,7 @@
  *   cairn-mount attach <init-pid> (rw|ro) <host-source> <sandbox-destination> [(rw|ro) <src> <dst>]...
  *   cairn-mount detach <init-pid> <major:minor> <sandbox-destination>
  *   cairn-mount seal <init-pid>
- *   cairn-mount idmap <host-source> <host-destination> <host-uid-base> <count>
+ *   cairn-mount idmap <host-source> <host-destination> <host-uid-base> <count> [<source> <destination>]...
  *   cairn-mount opaque <host-directory>
  *
  * opaque: mark a directory of an overlay's upper layer opaque (both the trusted. and the user.
@@ -20,7 +20,8 @@
  * way belong to the sandbox's root.
  *
  * idmap: a read-only, nosuid, nodev idmapped view of a host directory (the sandbox's /usr and /etc
- * layers), for a sandbox whose ids 0..count-1 are host ids base..base+count-1.
+ * layers, an image's layers), for a sandbox whose ids 0..count-1 are host ids base..base+count-1.
+ * Further source/destination pairs get the same mapping, in the same process (an image has many layers).
  *
  * seal: make the sandbox's root mount nosuid,nodev (the runtime remounts the root with its own
  * flags; every other mount a sandbox can write is made nosuid where it is made).
@@ -296,7 +297,7 @@ static int detach(long pid, const char *devno, const char *dst) {
   return 0;
 }
 
-static int idmap(const char *src, const char *dst, const char *base_s, const char *count_s) {
+static int idmap(const char *src, const char *dst, const char *base_s, const char *count_s, int npairs, char **pairs) {
   char *end;
   unsigned long base = strtoul(base_s, &end, 10);
   if (*end != '\0' || base == 0) return 2;
@@ -330,14 +331,18 @@ static int idmap(const char *src, const char *dst, const char *base_s, const cha
   if (userns < 0) return fail("open", path);
   if (write(done[1], &ok, 1) != 1) return fail("signal", "child");
   waitpid(child, NULL, 0);
-  int tree = open_tree(AT_FDCWD, src, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_SYMLINK_NOFOLLOW);
-  if (tree < 0) return fail("clone", src);
-  struct mount_attr attr = {
-    .attr_set = MOUNT_ATTR_IDMAP | MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
-    .userns_fd = (unsigned)userns,
-  };
-  if (mount_setattr(tree, "", AT_EMPTY_PATH, &attr, sizeof attr) != 0) return fail("idmap", src);
-  if (move_mount(tree, "", AT_FDCWD, dst, MOVE_MOUNT_F_EMPTY_PATH) != 0) return fail("attach at", dst);
+  for (int i = -1; i < npairs; i++) {
+    const char *from = i < 0 ? src : pairs[2 * i], *to = i < 0 ? dst : pairs[2 * i + 1];
+    int tree = open_tree(AT_FDCWD, from, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_SYMLINK_NOFOLLOW);
+    if (tree < 0) return fail("clone", from);
+    struct mount_attr attr = {
+      .attr_set = MOUNT_ATTR_IDMAP | MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
+      .userns_fd = (unsigned)userns,
+    };
+    if (mount_setattr(tree, "", AT_EMPTY_PATH, &attr, sizeof attr) != 0) return fail("idmap", from);
+    if (move_mount(tree, "", AT_FDCWD, to, MOVE_MOUNT_F_EMPTY_PATH) != 0) return fail("attach at", to);
+    close(tree);
+  }
   return 0;
 }
 
@@ -366,14 +371,14 @@ int main(int argc, char **argv) {
   if (pid > 0 && strcmp(argv[1], "attach") == 0) rc = attach(pid, argc - 3, argv + 3);
   else if (pid > 0 && argc == 5 && strcmp(argv[1], "detach") == 0) rc = detach(pid, argv[3], argv[4]);
   else if (pid > 0 && argc == 3 && strcmp(argv[1], "seal") == 0) rc = seal(pid);
-  else if (argc == 6 && strcmp(argv[1], "idmap") == 0) rc = idmap(argv[2], argv[3], argv[4], argv[5]);
+  else if (argc >= 6 && argc % 2 == 0 && strcmp(argv[1], "idmap") == 0) rc = idmap(argv[2], argv[3], argv[4], argv[5], (argc - 6) / 2, argv + 6);
   else if (argc == 3 && strcmp(argv[1], "opaque") == 0) rc = opaque(argv[2]);
   if (rc == 2) {
     fprintf(stderr,
             "usage: cairn-mount attach <init-pid> (rw|ro) <host-source> <sandbox-destination> ...\n"
             "       cairn-mount detach <init-pid> <major:minor> <sandbox-destination>\n"
             "       cairn-mount seal <init-pid>\n"
-            "       cairn-mount idmap <host-source> <host-destination> <host-uid-base> <count>\n"
+            "       cairn-mount idmap <host-source> <host-destination> <host-uid-base> <count> [<source> <destination>]...\n"
             "       cairn-mount opaque <host-directory>\n");
   }
   return rc;

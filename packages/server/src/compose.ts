@@ -20,6 +20,9 @@ import type { VolumeEngine, VolumeReconciler } from "./volumes/port.js";
 import type { CheckpointStore } from "./checkpoints/port.js";
 import type { SandboxDriver } from "./sandboxes/port.js";
 import { PoolCapacity } from "./volumes/capacity.js";
+import { ImageService } from "./images/service.js";
+import type { ImageSource, LayerStore } from "./images/port.js";
+import type { ImageRecords } from "./images/records.js";
 
 export interface Parts {
   config: Config;
@@ -28,6 +31,8 @@ export interface Parts {
   engine: VolumeEngine & VolumeReconciler;
   checkpointStore: CheckpointStore;
   driver: SandboxDriver;
+  /** Where images come from and where their layers live. */
+  images: { registry: ImageSource; layers: LayerStore; records: ImageRecords; scratchDir: string };
   /** The filesystem the pool is on (admission reads its free space). */
   poolRoot: string;
   signingKey: Buffer;
@@ -45,19 +50,28 @@ export interface Composed {
   files: FileService;
   sandboxes: SandboxService;
   deployments: DeploymentService;
+  images: ImageService;
   capacity: PoolCapacity;
 }
 
 export async function compose(parts: Parts): Promise<Composed> {
   const { config, store, auth, engine, checkpointStore, driver, log } = parts;
   let sandboxDisks = async () => 0;
+  let imageUsers = async (_digest: string): Promise<string[]> => [];
+  const images = new ImageService({
+    ...parts.images,
+    users: (digest) => imageUsers(digest),
+    maxLayers: config.imageMaxLayers,
+    log,
+  });
   const capacity = new PoolCapacity({
     poolRoot: parts.poolRoot,
     overcommit: config.poolOvercommit,
     // Each at the most it can take: a volume its size, a checkpoint the blocks it holds (or, while
     // it is being taken, its volume's), a sandbox its disk.
     committed: async () => {
-      let bytes = await sandboxDisks();
+      // Layers take pool space no volume promised: count what they hold.
+      let bytes = (await sandboxDisks()) + (await images.usedBytes());
       for (const v of await store.volumes.all()) if (v.status !== "deleted") bytes += v.sizeBytes;
       for (const cp of await store.checkpoints.all()) {
         bytes += (await checkpointStore.allocatedBytes({ volumeId: cp.volumeId, checkpointId: cp.id })) || (await engine.allocatedBytes({ volumeId: cp.volumeId }));
@@ -87,6 +101,7 @@ export async function compose(parts: Parts): Promise<Composed> {
     volumes,
     checkpoints,
     driver,
+    images,
     log,
     region: config.region,
     maxVolumesPerSandbox: config.maxVolumesPerSandbox,
@@ -96,6 +111,7 @@ export async function compose(parts: Parts): Promise<Composed> {
     capacity,
   });
   sandboxDisks = () => sandboxes.committedDiskBytes();
+  imageUsers = (digest) => sandboxes.imageUsers(digest);
   const files = new FileService({ volumes, store, signingKey: parts.signingKey, log });
   const deployments = new DeploymentService({
     store,
@@ -116,11 +132,12 @@ export async function compose(parts: Parts): Promise<Composed> {
     files,
     sandboxes,
     deployments,
+    images,
     region: config.region,
     version: parts.version,
     logger: parts.logger,
     capacity,
     ...(config.checkErrorCodes ? { onUndeclaredError: (e) => log.error(e, UNDECLARED_ERROR_CODE) } : {}),
   });
-  return { app, volumes, checkpoints, files, sandboxes, deployments, capacity };
+  return { app, volumes, checkpoints, files, sandboxes, deployments, images, capacity };
 }

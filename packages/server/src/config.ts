@@ -44,6 +44,12 @@ export interface Config {
   readonly maxVolumesPerSandbox: number;
   /** `CAIRN_WARM_SANDBOXES`, default 2: sandboxes kept started ahead of demand (0 turns the pool off). */
   readonly warmSandboxes: number;
+  /** `CAIRN_REGISTRY_MIRRORS`: `docker.io=https://mirror.example[,…][;host=url…]`, tried before the registry itself. */
+  readonly registryMirrors: string | undefined;
+  /** `CAIRN_REGISTRY_AUTH`: a Docker-style config.json (`{"auths": {host: {auth}}}`) with credentials per registry. */
+  readonly registryAuth: string | undefined;
+  /** `CAIRN_IMAGE_MAX_LAYERS`, default 32: images with more layers are merged into one tree a sandbox stacks as one. */
+  readonly imageMaxLayers: number;
   /** `CAIRN_LOG_LEVEL`, default `info`. */
   readonly logLevel: string;
   /** `CAIRN_SIGNING_KEY` (hex, at least 32 bytes); else generated once into `<data-dir>/signing.key`. Signs file URLs. */
@@ -140,6 +146,9 @@ export function resolveConfig(options: ConfigOptions = {}, env: NodeJS.ProcessEn
     deployVolumeBytes: sizeOf("CAIRN_DEPLOY_VOLUME_SIZE", env.CAIRN_DEPLOY_VOLUME_SIZE) ?? 1 * GiB,
     maxVolumesPerSandbox: intOf("CAIRN_MAX_VOLUMES_PER_SANDBOX", env.CAIRN_MAX_VOLUMES_PER_SANDBOX, 8, 1, 64),
     warmSandboxes: intOf("CAIRN_WARM_SANDBOXES", env.CAIRN_WARM_SANDBOXES, 2, 0, 64),
+    registryMirrors: env.CAIRN_REGISTRY_MIRRORS || undefined,
+    registryAuth: env.CAIRN_REGISTRY_AUTH || undefined,
+    imageMaxLayers: intOf("CAIRN_IMAGE_MAX_LAYERS", env.CAIRN_IMAGE_MAX_LAYERS, 32, 1, 400),
     logLevel: options.logLevel ?? env.CAIRN_LOG_LEVEL ?? "info",
     signingKey: signingKeyOf(env.CAIRN_SIGNING_KEY),
     checkErrorCodes: intOf("CAIRN_CHECK_ERROR_CODES", env.CAIRN_CHECK_ERROR_CODES, 0, 0, 1) === 1,

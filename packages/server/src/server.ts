@@ -15,6 +15,10 @@ import { MetadataStore } from "./storage/metadata-store.js";
 import { LoopVolumeEngine } from "./volumes/loop/engine.js";
 import { openPool } from "./volumes/loop/pool.js";
 import { DataDirLock } from "./host/data-dir-lock.js";
+import { RegistryClient, parseMirrors } from "./images/registry/client.js";
+import { loadCredentials } from "./images/registry/auth.js";
+import { PoolLayerStore } from "./images/store/layer-store.js";
+import { ImageRecords } from "./images/records.js";
 
 export const VERSION = "0.1.0";
 /** How long a graceful stop waits for in-flight requests before it closes their connections. */
@@ -109,6 +113,13 @@ export async function startCairnd(config: Config, options: { logger?: boolean | 
       cgroupPrefix(config.dataDir),
       join(pool.root, "templates"),
     );
+    const imagesRoot = join(pool.root, "images");
+    const images = {
+      registry: new RegistryClient({ credentials: loadCredentials(config.registryAuth), mirrors: parseMirrors(config.registryMirrors) }),
+      layers: await new PoolLayerStore(imagesRoot).open(),
+      records: await new ImageRecords(join(imagesRoot, "manifests")).open(),
+      scratchDir: join(imagesRoot, "tmp"),
+    };
     let listeningPort = config.port;
     const composed = await compose({
       config,
@@ -117,6 +128,7 @@ export async function startCairnd(config: Config, options: { logger?: boolean | 
       engine,
       checkpointStore: engine,
       driver,
+      images,
       poolRoot: pool.root,
       signingKey: await loadSigningKey(config),
       log,
@@ -133,6 +145,8 @@ export async function startCairnd(config: Config, options: { logger?: boolean | 
     // unmounts what nothing holds.
     await sandboxes.reconcile();
     await volumes.reconcile();
+    // Images no name points to and no sandbox runs, and layers no image needs, go.
+    await composed.images.collect().catch((err) => log.warn({ err }, "collecting unused image layers failed"));
     const address = await server.listen({ host: config.host, port: config.port });
     listeningPort = Number(new URL(address).port);
     await deployments.reconcile();

@@ -24,13 +24,13 @@ export function saysNoSpace(stderr: string): boolean {
 export function run(
   file: string,
   args: readonly string[],
-  options: { timeoutMs?: number; input?: string } = {},
+  options: { timeoutMs?: number; input?: string; cwd?: string } = {},
 ): Promise<{ stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
     const child = execFile(
       file,
       args,
-      { timeout: options.timeoutMs ?? 60_000, maxBuffer: 16 * 1024 * 1024, env: { ...process.env, LC_ALL: "C" } },
+      { ...(options.cwd !== undefined ? { cwd: options.cwd } : {}), timeout: options.timeoutMs ?? 60_000, maxBuffer: 16 * 1024 * 1024, env: { ...process.env, LC_ALL: "C" } },
       (err, stdout, stderr) => {
         if (err) {
           const code = typeof (err as { code?: unknown }).code === "number" ? (err as { code: number }).code : null;

@@ -21,6 +21,8 @@ import { buildOpenApi } from "./openapi.js";
 import { defineRoute, registerRoute, type RouteSpec } from "./route.js";
 import { declaredErrors, type UndeclaredError } from "./route-errors.js";
 import { volumeRoutes } from "./routes/volumes.js";
+import { imageRoutes } from "./routes/images.js";
+import type { ImageService } from "../images/service.js";
 import { Health } from "@cairn/protocol";
 import type { PoolCapacity } from "../volumes/capacity.js";
 
@@ -32,6 +34,7 @@ export interface AppDeps {
   files: FileService;
   sandboxes: SandboxService;
   deployments: DeploymentService;
+  images: ImageService;
   region: string;
   version: string;
   /** Fastify's logger options, or a logger made by the caller (pino). */
@@ -41,7 +44,7 @@ export interface AppDeps {
   onUndeclaredError?: (e: UndeclaredError) => void;
 }
 
-export function allRoutes(deps: Pick<AppDeps, "store" | "auth" | "volumes" | "checkpoints" | "files" | "sandboxes" | "deployments" | "region" | "version" | "capacity">, openapi: () => unknown): RouteSpec[] {
+export function allRoutes(deps: Pick<AppDeps, "store" | "auth" | "volumes" | "checkpoints" | "files" | "sandboxes" | "deployments" | "images" | "region" | "version" | "capacity">, openapi: () => unknown): RouteSpec[] {
   return [
     defineRoute({
       method: "GET",
@@ -86,6 +89,7 @@ export function allRoutes(deps: Pick<AppDeps, "store" | "auth" | "volumes" | "ch
     ...signedRoutes(deps.files),
     ...checkpointRoutes(deps.checkpoints, deps.volumes, (id) => deps.sandboxes.detachWriters(id)),
     ...sandboxRoutes(deps.sandboxes),
+    ...imageRoutes(deps.images),
     ...deploymentRoutes(deps.deployments),
   ];
 }

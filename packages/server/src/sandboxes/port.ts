@@ -31,6 +31,8 @@ export interface SandboxSpecInput {
   cpus?: number;
   /** The host uid of the sandbox's root (its user namespace maps 0..65535 from there); none: no user namespace. */
   uidBase?: number;
+  /** An image's root instead of the base template: its layers' host directories, bottom first. */
+  image?: { layers: string[] };
 }
 
 export interface ExecOptions {
@@ -38,6 +40,12 @@ export interface ExecOptions {
   cwd: string;
   env: Record<string, string>;
   timeoutMs: number | undefined;
+  /** Run as this user of the sandbox (an image's `User`); default its root. */
+  user?: { uid: number; gid: number };
+  /** Run this argv as is (an image's entrypoint and cmd), instead of `command` in /bin/sh. */
+  argv?: string[];
+  /** The sandbox runs an image: its tools are the image's (a `timeout` on its PATH, if any). */
+  image?: boolean;
 }
 
 export interface SandboxDriver {
@@ -45,7 +53,7 @@ export interface SandboxDriver {
    * Make the sandbox's disk (its writable layer, `diskBytes` large) and directories (first start
    * only), owned by the sandbox's root: host uid `uidBase` when it has a user namespace.
    */
-  prepare(id: string, options: { diskBytes: number; uidBase?: number }): Promise<void>;
+  prepare(id: string, options: { diskBytes: number; uidBase?: number; image?: boolean }): Promise<void>;
   /**
    * Start the container with these volume mounts (create or resume). `background`: a start
    * nobody waits for (a warm sandbox), run at the lowest CPU priority so it does not slow the

@@ -25,7 +25,7 @@ import {
 } from "@cairn/protocol";
 import { newId } from "../ids.js";
 import type { Logger } from "../logger.js";
-import type { SandboxDriver, VolumeMount } from "./port.js";
+import type { SandboxDriver, SandboxSpecInput, VolumeMount } from "./port.js";
 import type { PoolCapacity } from "../volumes/capacity.js";
 import { READ_FILE_SCRIPT, WRITE_FILE_SCRIPT } from "./file-scripts.js";
 import { ProcessTable } from "./processes.js";
@@ -37,6 +37,9 @@ import type { VolumeEngine } from "../volumes/port.js";
 import type { CheckpointStore } from "../checkpoints/port.js";
 import type { CheckpointService } from "../checkpoints/service.js";
 import type { VolumeService } from "../volumes/service.js";
+import type { ImageService } from "../images/service.js";
+import { formatReference, parseReference } from "../images/reference.js";
+import { imageDefaults, type ImageDefaults } from "./image-spec.js";
 
 export interface SandboxServiceDeps {
   store: MetadataStore;
@@ -45,6 +48,8 @@ export interface SandboxServiceDeps {
   volumes: VolumeService;
   checkpoints: CheckpointService;
   driver: SandboxDriver;
+  /** Images a create may name: pulled when not here yet, their layers stacked as the root. */
+  images: Pick<ImageService, "ensure" | "lowers">;
   log: Logger;
   region: string;
   maxVolumesPerSandbox: number;
@@ -110,6 +115,7 @@ export class SandboxService {
     return {
       id: sb.id,
       template: sb.template,
+      image: sb.spec.image ? { ref: sb.spec.image.ref, digest: sb.spec.image.digest, exposedPorts: sb.spec.image.exposedPorts } : null,
       state: sb.state,
       cwd: sb.spec.cwd,
       env: sb.spec.env,
@@ -168,8 +174,10 @@ export class SandboxService {
 
   async create(projectId: string, req: CreateSandboxRequest): Promise<Sandbox> {
     const { store, volumes, driver, log } = this.deps;
-    const template = req.template ?? req.image ?? "base";
-    if (!(TEMPLATES as readonly string[]).includes(template)) {
+    // `image` names an OCI image unless it is a template's name (it was another name for template).
+    const imageRef = req.template === undefined && req.image !== undefined && !(TEMPLATES as readonly string[]).includes(req.image) ? req.image : undefined;
+    const template = imageRef !== undefined ? "image" : (req.template ?? req.image ?? "base");
+    if (imageRef === undefined && !(TEMPLATES as readonly string[]).includes(template)) {
       throw new CairnError("INVALID_TEMPLATE", `Unknown template "${template}"; templates are: ${TEMPLATES.join(", ")}`);
     }
     if (req.region !== undefined && req.region !== this.deps.region) {
@@ -181,7 +189,9 @@ export class SandboxService {
     }
     const paths = mounts.map((m) => checkMountPath(m.mountPath));
     if (new Set(paths).size !== paths.length) throw new CairnError("INVALID_MOUNT", "Two volumes cannot share one mount path");
-    const cwd = req.cwd !== undefined ? normalizeVolumePath(req.cwd) : "/";
+    // An image not here yet is pulled now (once, however many creates ask at the same time).
+    const fromImage = imageRef !== undefined ? await this.imageDefaults(imageRef) : undefined;
+    const cwd = req.cwd !== undefined ? normalizeVolumePath(req.cwd) : (fromImage?.cwd ?? "/");
     // Resolve (or create, for the `{path: name}` shorthand) every volume before anything starts.
     const resolved: VolumeRecord[] = [];
     for (const m of mounts) {
@@ -202,8 +212,9 @@ export class SandboxService {
       template,
       state: "starting",
       spec: {
-        env: req.env ?? {},
+        env: { ...fromImage?.env, ...req.env },
         cwd,
+        ...(fromImage ? { image: fromImage.image } : {}),
         memoryBytes: (req.memoryMb ?? DEFAULT_MEMORY_MB) * MiB,
         pids: req.pids ?? DEFAULT_PIDS,
         cpus: req.cpus ?? DEFAULT_CPUS,
@@ -234,7 +245,7 @@ export class SandboxService {
     try {
       for (const [i, m] of mounts.entries()) claimed.push(await this.mounts.claim(sb, resolved[i]!, m, paths[i]!));
       // Volumes mount in parallel, and alongside the sandbox's directories (each has its own lock).
-      const [mounted] = await Promise.all([Promise.allSettled(claimed.map((a) => this.mounts.source(a))), warmId ? undefined : driver.prepare(sb.id, { diskBytes, uidBase: sb.spec.uidBase })]);
+      const [mounted] = await Promise.all([Promise.allSettled(claimed.map((a) => this.mounts.source(a))), warmId ? undefined : driver.prepare(sb.id, { diskBytes, uidBase: sb.spec.uidBase, image: fromImage !== undefined })]);
       const failed = mounted.find((r) => r.status === "rejected");
       if (failed) throw failed.reason;
       const sources = mounted.map((r) => (r as PromiseFulfilledResult<VolumeMount>).value);
@@ -255,9 +266,27 @@ export class SandboxService {
     return this.get(projectId, sb.id);
   }
 
+  /** What an image create takes from the image (pulled first if it is not here). */
+  private async imageDefaults(text: string): Promise<ImageDefaults> {
+    const record = await this.deps.images.ensure(text);
+    return imageDefaults(record, formatReference(parseReference(text)), await this.deps.images.lowers(record.digest));
+  }
+
+  /** The spec the driver starts from: an image's layers as host directories. */
+  private async driverSpec(sb: SandboxRecord): Promise<SandboxSpecInput> {
+    const { image, ...spec } = sb.spec;
+    return image ? { ...spec, image: { layers: await this.deps.images.lowers(image.digest) } } : spec;
+  }
+
+  /** Sandboxes that run an image (by digest) and so keep it: its removal is refused meanwhile. */
+  async imageUsers(digest: string): Promise<string[]> {
+    const rows = await this.deps.store.sandboxes.list(undefined, { limit: 1_000_000, states: ["starting", "running", "hibernated"] });
+    return rows.filter((r) => r.spec.image?.digest === digest).map((r) => r.id);
+  }
+
   /** Start the container with its mounts; the attachments become mounted and the sandbox running. */
   private async startWith(sb: SandboxRecord, claimed: AttachmentRecord[], sources: VolumeMount[]): Promise<void> {
-    await this.deps.driver.start(sb.id, sb.spec, sources);
+    await this.deps.driver.start(sb.id, await this.driverSpec(sb), sources);
     for (const a of claimed) await this.deps.store.attachments.update(a.id, { state: "mounted", error: null });
     await this.deps.store.sandboxes.update(sb.id, { state: "running" });
   }
@@ -297,7 +326,22 @@ export class SandboxService {
     const sb = await this.requireRunning(projectId, id);
     if (this.warm.refillPending()) this.warm.refillSoon();
     const cwd = req.cwd !== undefined ? normalizeVolumePath(req.cwd) : sb.spec.cwd;
-    return this.deps.driver.exec(sb.id, { command: req.command, cwd, env: { ...sb.spec.env, ...req.env }, timeoutMs: req.timeoutMs });
+    const image = sb.spec.image;
+    let argv: string[] | undefined;
+    if (req.command === undefined) {
+      // No command: the image's own (entrypoint and cmd), as `docker run` would start it.
+      if (!image || image.argv.length === 0) throw new CairnError("INVALID_REQUEST", "body.command: required (this sandbox's image names no entrypoint or cmd to run instead)");
+      argv = image.argv;
+    }
+    return this.deps.driver.exec(sb.id, {
+      command: req.command ?? "",
+      cwd,
+      env: { ...sb.spec.env, ...req.env },
+      timeoutMs: req.timeoutMs,
+      ...(image ? { image: true } : {}),
+      ...(image?.user ? { user: image.user } : {}),
+      ...(argv ? { argv } : {}),
+    });
   }
 
   /** The host pid of a running sandbox's init (to enter its network namespace). */
@@ -310,7 +354,8 @@ export class SandboxService {
 
   async startBackground(projectId: string, id: string, req: ExecRequest): Promise<ProcessInfo> {
     const child = await this.exec(projectId, id, req);
-    return this.processes.add(id, req.command, child);
+    const sb = await this.find(projectId, id);
+    return this.processes.add(id, req.command ?? (sb.spec.image?.argv ?? []).join(" "), child);
   }
 
   async process(projectId: string, id: string, processId: string, options: { wait: boolean; logs: boolean }): Promise<ProcessInfo> {
@@ -400,7 +445,7 @@ export class SandboxService {
     try {
       const sources = [];
       for (const a of suspended) sources.push(await this.mounts.source(a));
-      await driver.start(sb.id, sb.spec, sources);
+      await driver.start(sb.id, await this.driverSpec(sb), sources);
     } catch (err) {
       for (const a of suspended) this.mounts.release(a.id);
       throw err;

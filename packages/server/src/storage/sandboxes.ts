@@ -21,6 +21,8 @@ export interface SandboxSpec {
   uidBase?: number;
   /** The sandbox's own disk; absent for sandboxes made before disks existed. */
   diskBytes?: number;
+  /** The image it runs (pinned by digest); absent for the base template. */
+  image?: { ref: string; digest: string; user?: { uid: number; gid: number }; argv: string[]; exposedPorts: string[] };
 }
 
 export interface SandboxRecord {

@@ -20,11 +20,15 @@ import { DirVolumeEngine } from "../volumes/fake/dir-engine.js";
 import { FakeSandboxDriver } from "../sandboxes/fake/driver.js";
 import { newId } from "../ids.js";
 import { UNDECLARED_ERROR_CODE } from "../http/route-errors.js";
+import { DirLayerStore, FakeRegistry } from "../images/fake/registry.js";
+import { ImageRecords } from "../images/records.js";
 
 export interface FakeCairnd extends Composed {
   adminKey: string;
   engine: DirVolumeEngine;
   driver: FakeSandboxDriver;
+  registry: FakeRegistry;
+  layers: DirLayerStore;
   store: MetadataStore;
   config: Config;
   /** A request as the admin (or `key`), JSON in and out. */
@@ -55,6 +59,8 @@ export async function fakeCairnd(overrides: Partial<Config> = {}): Promise<FakeC
     },
   });
   const driver = new FakeSandboxDriver(join(dataDir, "sandboxes"));
+  const registry = new FakeRegistry();
+  const layers = new DirLayerStore(join(dataDir, "layers"));
   const composed = await compose({
     config,
     store,
@@ -62,6 +68,7 @@ export async function fakeCairnd(overrides: Partial<Config> = {}): Promise<FakeC
     engine,
     checkpointStore: engine,
     driver,
+    images: { registry, layers, records: await new ImageRecords(join(dataDir, "images")).open(), scratchDir: join(dataDir, "image-tmp") },
     poolRoot: dataDir,
     signingKey: randomBytes(32),
     log,
@@ -75,6 +82,8 @@ export async function fakeCairnd(overrides: Partial<Config> = {}): Promise<FakeC
     adminKey,
     engine,
     driver,
+    registry,
+    layers,
     store,
     config,
     request({ key, ...options }) {

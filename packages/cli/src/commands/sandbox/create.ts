@@ -4,9 +4,11 @@ import { collect, parseDuration, parseEnv, parseMemoryMb, parseMount, parsePosit
 import { contextOf } from "../../context.js";
 import { printJson, sandboxDetails } from "../../output.js";
 import { UsageError } from "../../errors.js";
+import { pullWithProgress } from "../image/pull.js";
 
 interface CreateOptions {
-  template: string;
+  template?: string;
+  image?: string;
   volume?: string[];
   env?: string[];
   cwd?: string;
@@ -24,7 +26,8 @@ export const VOLUME_OPTION_HELP =
 export function createCommand(): Command {
   return new Command("create")
     .description("Create and start a sandbox, with volumes mounted")
-    .option("--template <name>", "what the sandbox runs: base is the host's /usr and /etc, read-only", "base")
+    .option("--template <name>", "what the sandbox runs: base is the host's /usr and /etc, read-only (the default)")
+    .option("--image <ref>", "run an OCI image instead (node:20, 127.0.0.1:5000/team/tool:1.2): pulled first if not on the host, with progress on a terminal")
     .option("--volume <spec>", `${VOLUME_OPTION_HELP} (repeatable)`, collect)
     .option("--env <NAME=value>", "environment variable for every command (repeatable)", collect)
     .option("--cwd <dir>", "working directory of exec (default /)")
@@ -42,12 +45,14 @@ are released for the next sandbox.
 
 Examples:
   $ cairn sandbox create --template base --volume ref=team-data,mount=/workspace/shared
+  $ cairn sandbox create --image node:20 --volume ref=my_project,mount=/workspace
   $ id=$(cairn sandbox create --volume ref=data,mount=/data,mode=ro --volume ref=team-data,mount=/proj,subpath=projects/p1)
   $ cairn sandbox create --volume ref=team-data,mount=/old,checkpoint=before-migration --env MODE=audit --timeout 10m`,
     )
     .action(async (options: CreateOptions, command: Command) => {
       // Everything is checked before the request: a typo must not leave a half-wanted sandbox running.
-      const request: CreateSandboxOptions = { template: options.template };
+      if (options.image !== undefined && options.template !== undefined) throw new UsageError("Give --template or --image, not both");
+      const request: CreateSandboxOptions = options.image !== undefined ? { image: options.image } : { template: options.template ?? "base" };
       if (options.volume !== undefined) request.volumes = options.volume.map(parseMount);
       const env = parseEnv(options.env);
       if (env !== undefined) request.env = env;
@@ -62,6 +67,14 @@ Examples:
       if (options.disk !== undefined) request.diskGb = parsePositiveInt(options.disk.replace(/\s*(GiB|G|GB)$/i, ""), "--disk");
       if (options.timeout !== undefined) request.timeoutMs = parseDuration(options.timeout);
       const ctx = contextOf(command);
+      // A person waiting on a terminal sees the pull of an image that is not here yet.
+      if (options.image !== undefined && process.stderr.isTTY && !ctx.jsonRequested) {
+        const here = await ctx.cairn.images.get(options.image, { signal: ctx.signal }).then(
+          () => true,
+          (err: unknown) => (err as { code?: string }).code !== "IMAGE_NOT_FOUND",
+        );
+        if (!here) await pullWithProgress(ctx.cairn, options.image, ctx.signal);
+      }
       const sandbox = await ctx.cairn.sandboxes.create({ ...request, signal: ctx.signal });
       printSandbox(sandbox.info, ctx);
     });

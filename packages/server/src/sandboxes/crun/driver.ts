@@ -16,10 +16,14 @@ import { killUsersOf } from "./volume-users.js";
 import { SandboxDisks } from "./sandbox-disk.js";
 import type { ExecOptions, MountedVolume, SandboxDriver, SandboxSpecInput, VolumeMount } from "../port.js";
 import { etcTemplate, writeSandboxEtc } from "./etc-template.js";
+import { IN_SANDBOX_PAUSE, isImageSandbox, mountImageRoot, prepareImageDirs, unmountImageRoot } from "./image-rootfs.js";
 import { setTimeout as sleep } from "node:timers/promises";
 
 /** Built by scripts/setup.sh from packages/server/native/cairn-mount.c. */
-export const MOUNT_HELPER = fileURLToPath(new URL("../../../native/cairn-mount", import.meta.url));
+export { MOUNT_HELPER } from "../../host/native.js";
+import { MOUNT_HELPER } from "../../host/native.js";
+/** Built by scripts/setup.sh from packages/server/native/cairn-pause.c: an image sandbox's idle process. */
+const PAUSE = fileURLToPath(new URL("../../../native/cairn-pause", import.meta.url));
 /** The sandbox's init (Debian's static tini), bound read-only from the host. */
 export const INIT = "/usr/bin/tini-static";
 const IN_SANDBOX_INIT = "/run/cairn/init";
@@ -65,9 +69,14 @@ export class CrunDriver implements SandboxDriver {
     return this.etc;
   }
 
-  async prepare(id: string, options: { diskBytes: number; uidBase?: number }): Promise<void> {
+  async prepare(id: string, options: { diskBytes: number; uidBase?: number; image?: boolean }): Promise<void> {
     await this.disks.create(id, options.diskBytes);
     const d = this.dir(id);
+    if (options.image) {
+      await prepareImageDirs(d, hostnameOf(id), IN_SANDBOX_INIT);
+      if (options.uidBase !== undefined) for (const sub of ["rootfs", "upper", "work"]) await shiftOwners(join(d, sub), options.uidBase);
+      return;
+    }
     const rootfs = join(d, "rootfs");
     const dirs = [
       ...["usr", "etc"].flatMap((sub) => [join(d, "upper", sub), join(d, "work", sub)]),
@@ -132,22 +141,26 @@ export class CrunDriver implements SandboxDriver {
       // crun binds, then remounts with exactly these flags: the host's noexec/nosymfollow go.
       options: ["rbind", "nosuid", "nodev", ...(m.readonly ? ["ro"] : [])],
     }));
-    // The host's /usr below (read-only), a generated /etc, never the host's (etc-template.ts).
-    const lowers: Record<string, string> = userns ? await this.idmappedLowers(id, spec.uidBase!) : { usr: "/usr", etc: await this.etcTemplate() };
-    await writeFile(join(d, "rootfs", IN_SANDBOX_INIT), "", { flag: "a" }); // the bind's target (older sandboxes lack it)
+    let overlays: { destination: string; lower: string; upper: string; work: string }[] = [];
+    if (spec.image) {
+      // An image: its layers below the sandbox's own, as the root (image-rootfs.ts).
+      await mountImageRoot(d, spec.image.layers, spec.uidBase);
+    } else {
+      // The host's /usr below (read-only), a generated /etc, never the host's (etc-template.ts).
+      const lowers: Record<string, string> = userns ? await this.idmappedLowers(id, spec.uidBase!) : { usr: "/usr", etc: await this.etcTemplate() };
+      await writeFile(join(d, "rootfs", IN_SANDBOX_INIT), "", { flag: "a" }); // the bind's target (older sandboxes lack it)
+      overlays = ["usr", "etc"].map((sub) => ({ destination: `/${sub}`, lower: lowers[sub]!, upper: join(d, "upper", sub), work: join(d, "work", sub) }));
+    }
     const config = buildConfig({
       hostname: hostnameOf(id),
       rootfs: join(d, "rootfs"),
-      overlays: ["usr", "etc"].map((sub) => ({
-        destination: `/${sub}`,
-        lower: lowers[sub]!,
-        upper: join(d, "upper", sub),
-        work: join(d, "work", sub),
-      })),
+      overlays,
       init: IN_SANDBOX_INIT,
+      ...(spec.image ? { idle: [IN_SANDBOX_PAUSE] } : {}),
       mounts: [
         // A static init from the host, read-only: it reaps orphans and forwards signals.
         { destination: IN_SANDBOX_INIT, type: "bind", source: INIT, options: ["bind", "ro", "nosuid", "nodev"] },
+        ...(spec.image ? [{ destination: IN_SANDBOX_PAUSE, type: "bind", source: PAUSE, options: ["bind", "ro", "nosuid", "nodev"] }] : []),
         ...volumeMounts,
       ],
       env: spec.env,
@@ -250,6 +263,7 @@ export class CrunDriver implements SandboxDriver {
   async destroy(id: string): Promise<void> {
     await this.stop(id);
     const d = this.dir(id);
+    await unmountImageRoot(d);
     await this.unmountLowers(id);
     await this.disks.unmount(id);
     // Never delete through a mount: what is mounted there would be a volume's content (cairnd
@@ -268,7 +282,7 @@ export class CrunDriver implements SandboxDriver {
       await this.disks.clone(fromId, toId);
       // The bundle's per-start files are the source's: a new start writes its own.
       await rm(join(to, "config.json"), { force: true });
-      for (const sub of ["usr", "etc"]) {
+      for (const sub of (await isImageSandbox(to)) ? ["root"] : ["usr", "etc"]) {
         await rm(join(to, "work", sub), { recursive: true, force: true });
         await mkdir(join(to, "work", sub), { recursive: true });
       }
@@ -287,14 +301,17 @@ export class CrunDriver implements SandboxDriver {
     // --no-new-privs: no exec'd process (nor anything it starts) gains privileges through setuid files.
     const args = ["--root", this.stateRoot, "exec", "--no-new-privs", "--cwd", options.cwd];
     for (const [k, v] of Object.entries(options.env)) args.push("--env", `${k}=${v}`);
+    if (options.user) args.push("--user", `${options.user.uid}:${options.user.gid}`);
     args.push(id);
     if (options.timeoutMs !== undefined) {
       // The timeout runs inside the sandbox, with the sandbox's privileges: GNU timeout kills the
       // command's whole process group (busybox's kills only the shell, and its children would keep
-      // the output open). cairnd has its own backstop in case the sandbox broke its timeout.
-      args.push("/usr/bin/timeout", "-s", "KILL", `${Math.max(0.1, options.timeoutMs / 1000)}`);
+      // the output open). cairnd has its own backstop in case the sandbox broke its timeout. An
+      // image has its own tools: the `timeout` on its PATH.
+      args.push(options.image ? "timeout" : "/usr/bin/timeout", "-s", "KILL", `${Math.max(0.1, options.timeoutMs / 1000)}`);
     }
-    args.push("/bin/sh", "-c", options.command);
+    if (options.argv) args.push(...options.argv);
+    else args.push("/bin/sh", "-c", options.command);
     return spawn("crun", args, { stdio: ["pipe", "pipe", "pipe"] });
   }
 

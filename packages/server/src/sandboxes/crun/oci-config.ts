@@ -54,6 +54,8 @@ export interface ConfigInput {
   cgroupsPath: string;
   /** The init inside the sandbox (tini): pid 1, reaps orphans, forwards signals to its child. */
   init: string;
+  /** What init runs while the sandbox idles; default the sandbox's own `sleep infinity`. */
+  idle?: string[];
   /** The host uid (and gid) of the sandbox's root: its own user namespace maps 0..UID_RANGE-1 there. */
   uidBase?: number;
 }
@@ -65,7 +67,7 @@ export function buildConfig(input: ConfigInput): Record<string, unknown> {
     process: {
       terminal: false,
       user: { uid: 0, gid: 0 },
-      args: [input.init, "-s", "--", "/usr/bin/sleep", "infinity"],
+      args: [input.init, "-s", "--", ...(input.idle ?? ["/usr/bin/sleep", "infinity"])],
       env: Object.entries(env).map(([k, v]) => `${k}=${v}`),
       cwd: "/",
       capabilities: {
