@@ -9,7 +9,7 @@
  * ever replaced by a newer one. Entries a snapshot names that are gone by then are skipped by the
  * caller (it lstats each); entries made after it are not promised.
  */
-import { opendir, stat } from "node:fs/promises";
+import { opendir, readdir, stat } from "node:fs/promises";
 
 /** Directories smaller than this are read anew for each page: cheap, and not worth the memory. */
 const MIN_NAMES = 2048;
@@ -37,13 +37,24 @@ interface Snapshot {
 const snapshots = new Map<string, Snapshot>();
 let keptNames = 0;
 
-async function fingerprintOf(dir: string): Promise<{ fingerprint: string; changedAtMs: number }> {
+async function fingerprintOf(dir: string): Promise<{ fingerprint: string; changedAtMs: number; bytes: number }> {
   const st = await stat(dir, { bigint: true });
   const changed = st.mtimeNs > st.ctimeNs ? st.mtimeNs : st.ctimeNs;
-  return { fingerprint: `${st.dev}:${st.ino}:${st.mtimeNs}:${st.ctimeNs}`, changedAtMs: Number(changed / 1_000_000n) };
+  return { fingerprint: `${st.dev}:${st.ino}:${st.mtimeNs}:${st.ctimeNs}`, changedAtMs: Number(changed / 1_000_000n), bytes: Number(st.size) };
 }
 
-async function readAll(dir: string): Promise<string[] | undefined> {
+/**
+ * Directories whose size (in bytes, as the filesystem reports it: ext4 and XFS grow a directory by
+ * blocks of entries) is below this are read in one call; bigger ones entry by entry, so a
+ * directory too big to keep never sits in memory whole.
+ */
+const READ_WHOLE_BYTES = 32 * 1024 * 1024;
+
+async function readAll(dir: string, bytes: number): Promise<string[] | undefined> {
+  if (bytes < READ_WHOLE_BYTES) {
+    const names = await readdir(dir);
+    return names.length > MAX_SNAPSHOT ? undefined : names.sort();
+  }
   const names: string[] = [];
   const handle = await opendir(dir, { bufferSize: 1024 });
   try {
@@ -96,7 +107,7 @@ export async function sortedNames(dir: string, options: { current: boolean }): P
   drop(dir);
   const takenAt = Date.now();
   const before = await fingerprintOf(dir);
-  const names = await readAll(dir);
+  const names = await readAll(dir, before.bytes);
   if (names === undefined) return undefined;
   if (names.length >= MIN_NAMES && takenAt - before.changedAtMs > RACY_MS) {
     const after = await fingerprintOf(dir);

@@ -8,9 +8,9 @@
  * (a cold volume, a busy machine) switches them all to the thread pool for a while, so the event
  * loop is never held up for more than one disk read now and then.
  */
-import type { Stats } from "node:fs";
-import { closeSync, constants as fsc, fstatSync, lstatSync, openSync, readSync } from "node:fs";
-import { lstat } from "node:fs/promises";
+import type { Dirent, Stats } from "node:fs";
+import { closeSync, constants as fsc, fstatSync, lstatSync, opendirSync, openSync, readSync } from "node:fs";
+import { lstat, readdir } from "node:fs/promises";
 
 /** Longer than any lstat answered from memory. */
 const SLOW_MS = 2;
@@ -88,5 +88,35 @@ export function readSmallFile(hostPath: string, ino: number, maxBytes: number): 
   } finally {
     if (fd !== undefined) closeSync(fd);
     if (performance.now() - t > SLOW_MS) poolUntil = Date.now() + POOL_FOR_MS;
+  }
+}
+
+/**
+ * A directory's entries. Read synchronously while that is quick; a big directory (more than a
+ * batch's time) has the rest of it read through the thread pool.
+ */
+export async function readDirQuick(path: string): Promise<Dirent[]> {
+  if (!quick()) return readdir(path, { withFileTypes: true });
+  const start = performance.now();
+  let mark = start;
+  const dir = opendirSync(path, { bufferSize: 256 });
+  const out: Dirent[] = [];
+  try {
+    for (let d = dir.readSync(); d !== null; d = dir.readSync()) {
+      out.push(d);
+      if ((out.length & 255) !== 0) continue;
+      // Every 256 entries (one read from the kernel): was that one slow, is this batch's time up?
+      const t = performance.now();
+      if (t - mark > SLOW_MS) poolUntil = Date.now() + POOL_FOR_MS;
+      mark = t;
+      if (t - start > BATCH_MS) {
+        for (let e = await dir.read(); e !== null; e = await dir.read()) out.push(e);
+        break;
+      }
+    }
+    return out;
+  } finally {
+    if (performance.now() - mark > SLOW_MS) poolUntil = Date.now() + POOL_FOR_MS;
+    dir.closeSync();
   }
 }

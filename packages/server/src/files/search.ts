@@ -6,7 +6,6 @@
  */
 import { spawn } from "node:child_process";
 import { type Dirent } from "node:fs";
-import { readdir } from "node:fs/promises";
 import { dirname } from "node:path";
 import {
   CairnError,
@@ -18,6 +17,7 @@ import {
 } from "@cairn/protocol";
 import { resolvePath } from "./core.js";
 import { lstatOrUndefined } from "./ops.js";
+import { readDirQuick } from "./quick-fs.js";
 
 // ---------------------------------------------------------------------------------------------
 // globs
@@ -103,13 +103,35 @@ function typeOfDirent(d: Dirent): FileType {
 
 /**
  * Every entry below a directory, depth first, in directory order, a batch at a time; symlinks are
- * not entered. Each directory is read in one call (its entries are in memory while it is walked)
- * and one generator walks the whole tree yielding batches: an await per entry, through a generator
- * per level, cost several times what `find` takes.
+ * not entered. Each directory is read in one call (its entries are in memory while it is walked),
+ * and the next few subdirectories of a directory are read ahead, so the thread pool reads several
+ * at once while the walk goes on; one generator walks the whole tree yielding batches (an await
+ * per entry, through a generator per level, cost several times what `find` takes).
  */
 export async function* walk(hostDir: string, rel: string, hideReserved: boolean): AsyncGenerator<Found[]> {
-  const read = async (dir: string) => readdir(dir, { withFileTypes: true }).catch(() => [] as Dirent[]); // removed while we walked
-  const stack: { dir: string; rel: string; entries: Dirent[]; next: number }[] = [{ dir: hostDir, rel, entries: await read(hostDir), next: 0 }];
+  const read = (dir: string) => readDirQuick(dir).catch(() => [] as Dirent[]); // removed while we walked
+  interface Frame {
+    dir: string;
+    rel: string;
+    entries: Dirent[];
+    next: number;
+    /** Reads started ahead, by entry index; `ahead` is the next index to look at for one. */
+    early: Map<number, Promise<Dirent[]>>;
+    ahead: number;
+  }
+  const frame = (dir: string, rel: string, entries: Dirent[]): Frame => {
+    const f: Frame = { dir, rel, entries, next: 0, early: new Map(), ahead: 0 };
+    readAhead(f);
+    return f;
+  };
+  const readAhead = (f: Frame) => {
+    while (f.early.size < READ_AHEAD && f.ahead < f.entries.length) {
+      const i = f.ahead++;
+      const d = f.entries[i]!;
+      if (d.isDirectory()) f.early.set(i, read(`${f.dir}/${d.name}`));
+    }
+  };
+  const stack: Frame[] = [frame(hostDir, rel, await read(hostDir))];
   let batch: Found[] = [];
   while (stack.length > 0) {
     const top = stack[stack.length - 1]!;
@@ -117,8 +139,13 @@ export async function* walk(hostDir: string, rel: string, hideReserved: boolean)
       stack.pop();
       continue;
     }
-    const d = top.entries[top.next++]!;
-    if (hideReserved && stack.length === 1 && d.name === RESERVED_DIR) continue;
+    const i = top.next++;
+    const d = top.entries[i]!;
+    if (hideReserved && stack.length === 1 && d.name === RESERVED_DIR) {
+      top.early.delete(i);
+      readAhead(top);
+      continue;
+    }
     const r = top.rel ? `${top.rel}/${d.name}` : d.name;
     // A name from readdir is one component: joined by hand.
     const path = `${top.dir}/${d.name}`;
@@ -128,10 +155,18 @@ export async function* walk(hostDir: string, rel: string, hideReserved: boolean)
       yield batch;
       batch = [];
     }
-    if (type === "directory") stack.push({ dir: path, rel: r, entries: await read(path), next: 0 });
+    if (type === "directory") {
+      const early = top.early.get(i);
+      top.early.delete(i);
+      readAhead(top);
+      stack.push(frame(path, r, await (early ?? read(path))));
+    }
   }
   if (batch.length > 0) yield batch;
 }
+
+/** Subdirectories of one directory read ahead of the walk. */
+const READ_AHEAD = 4;
 
 export async function searchRoot(root: string, rawPath: string | undefined) {
   const path = normalizeVolumePath(rawPath ?? "/");
