@@ -57,10 +57,10 @@ export interface Composed {
 export async function compose(parts: Parts): Promise<Composed> {
   const { config, store, auth, engine, checkpointStore, driver, log } = parts;
   let sandboxDisks = async () => 0;
-  let imageUsers = async (_digest: string): Promise<string[]> => [];
+  let imageUsers = async (_digest: string, _projectId?: string): Promise<string[]> => [];
   const images = new ImageService({
     ...parts.images,
-    users: (digest) => imageUsers(digest),
+    users: (digest, projectId) => imageUsers(digest, projectId),
     maxLayers: config.imageMaxLayers,
     log,
   });
@@ -111,7 +111,7 @@ export async function compose(parts: Parts): Promise<Composed> {
     capacity,
   });
   sandboxDisks = () => sandboxes.committedDiskBytes();
-  imageUsers = (digest) => sandboxes.imageUsers(digest);
+  imageUsers = (digest, projectId) => sandboxes.imageUsers(digest, projectId);
   const files = new FileService({ volumes, store, signingKey: parts.signingKey, log });
   const deployments = new DeploymentService({
     store,

@@ -61,6 +61,14 @@ describe("images (registry on loopback, crun)", () => {
     assert.equal(byDigest.digest, pushed.digest);
     assert.equal(reg.requests.filter((r) => r.includes("/blobs/")).length, before + 1, "only the config again, no layer");
     assert.ok((await cairn.images.list()).some((i) => i.digest === pushed.digest));
+    // Another project sees nothing of it: not in its list, not by name, not by digest, and cannot remove it.
+    const { apiKey } = await cairn.projects.create("images-other");
+    const other = new Cairn({ url: c.url, apiKey: apiKey.key });
+    assert.deepEqual(await other.images.list(), []);
+    assert.equal(await codeOf(other.images.get(`${reg.proxy}/team/app:1`)), "IMAGE_NOT_FOUND");
+    assert.equal(await codeOf(other.images.get(pushed.digest)), "IMAGE_NOT_FOUND");
+    assert.equal(await codeOf(other.images.remove(pushed.digest)), "IMAGE_NOT_FOUND");
+    assert.ok((await cairn.images.list()).some((i) => i.digest === pushed.digest), "still there for its project");
 
     const sb = track(await cairn.sandboxes.create({ image: `${reg.proxy}/team/app:1` }));
     assert.equal(sb.info.template, "image");

@@ -1,7 +1,9 @@
 /**
  * What cairnd knows of its images: one JSON file per image (by manifest digest) beside the
  * layers, written atomically, read into memory once. Images are a cache of this host, like its
- * layers: they live in the pool, not in the metadata store.
+ * layers: they live in the pool, not in the metadata store. The content is shared; who sees an
+ * image is not: each project that pulled or imported it has its own names for it, and sees only
+ * the images it has names (or a claim) on.
  */
 import { mkdir, readdir, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
@@ -10,7 +12,8 @@ import type { ImageConfigFile } from "./port.js";
 
 export interface ImageRecord {
   digest: string;
-  refs: string[];
+  /** Project id → the names that project knows this image by (empty: by digest only). */
+  projects: Record<string, string[]>;
   platform: string;
   configDigest: string;
   /** Bottom first. */
@@ -38,6 +41,7 @@ export class ImageRecords {
       }
       try {
         const r = JSON.parse(await readFile(join(this.dir, name), "utf8")) as ImageRecord;
+        if (typeof r.projects !== "object" || r.projects === null) throw new Error("a record without projects");
         this.byDigest.set(r.digest, r);
       } catch {
         await rm(join(this.dir, name), { force: true });
@@ -54,8 +58,9 @@ export class ImageRecords {
     return this.byDigest.get(digest);
   }
 
-  byRef(ref: string): ImageRecord | undefined {
-    return this.list().find((r) => r.refs.includes(ref));
+  /** The image a project knows by `name`. */
+  byName(projectId: string, name: string): ImageRecord | undefined {
+    return this.list().find((r) => r.projects[projectId]?.includes(name));
   }
 
   async put(r: ImageRecord): Promise<void> {
@@ -71,11 +76,12 @@ export class ImageRecords {
   }
 }
 
-export function toWire(r: ImageRecord): Image {
+/** An image as `projectId` sees it: its own names only. */
+export function toWire(r: ImageRecord, projectId: string): Image {
   const c = r.config;
   return {
     digest: r.digest,
-    refs: r.refs,
+    refs: r.projects[projectId] ?? [],
     platform: r.platform,
     layers: r.layers.length,
     sizeBytes: r.sizeBytes,

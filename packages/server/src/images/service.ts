@@ -1,8 +1,9 @@
 /**
  * Images as users see them: pull (a tag resolved to this host's manifest digest, its layers
  * fetched and unpacked once into the layer store), import from an archive, list, remove. One
- * pull per reference at a time, however many callers ask: the others wait for it and see its
- * progress. Removing an image a sandbox runs is refused; layers no image names are collected.
+ * pull per reference at a time, however many callers (of any project) ask: the others wait for
+ * it and see its progress. A project sees and names only the images it pulled or imported
+ * (records.ts); removing an image its sandboxes run is refused; layers no image needs are collected.
  */
 import { randomBytes } from "node:crypto";
 import { mkdir, rm } from "node:fs/promises";
@@ -19,8 +20,8 @@ export interface ImageServiceDeps {
   registry: ImageSource;
   layers: LayerStore;
   records: ImageRecords;
-  /** Ids of the sandboxes that run this image (by digest) and keep its layers in use. */
-  users: (digest: string) => Promise<string[]>;
+  /** Ids of the sandboxes (of one project, or of all) that run this image (by digest) and keep its layers in use. */
+  users: (digest: string, projectId?: string) => Promise<string[]>;
   /** More layers than this are merged into one tree (a sandbox stacks each as an overlay lower). */
   maxLayers: number;
   /** A private directory on the pool for archives being imported. */
@@ -35,6 +36,8 @@ type Listener = (e: PullEvent) => void;
 interface Flight {
   promise: Promise<ImageRecord>;
   listeners: Set<Listener>;
+  /** Projects waiting for it: the image is recorded as theirs. */
+  projects: Set<string>;
 }
 
 export class ImageService {
@@ -46,72 +49,90 @@ export class ImageService {
 
   constructor(private readonly deps: ImageServiceDeps) {}
 
-  list(): Image[] {
-    return this.deps.records.list().map(toWire);
+  list(projectId: string): Image[] {
+    return this.deps.records
+      .list()
+      .filter((r) => r.projects[projectId] !== undefined)
+      .map((r) => toWire(r, projectId));
   }
 
-  /** An image by reference (`node:20`, a full name, `name@digest`) or by digest (`sha256:…`). */
-  find(text: string): ImageRecord {
-    const r = this.lookup(text);
+  /** A project's image by reference (`node:20`, a full name, `name@digest`) or by digest (`sha256:…`). */
+  find(projectId: string, text: string): ImageRecord {
+    const r = this.lookup(projectId, text);
     if (!r) throw new CairnError("IMAGE_NOT_FOUND", `No image ${text} here; \`cairn image pull ${text}\` fetches it`);
     return r;
   }
 
-  private lookup(text: string): ImageRecord | undefined {
-    if (DIGEST.test(text)) return this.deps.records.get(text);
+  private lookup(projectId: string, text: string): ImageRecord | undefined {
+    const mine = (r: ImageRecord | undefined) => (r && r.projects[projectId] !== undefined ? r : undefined);
+    if (DIGEST.test(text)) return mine(this.deps.records.get(text));
     const ref = parseReference(text);
-    const name = formatReference(ref);
-    const byName = this.deps.records.byRef(name);
+    const byName = this.deps.records.byName(projectId, formatReference(ref));
     if (byName) return byName;
-    if (ref.digest) {
-      // name@digest: the platform manifest itself, or an index recorded under that name.
-      const r = this.deps.records.get(ref.digest);
-      if (r) return r;
-    }
+    // name@digest: the platform manifest itself, or an index recorded under that name.
+    if (ref.digest) return mine(this.deps.records.get(ref.digest));
     return undefined;
   }
 
-  get(text: string): Image {
-    return toWire(this.find(text));
+  get(projectId: string, text: string): Image {
+    return toWire(this.find(projectId, text), projectId);
   }
 
-  /** The image a sandbox create names: the one here, else pulled (once, for every caller at the same time). */
-  async ensure(text: string, onEvent?: Listener): Promise<ImageRecord> {
-    const here = this.lookup(text);
+  /** The image a sandbox create names: the project's own, else pulled (once, for every caller at the same time). */
+  async ensure(projectId: string, text: string, onEvent?: Listener): Promise<ImageRecord> {
+    const here = this.lookup(projectId, text);
     if (here) return here;
-    return this.flight(text, onEvent);
+    return this.flight(projectId, text, onEvent);
   }
 
   /** Pull: ask the registry what the reference names now, and fetch what is not here. */
-  async pull(text: string, options: { onEvent?: Listener } = {}): Promise<Image> {
-    return toWire(await this.flight(text, options.onEvent));
+  async pull(projectId: string, text: string, options: { onEvent?: Listener } = {}): Promise<Image> {
+    return toWire(await this.flight(projectId, text, options.onEvent), projectId);
   }
 
-  private flight(text: string, onEvent?: Listener): Promise<ImageRecord> {
+  /** Record `projectId`'s name for an image (taking the name from another image of the project). */
+  private async adopt(r: ImageRecord, projectId: string, name: string | undefined): Promise<ImageRecord> {
+    const names = r.projects[projectId];
+    if (names !== undefined && (name === undefined || names.includes(name))) return r;
+    if (name) {
+      for (const other of this.deps.records.list()) {
+        const theirs = other.projects[projectId];
+        if (other.digest !== r.digest && theirs?.includes(name)) await this.deps.records.put({ ...other, projects: withoutName(other.projects, projectId, name) });
+      }
+    }
+    const current = this.deps.records.get(r.digest) ?? r;
+    const next = { ...current, projects: { ...current.projects, [projectId]: [...new Set([...(current.projects[projectId] ?? []), ...(name ? [name] : [])])] } };
+    await this.deps.records.put(next);
+    return next;
+  }
+
+  private async flight(projectId: string, text: string, onEvent?: Listener): Promise<ImageRecord> {
     const ref = parseReference(text);
     const key = formatReference(ref);
     let f = this.flights.get(key);
     if (!f) {
       const listeners = new Set<Listener>();
+      const projects = new Set<string>();
       const emit = (e: PullEvent) => {
         for (const l of listeners) l(e);
       };
-      const promise = this.fetch(ref, this.deps.registry, emit).finally(() => this.flights.delete(key));
-      f = { promise, listeners };
+      const promise = this.fetch(ref, this.deps.registry, emit, projects).finally(() => this.flights.delete(key));
+      f = { promise, listeners, projects };
       this.flights.set(key, f);
     }
+    f.projects.add(projectId);
     if (onEvent) f.listeners.add(onEvent);
-    return f.promise;
+    return this.adopt(await f.promise, projectId, key);
   }
 
-  private async fetch(ref: ImageReference, source: ImageSource, emit: Listener): Promise<ImageRecord> {
+  private async fetch(ref: ImageReference, source: ImageSource, emit: Listener, projects: Set<string>): Promise<ImageRecord> {
     this.pulls++;
     const resolved = await source.resolve(ref);
-    return this.store(ref, resolved, source, emit);
+    return this.store(ref, resolved, source, emit, projects);
   }
 
-  /** Fetch the layers of a resolved image that are not here, then record it under `ref`. */
-  private async store(ref: ImageReference | undefined, img: ResolvedImage, source: ImageSource, emit: Listener): Promise<ImageRecord> {
+  /** Fetch the layers of a resolved image that are not here, then record it under `ref` for `projects`. */
+  private async store(ref: ImageReference | undefined, img: ResolvedImage, source: ImageSource, emit: Listener, projects: Set<string>): Promise<ImageRecord> {
     const name = ref ? formatReference(ref) : undefined;
     const diffIds = img.config.rootfs!.diff_ids!;
     emit({ type: "resolved", ref: name ?? img.digest, digest: img.digest, layers: img.layers.map((l) => ({ digest: l.digest, sizeBytes: l.size })) });
@@ -126,9 +147,11 @@ export class ImageService {
       const flat = diffIds.length > this.deps.maxLayers;
       if (flat) await this.deps.layers.flatten(img.digest, diffIds);
       const previous = this.deps.records.get(img.digest);
+      const owners: Record<string, string[]> = { ...(previous?.projects ?? {}) };
+      for (const p of projects) owners[p] = [...new Set([...(owners[p] ?? []), ...(name ? [name] : [])])];
       const record: ImageRecord = {
         digest: img.digest,
-        refs: [...new Set([...(previous?.refs ?? []), ...(name ? [name] : [])])],
+        projects: owners,
         platform: img.platform,
         configDigest: img.configDigest,
         layers: img.layers.map((l, i) => ({ digest: l.digest, diffId: diffIds[i]!, size: l.size })),
@@ -137,14 +160,18 @@ export class ImageService {
         flat,
         pulledAt: new Date().toISOString(),
       };
-      // A tag names one image: the one it named before loses it.
+      // A tag names one image per project: the one it named before loses it.
       if (name) {
         for (const other of this.deps.records.list()) {
-          if (other.digest !== img.digest && other.refs.includes(name)) await this.deps.records.put({ ...other, refs: other.refs.filter((r) => r !== name) });
+          if (other.digest === img.digest) continue;
+          let changed = other.projects;
+          for (const p of projects) if (changed[p]?.includes(name)) changed = withoutName(changed, p, name);
+          if (changed !== other.projects) await this.deps.records.put({ ...other, projects: changed });
         }
       }
       await this.deps.records.put(record);
-      emit({ type: "image", image: toWire(record) });
+      const [first] = projects;
+      if (first !== undefined) emit({ type: "image", image: toWire(record, first) });
       return record;
     } finally {
       for (const d of diffIds) {
@@ -186,7 +213,7 @@ export class ImageService {
    * Import the images of an archive (`docker save`, an OCI layout; tar or tar.gz) under their own
    * names, or under `name` when it holds one image.
    */
-  async importArchive(body: Readable, options: { name?: string } = {}): Promise<Image[]> {
+  async importArchive(projectId: string, body: Readable, options: { name?: string } = {}): Promise<Image[]> {
     const dir = join(this.deps.scratchDir, `import-${Date.now().toString(36)}-${randomBytes(6).toString("hex")}`);
     await mkdir(dir, { recursive: true, mode: 0o700 });
     try {
@@ -200,7 +227,7 @@ export class ImageService {
       const unnamed = images.find((i) => !i.ref);
       if (unnamed) throw new CairnError("INVALID_IMAGE", `The archive does not name image ${unnamed.image.digest}: give it a name (cairn image import <file> --name tool:1.2)`);
       const out: Image[] = [];
-      for (const { ref, image } of images) out.push(toWire(await this.store(ref, image, source, () => undefined)));
+      for (const { ref, image } of images) out.push(toWire(await this.store(ref, image, source, () => undefined, new Set([projectId])), projectId));
       return out;
     } finally {
       await rm(dir, { recursive: true, force: true });
@@ -208,23 +235,26 @@ export class ImageService {
   }
 
   /**
-   * Remove a name, or (by digest, or the last name of an image) the image: refused while a
-   * sandbox runs it. Its layers go once no other image names them.
+   * Remove one of a project's names for an image, or (by digest, or its last name) the image from
+   * the project: refused while the project's sandboxes run it. The image goes from the host once
+   * no project has it and no sandbox runs it; its layers once no other image needs them.
    */
-  async remove(text: string): Promise<{ untagged: string[]; deleted: string | null }> {
-    const r = this.find(text);
+  async remove(projectId: string, text: string): Promise<{ untagged: string[]; deleted: string | null }> {
+    const r = this.find(projectId, text);
+    const names = r.projects[projectId] ?? [];
     const name = DIGEST.test(text) ? undefined : formatReference(parseReference(text));
-    if (name && r.refs.includes(name) && r.refs.length > 1) {
-      await this.deps.records.put({ ...r, refs: r.refs.filter((x) => x !== name) });
+    if (name && names.includes(name) && names.length > 1) {
+      await this.deps.records.put({ ...r, projects: { ...r.projects, [projectId]: names.filter((x) => x !== name) } });
       return { untagged: [name], deleted: null };
     }
-    const users = await this.deps.users(r.digest);
+    const users = await this.deps.users(r.digest, projectId);
     if (users.length > 0) {
       throw new CairnError("IMAGE_IN_USE", `Image ${text} is in use by sandbox${users.length > 1 ? "es" : ""} ${users.slice(0, 5).join(", ")}${users.length > 5 ? ", …" : ""}; kill them first`);
     }
-    await this.deps.records.delete(r.digest);
+    const { [projectId]: _, ...others } = r.projects;
+    await this.deps.records.put({ ...r, projects: others });
     await this.collect();
-    return { untagged: r.refs, deleted: r.digest };
+    return { untagged: names, deleted: r.digest };
   }
 
   /** Host directories of an image's layers for a sandbox's overlay, bottom first. */
@@ -236,13 +266,13 @@ export class ImageService {
   }
 
   /**
-   * Delete images no name points to and no sandbox runs, then layers no image needs. Images of
+   * Delete images no project has and no sandbox runs, then layers no image needs. Images of
    * sandboxes keep their layers (and their flattened tree) until the sandbox is gone.
    */
   async collect(): Promise<void> {
     const keep = new Set<string>(this.pinned.keys());
     for (const r of this.deps.records.list()) {
-      if (r.refs.length === 0 && (await this.deps.users(r.digest)).length === 0) {
+      if (Object.keys(r.projects).length === 0 && (await this.deps.users(r.digest)).length === 0) {
         await this.deps.records.delete(r.digest);
         continue;
       }
@@ -256,4 +286,14 @@ export class ImageService {
   usedBytes(): Promise<number> {
     return this.deps.layers.usedBytes();
   }
+}
+
+/**
+ * A project's names for an image without `name` (a tag that moved to another image). An image the
+ * project then has no name for is no longer the project's: it is collected like any unnamed one.
+ */
+function withoutName(projects: Record<string, string[]>, projectId: string, name: string): Record<string, string[]> {
+  const names = (projects[projectId] ?? []).filter((n) => n !== name);
+  const { [projectId]: _, ...others } = projects;
+  return names.length > 0 ? { ...others, [projectId]: names } : others;
 }

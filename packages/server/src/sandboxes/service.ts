@@ -190,7 +190,7 @@ export class SandboxService {
     const paths = mounts.map((m) => checkMountPath(m.mountPath));
     if (new Set(paths).size !== paths.length) throw new CairnError("INVALID_MOUNT", "Two volumes cannot share one mount path");
     // An image not here yet is pulled now (once, however many creates ask at the same time).
-    const fromImage = imageRef !== undefined ? await this.imageDefaults(imageRef) : undefined;
+    const fromImage = imageRef !== undefined ? await this.imageDefaults(projectId, imageRef) : undefined;
     const cwd = req.cwd !== undefined ? normalizeVolumePath(req.cwd) : (fromImage?.cwd ?? "/");
     // Resolve (or create, for the `{path: name}` shorthand) every volume before anything starts.
     const resolved: VolumeRecord[] = [];
@@ -267,8 +267,8 @@ export class SandboxService {
   }
 
   /** What an image create takes from the image (pulled first if it is not here). */
-  private async imageDefaults(text: string): Promise<ImageDefaults> {
-    const record = await this.deps.images.ensure(text);
+  private async imageDefaults(projectId: string, text: string): Promise<ImageDefaults> {
+    const record = await this.deps.images.ensure(projectId, text);
     return imageDefaults(record, formatReference(parseReference(text)), await this.deps.images.lowers(record.digest));
   }
 
@@ -279,8 +279,8 @@ export class SandboxService {
   }
 
   /** Sandboxes that run an image (by digest) and so keep it: its removal is refused meanwhile. */
-  async imageUsers(digest: string): Promise<string[]> {
-    const rows = await this.deps.store.sandboxes.list(undefined, { limit: 1_000_000, states: ["starting", "running", "hibernated"] });
+  async imageUsers(digest: string, projectId?: string): Promise<string[]> {
+    const rows = await this.deps.store.sandboxes.list(projectId, { limit: 1_000_000, states: ["starting", "running", "hibernated"] });
     return rows.filter((r) => r.spec.image?.digest === digest).map((r) => r.id);
   }
 

@@ -1,8 +1,11 @@
 import { PassThrough } from "node:stream";
 import { z } from "zod";
-import { CairnError, Image, ImageRef, PullImageRequest, type PullEvent } from "@cairn/protocol";
+import { CairnError, Image, ImageRef, PullImageRequest, type ErrorCode, type PullEvent } from "@cairn/protocol";
 import type { ImageService } from "../../images/service.js";
 import { defineRoute, type RouteSpec } from "../route.js";
+
+/** What fetching an image can answer: bad reference, unknown image, a registry that fails or lies, a full pool. */
+const PULL_ERRORS: ErrorCode[] = ["INVALID_IMAGE", "IMAGE_NOT_FOUND", "REGISTRY_ERROR", "IMAGE_DIGEST_MISMATCH", "POOL_FULL"];
 
 const ImageParams = z.object({ image: z.string().min(1).max(600).meta({ description: "A reference (`node:20`, URL-encoded) or a digest (`sha256:…`)" }) });
 
@@ -20,13 +23,14 @@ export function imageRoutes(images: ImageService): RouteSpec[] {
       responses: {
         200: { description: "The image (JSON), or NDJSON progress events when `progress` is true", schema: Image },
       },
-      handler: async ({ body, reply }) => {
-        if (!body.progress) return images.pull(body.ref);
+      errors: PULL_ERRORS,
+      handler: async ({ body, reply, principal }) => {
+        if (!body.progress) return images.pull(principal.projectId, body.ref);
         const out = new PassThrough();
         const send = (e: PullEvent) => out.write(JSON.stringify(e) + "\n");
         reply.header("content-type", "application/x-ndjson");
         void images
-          .pull(body.ref, { onEvent: (e) => e.type !== "image" && send(e) })
+          .pull(principal.projectId, body.ref, { onEvent: (e) => e.type !== "image" && send(e) })
           .then((image) => send({ type: "image", image }))
           .catch((err: unknown) => {
             const ce = err instanceof CairnError ? err : new CairnError("INTERNAL", "Something went wrong on the server while pulling");
@@ -46,8 +50,9 @@ export function imageRoutes(images: ImageService): RouteSpec[] {
       query: z.object({ name: ImageRef.optional() }),
       rawBody: { contentType: "application/x-tar", description: "The archive" },
       responses: { 201: { description: "Imported", schema: z.object({ items: z.array(Image) }) } },
-      handler: async ({ query, req, reply }) => {
-        const items = await images.importArchive(req.raw, query.name !== undefined ? { name: query.name } : {});
+      errors: ["INVALID_ARCHIVE", "INVALID_IMAGE", "IMAGE_DIGEST_MISMATCH", "POOL_FULL"],
+      handler: async ({ query, req, reply, principal }) => {
+        const items = await images.importArchive(principal.projectId, req.raw, query.name !== undefined ? { name: query.name } : {});
         reply.code(201);
         return { items };
       },
@@ -56,10 +61,10 @@ export function imageRoutes(images: ImageService): RouteSpec[] {
       method: "GET",
       path: "/v1/images",
       operationId: "listImages",
-      summary: "List the images on this host, newest first",
+      summary: "List the project's images (those it pulled or imported), newest first",
       tags: ["images"],
       responses: { 200: { description: "Images", schema: z.object({ items: z.array(Image) }) } },
-      handler: async () => ({ items: images.list() }),
+      handler: async ({ principal }) => ({ items: images.list(principal.projectId) }),
     }),
     defineRoute({
       method: "GET",
@@ -69,7 +74,8 @@ export function imageRoutes(images: ImageService): RouteSpec[] {
       tags: ["images"],
       params: ImageParams,
       responses: { 200: { description: "The image", schema: Image } },
-      handler: async ({ params }) => images.get(params.image),
+      errors: ["INVALID_IMAGE", "IMAGE_NOT_FOUND"],
+      handler: async ({ params, principal }) => images.get(principal.projectId, params.image),
     }),
     defineRoute({
       method: "DELETE",
@@ -81,7 +87,8 @@ export function imageRoutes(images: ImageService): RouteSpec[] {
       tags: ["images"],
       params: ImageParams,
       responses: { 200: { description: "Removed", schema: z.object({ untagged: z.array(z.string()), deleted: z.string().nullable() }) } },
-      handler: async ({ params }) => images.remove(params.image),
+      errors: ["INVALID_IMAGE", "IMAGE_NOT_FOUND", "IMAGE_IN_USE"],
+      handler: async ({ params, principal }) => images.remove(principal.projectId, params.image),
     }),
   ];
 }
