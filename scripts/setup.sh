@@ -62,11 +62,14 @@ if [[ ! -x $helper || packages/server/native/cairn-mount.c -nt $helper ]]; then
   mkdir -p "$(dirname "$helper")"
   cc -O2 -Wall -Wextra -Werror -o "$helper" packages/server/native/cairn-mount.c
 fi
-# The idle process of a sandbox that runs an image: static, since the image brings its own libc (or none).
-pause=packages/server/dist/native/cairn-pause
-if [[ ! -x $pause || packages/server/native/cairn-pause.c -nt $pause ]]; then
-  cc -static -s -O2 -Wall -Wextra -Werror -o "$pause" packages/server/native/cairn-pause.c
-fi
+# The idle process and the exec timeout of a sandbox that runs an image: static, since the image
+# brings its own libc (or none).
+for tool in cairn-pause cairn-timeout; do
+  bin=packages/server/dist/native/$tool
+  if [[ ! -x $bin || packages/server/native/$tool.c -nt $bin ]]; then
+    cc -static -s -O2 -Wall -Wextra -Werror -o "$bin" "packages/server/native/$tool.c"
+  fi
+done
 # tsc does not keep the executable bit, and npm links bins only to files that existed at install:
 # make `cairn` and `cairnd` runnable from node_modules/.bin (npx cairn, or PATH=$PWD/node_modules/.bin).
 chmod +x packages/cli/dist/src/main.js packages/server/dist/src/main.js

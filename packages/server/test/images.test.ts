@@ -84,6 +84,13 @@ describe("images (registry on loopback, crun)", () => {
     const w = await sb.exec("echo changed > /app/hello.txt && cat /app/hello.txt && touch /home/app/new && echo ok; touch /etc/new");
     assert.equal(w.stdout, "changed\nok\n", w.stderr);
     assert.match(w.stderr, /Permission denied/, "the image's user is not root: the image's /etc is root's");
+    // A timeout ends the command and everything it started, with cairnd's own timeout (an image
+    // may have none): the answer comes at once, not after the sleeps.
+    const t0 = Date.now();
+    const slow = await sb.exec("sleep 30 & sleep 30", { timeoutMs: 1000 });
+    assert.equal(slow.exitCode, 137, slow.stderr);
+    assert.ok(Date.now() - t0 < 25_000, `a 1 s timeout answered in ${Date.now() - t0} ms`);
+    assert.equal((await sb.exec("ps -o comm | grep -c '^sleep' || true")).stdout.trim(), "0", "no sleep left behind");
     // A background process without a command runs the image's cmd.
     const p = await sb.startDefault();
     const done = await p.wait();

@@ -136,7 +136,12 @@ export class RegistryClient implements ImageSource {
   async blob(ref: ImageReference, layer: Descriptor, options: { signal?: AbortSignal } = {}): Promise<Readable> {
     const res = await this.get(ref, `blobs/${layer.digest}`, undefined, "layer", options.signal);
     if (!res.body) throw new CairnError("REGISTRY_ERROR", `Registry ${ref.registry} sent an empty layer ${layer.digest}`);
-    return Readable.fromWeb(res.body as import("node:stream/web").ReadableStream<Uint8Array>);
+    const stream = Readable.fromWeb(res.body as import("node:stream/web").ReadableStream<Uint8Array>);
+    // The registry may cut the connection before the layer store has begun to read (it prepares
+    // its scratch dir first): an 'error' with no listener would take cairnd down. The reader still
+    // sees the error, from the stream's errored state.
+    stream.on("error", () => undefined);
+    return stream;
   }
 }
 

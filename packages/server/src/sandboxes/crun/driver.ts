@@ -16,7 +16,7 @@ import { killUsersOf } from "./volume-users.js";
 import { SandboxDisks } from "./sandbox-disk.js";
 import type { ExecOptions, MountedVolume, SandboxDriver, SandboxSpecInput, VolumeMount } from "../port.js";
 import { etcTemplate, writeSandboxEtc } from "./etc-template.js";
-import { IN_SANDBOX_PAUSE, isImageSandbox, mountImageRoot, prepareImageDirs, unmountImageRoot } from "./image-rootfs.js";
+import { IN_SANDBOX_PAUSE, IN_SANDBOX_TIMEOUT, isImageSandbox, mountImageRoot, prepareImageDirs, unmountImageRoot } from "./image-rootfs.js";
 import { setTimeout as sleep } from "node:timers/promises";
 
 /** Built by scripts/setup.sh from packages/server/native/cairn-mount.c. */
@@ -24,6 +24,8 @@ export { MOUNT_HELPER } from "../../host/native.js";
 import { MOUNT_HELPER } from "../../host/native.js";
 /** Built by scripts/setup.sh from packages/server/native/cairn-pause.c: an image sandbox's idle process. */
 const PAUSE = fileURLToPath(new URL("../../../native/cairn-pause", import.meta.url));
+/** Built by scripts/setup.sh from packages/server/native/cairn-timeout.c: an image sandbox's exec timeout. */
+const TIMEOUT = fileURLToPath(new URL("../../../native/cairn-timeout", import.meta.url));
 /** The sandbox's init (Debian's static tini), bound read-only from the host. */
 export const INIT = "/usr/bin/tini-static";
 const IN_SANDBOX_INIT = "/run/cairn/init";
@@ -160,7 +162,12 @@ export class CrunDriver implements SandboxDriver {
       mounts: [
         // A static init from the host, read-only: it reaps orphans and forwards signals.
         { destination: IN_SANDBOX_INIT, type: "bind", source: INIT, options: ["bind", "ro", "nosuid", "nodev"] },
-        ...(spec.image ? [{ destination: IN_SANDBOX_PAUSE, type: "bind", source: PAUSE, options: ["bind", "ro", "nosuid", "nodev"] }] : []),
+        ...(spec.image
+          ? [
+              { destination: IN_SANDBOX_PAUSE, type: "bind", source: PAUSE, options: ["bind", "ro", "nosuid", "nodev"] },
+              { destination: IN_SANDBOX_TIMEOUT, type: "bind", source: TIMEOUT, options: ["bind", "ro", "nosuid", "nodev"] },
+            ]
+          : []),
         ...volumeMounts,
       ],
       env: spec.env,
@@ -307,8 +314,9 @@ export class CrunDriver implements SandboxDriver {
       // The timeout runs inside the sandbox, with the sandbox's privileges: GNU timeout kills the
       // command's whole process group (busybox's kills only the shell, and its children would keep
       // the output open). cairnd has its own backstop in case the sandbox broke its timeout. An
-      // image has its own tools: the `timeout` on its PATH.
-      args.push(options.image ? "timeout" : "/usr/bin/timeout", "-s", "KILL", `${Math.max(0.1, options.timeoutMs / 1000)}`);
+      // image may have no timeout (or busybox's): it gets cairnd's static one, which does the same.
+      const seconds = `${Math.max(0.1, options.timeoutMs / 1000)}`;
+      args.push(...(options.image ? [IN_SANDBOX_TIMEOUT, seconds] : ["/usr/bin/timeout", "-s", "KILL", seconds]));
     }
     if (options.argv) args.push(...options.argv);
     else args.push("/bin/sh", "-c", options.command);

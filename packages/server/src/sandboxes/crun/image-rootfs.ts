@@ -19,13 +19,15 @@ import { UID_RANGE } from "../port.js";
 import { writeSandboxEtc } from "./etc-template.js";
 
 export const IN_SANDBOX_PAUSE = "/run/cairn/pause";
+/** Where an image sandbox finds cairnd's own `timeout` (native/cairn-timeout.c). */
+export const IN_SANDBOX_TIMEOUT = "/run/cairn/timeout";
 
 /** The directories of an image sandbox on its disk (first start only). */
 export async function prepareImageDirs(dir: string, hostname: string, init: string): Promise<void> {
   for (const sub of ["upper/root/run/cairn", "work/root", "rootfs", "lower"]) await mkdir(join(dir, sub), { recursive: true });
   await writeSandboxEtc(join(dir, "upper", "root", "etc"), hostname);
   // Targets of the binds of the host's init and idle process (the image may have no /run).
-  for (const f of [init, IN_SANDBOX_PAUSE]) await writeFile(join(dir, "upper", "root", f), "");
+  for (const f of [init, IN_SANDBOX_PAUSE, IN_SANDBOX_TIMEOUT]) await writeFile(join(dir, "upper", "root", f), "");
 }
 
 export const isImageSandbox = async (dir: string) => (await readdir(join(dir, "upper")).catch(() => [] as string[])).includes("root");
