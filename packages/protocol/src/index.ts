@@ -7,3 +7,4 @@ export * from "./checkpoints.js";
 export * from "./sandboxes.js";
 export * from "./files.js";
 export * from "./deployments.js";
+export * from "./network.js";

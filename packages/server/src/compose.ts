@@ -19,6 +19,7 @@ import type { VolumeEngine, VolumeReconciler } from "./volumes/port.js";
 import type { CheckpointStore } from "./checkpoints/port.js";
 import type { SandboxDriver } from "./sandboxes/port.js";
 import { PoolCapacity } from "./volumes/capacity.js";
+import type { SandboxNetwork } from "./network/port.js";
 
 export interface Parts {
   config: Config;
@@ -27,6 +28,7 @@ export interface Parts {
   engine: VolumeEngine & VolumeReconciler;
   checkpointStore: CheckpointStore;
   driver: SandboxDriver;
+  network: SandboxNetwork;
   /** The filesystem the pool is on (admission reads its free space). */
   poolRoot: string;
   signingKey: Buffer;
@@ -93,6 +95,8 @@ export async function compose(parts: Parts): Promise<Composed> {
     defaultDiskBytes: config.sandboxDiskBytes,
     stoppedRetentionMs: config.stoppedSandboxRetentionMs,
     capacity,
+    network: parts.network,
+    defaultNetwork: config.sandboxNetwork,
   });
   sandboxDisks = () => sandboxes.committedDiskBytes();
   const files = new FileService({ volumes, store, signingKey: parts.signingKey, log });

@@ -15,6 +15,8 @@ import { MetadataStore } from "./storage/metadata-store.js";
 import { LoopVolumeEngine } from "./volumes/loop/engine.js";
 import { openPool } from "./volumes/loop/pool.js";
 import { DataDirLock } from "./host/data-dir-lock.js";
+import { HostNetwork } from "./network/linux/host-network.js";
+import { parseUpstreams } from "./network/linux/dns-forwarder.js";
 
 export const VERSION = "0.1.0";
 /** How long a graceful stop waits for in-flight requests before it closes their connections. */
@@ -82,6 +84,7 @@ export async function startCairnd(config: Config, options: { logger?: boolean | 
   let app: FastifyInstance | undefined;
   let sandboxesRef: SandboxService | undefined;
   let deploymentsRef: DeploymentService | undefined;
+  let networkRef: HostNetwork | undefined;
   try {
     const pool = await openPool(config.dataDir, { sizeBytes: config.poolSizeBytes });
     const defaultProject = await store.projects.ensure(newId("prj"), "default");
@@ -103,11 +106,19 @@ export async function startCairnd(config: Config, options: { logger?: boolean | 
       },
     });
     await CrunDriver.prepareHost();
+    const network = await HostNetwork.open({
+      dataDir: config.dataDir,
+      subnet: config.sandboxSubnet,
+      upstreams: config.sandboxDns ? parseUpstreams(config.sandboxDns) : undefined,
+      log,
+    });
+    networkRef = network;
     const driver = new CrunDriver(
       await CrunDriver.bundleRoot(join(pool.root, "sandboxes"), cgroupPrefix(config.dataDir)),
       join(config.dataDir, "run", "crun"),
       cgroupPrefix(config.dataDir),
       join(pool.root, "templates"),
+      network.nameserver,
     );
     let listeningPort = config.port;
     const composed = await compose({
@@ -117,6 +128,7 @@ export async function startCairnd(config: Config, options: { logger?: boolean | 
       engine,
       checkpointStore: engine,
       driver,
+      network,
       poolRoot: pool.root,
       signingKey: await loadSigningKey(config),
       log,
@@ -156,6 +168,7 @@ export async function startCairnd(config: Config, options: { logger?: boolean | 
           clearTimeout(grace);
           await sandboxesRef?.close();
           deploymentsRef?.close();
+          await networkRef?.close();
           await engine.close(); // then every lease is gone: unmount
           await store.close();
           lock.release();
@@ -165,6 +178,7 @@ export async function startCairnd(config: Config, options: { logger?: boolean | 
     };
   } catch (err) {
     await app?.close().catch(() => undefined);
+    await networkRef?.close().catch(() => undefined);
     await store.close().catch(() => undefined);
     lock.release();
     throw err;

@@ -2,6 +2,7 @@
 import type { Kysely } from "kysely";
 import type { Database } from "./schema.js";
 import { isUniqueViolation, now } from "./rows.js";
+import type { NetworkSpec } from "../network/policy.js";
 
 export type SandboxState = "starting" | "running" | "hibernated" | "stopped" | "failed";
 
@@ -21,6 +22,10 @@ export interface SandboxSpec {
   uidBase?: number;
   /** The sandbox's own disk; absent for sandboxes made before disks existed. */
   diskBytes?: number;
+  /** What it may reach, and its address while it runs with an interface; absent: loopback only. */
+  network?: NetworkSpec;
+  /** Its ports routed by cairnd (a private one has a token). */
+  ports?: { port: number; public: boolean; token: string | null }[];
 }
 
 export interface SandboxRecord {

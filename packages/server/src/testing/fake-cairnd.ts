@@ -15,6 +15,7 @@ import { AuthService, generateAdminKey } from "../auth/service.js";
 import { MetadataStore } from "../storage/metadata-store.js";
 import { DirVolumeEngine } from "../volumes/fake/dir-engine.js";
 import { FakeSandboxDriver } from "../sandboxes/fake/driver.js";
+import { FakeNetwork } from "../network/fake.js";
 import { newId } from "../ids.js";
 
 export interface FakeCairnd extends Composed {
@@ -50,6 +51,7 @@ export async function fakeCairnd(overrides: Partial<Config> = {}): Promise<FakeC
     engine,
     checkpointStore: engine,
     driver,
+    network: new FakeNetwork(),
     poolRoot: dataDir,
     signingKey: randomBytes(32),
     log: quiet,
