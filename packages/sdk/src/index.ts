@@ -13,7 +13,7 @@ export type { CreateVolumeOptions, ListVolumesOptions, ResizeOptions, FileData, 
 export { Sandbox, Sandboxes, SandboxProcess } from "./sandbox.js";
 export { Deployments, type Deployment } from "./deployments.js";
 export { Projects, type ApiKey, type ApiKeyInfo, type CreateProjectResult, type Project } from "./projects.js";
-export type { CreateSandboxOptions, ExecOptions, ExecResult, SandboxInfo, Attachment, MountRequest, ProcessInfo } from "./sandbox.js";
+export type { CreateSandboxOptions, ExecOptions, ExecResult, SandboxInfo, Attachment, MountRequest, ProcessInfo, ExposedPort, SandboxNetwork, SandboxNetworkRequest } from "./sandbox.js";
 export type {
   BatchFileInput,
   WritePreconditions,

@@ -2,14 +2,17 @@ import type {
   Attachment,
   CreateSandboxRequest,
   ExecEvent,
+  ExposedPort,
   MountRequest,
   ProcessInfo,
   Sandbox as SandboxInfo,
+  SandboxNetwork,
+  SandboxNetworkRequest,
 } from "@cairn/protocol";
 import { defaultHttpClient, type HttpClient, type RequestOptions } from "./transport/http.js";
 import type { FileData } from "./transport/body.js";
 
-export type { SandboxInfo, Attachment, MountRequest, ProcessInfo };
+export type { SandboxInfo, Attachment, MountRequest, ProcessInfo, ExposedPort, SandboxNetwork, SandboxNetworkRequest };
 
 export interface CreateSandboxOptions extends RequestOptions {
   /** Default `base`. */
@@ -29,6 +32,18 @@ export interface CreateSandboxOptions extends RequestOptions {
   /** Size of the sandbox's own writable disk in GiB (default: the server's, 4); full is ENOSPC inside this sandbox only. */
   diskGb?: number;
   timeoutMs?: number;
+  /**
+   * What the sandbox may reach. `"none"`: loopback only. `"egress"`: the internet through the host
+   * (NAT), with DNS. An object adds rules, IPv4 `CIDR`, `CIDR:port` or `CIDR:first-last`: `allow`
+   * opens private ranges (10/8, 172.16/12, 192.168/16, 100.64/10), or with `egress: false` is all
+   * it may reach; `deny` closes ranges and wins over `allow`. The host itself (cairnd's API
+   * included), link-local metadata (169.254.0.0/16) and other sandboxes are never reachable.
+   * Default: the server's `CAIRN_SANDBOX_NETWORK` (`none` unless the operator says otherwise).
+   *
+   * @example
+   * await cairn.sandboxes.create({ network: { egress: true, allow: ["10.0.0.5/32:5432"], deny: ["203.0.113.0/24"] } });
+   */
+  network?: SandboxNetworkRequest;
 }
 
 export interface ExecOptions extends RequestOptions {

@@ -53,7 +53,7 @@ describe("network policy", () => {
     assert.ok(egress.indexOf(SUBNET) < egress.indexOf("vmap @egress_of"));
     assert.ok(egress.indexOf(`oifname "${names.ifacePrefix}*" drop`) < egress.indexOf("vmap @egress_of"));
     // From a sandbox to the host: DNS to the gateway, nothing else.
-    assert.match(text, /chain from_sandbox \{\n\s+ip daddr 100\.96\.0\.1 udp dport 53 accept\n\s+ip daddr 100\.96\.0\.1 tcp dport 53 accept\n\s+drop\n/);
+    assert.match(text, /chain from_sandbox \{\n\s+ct state established,related accept\n\s+ip daddr 100\.96\.0\.1 udp dport 53 accept\n\s+ip daddr 100\.96\.0\.1 tcp dport 53 accept\n\s+drop\n/);
     const rules = sandboxRules(sb);
     assert.equal(rules[0], "ip saddr != 100.96.0.2 drop");
     assert.ok(rules.findIndex((r) => r.startsWith("ip daddr 10.0.0.0/8 drop")) < rules.findIndex((r) => r.includes("5432 accept")));

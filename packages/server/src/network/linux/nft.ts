@@ -3,8 +3,9 @@
  * have none, and none of it passes). Text for `nft -f`; built here, without side effects, so it
  * can be read and tested as the security boundary it is.
  *
- * - input: from a sandbox's interface, only DNS to the gateway (the forwarder); the host's own
- *   addresses and services, cairnd's API among them, are dropped.
+ * - input: from a sandbox's interface, only DNS to the gateway (the forwarder) and answers to
+ *   connections the host opened; the host's own addresses and services, cairnd's API among them,
+ *   are dropped.
  * - forward: a sandbox's packets go through `egress` (never-reachable ranges, other sandboxes,
  *   then its own chain: its source address, deny, allow, private ranges, egress); nothing new
  *   goes into a sandbox from outside, only answers.
@@ -64,6 +65,9 @@ export function tableScript(names: HostNames, subnet: string, gateway: string, s
     `    iifname ${ifaces} jump from_sandbox`,
     `  }`,
     `  chain from_sandbox {`,
+    // Answers to what the host itself opened (an operator's curl to a sandbox's address); a
+    // sandbox cannot make a connection look established without the host having opened it.
+    `    ct state established,related accept`,
     `    ip daddr ${gateway} udp dport 53 accept`,
     `    ip daddr ${gateway} tcp dport 53 accept`,
     `    drop`,
