@@ -283,6 +283,45 @@ export class Sandbox {
     return (await this.http.json<{ items: Attachment[] }>({ method: "GET", path: `/v1/sandboxes/${enc(this.info.id)}/attachments`, signal: options.signal })).items;
   }
 
+  /**
+   * A URL that reaches `port` inside the sandbox (a server listening on any address there,
+   * loopback included): `http://<port>-<sandbox>.<domain>:<port>/`, routed by cairnd, for HTTP,
+   * streaming and websockets. Private unless `public`: the URL carries the port's token (a browser
+   * then keeps it in a cookie for that host); a request without it, or without an API key of the
+   * project, is refused with 401. Asking again gives the same URL.
+   *
+   * @example
+   * await sandbox.exec("python3 -m http.server 8000", { background: true });
+   * const url = await sandbox.getUrl(8000);
+   * const page = await (await fetch(url)).text();
+   */
+  async getUrl(port: number, options: RequestOptions & { public?: boolean } = {}): Promise<string> {
+    return (await this.expose(port, options)).url;
+  }
+
+  /**
+   * Route a port (see {@link Sandbox.getUrl}); the answer has its URL and token.
+   * @example const { url, token } = await sandbox.expose(3000);
+   */
+  async expose(port: number, options: RequestOptions & { public?: boolean } = {}): Promise<ExposedPort> {
+    return this.http.json<ExposedPort>({
+      method: "POST",
+      path: `/v1/sandboxes/${enc(this.info.id)}/ports`,
+      json: { port, ...(options.public !== undefined ? { public: options.public } : {}) },
+      signal: options.signal,
+    });
+  }
+
+  /** The routed ports with their URLs. @example for (const p of await sandbox.ports()) console.log(p.port, p.url); */
+  async ports(options: RequestOptions = {}): Promise<ExposedPort[]> {
+    return (await this.http.json<{ items: ExposedPort[] }>({ method: "GET", path: `/v1/sandboxes/${enc(this.info.id)}/ports`, signal: options.signal })).items;
+  }
+
+  /** Stop routing a port: its URL stops working at once (PORT_NOT_FOUND if it was not routed). @example await sandbox.unexpose(3000); */
+  async unexpose(port: number, options: RequestOptions = {}): Promise<ExposedPort> {
+    return this.http.json<ExposedPort>({ method: "DELETE", path: `/v1/sandboxes/${enc(this.info.id)}/ports/${port}`, signal: options.signal });
+  }
+
   private async action(name: "hibernate" | "resume", options: RequestOptions): Promise<this> {
     this.info = await this.http.json<SandboxInfo>({ method: "POST", path: `/v1/sandboxes/${enc(this.info.id)}/${name}`, signal: options.signal });
     return this;

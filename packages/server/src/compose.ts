@@ -20,6 +20,7 @@ import type { CheckpointStore } from "./checkpoints/port.js";
 import type { SandboxDriver } from "./sandboxes/port.js";
 import { PoolCapacity } from "./volumes/capacity.js";
 import type { SandboxNetwork } from "./network/port.js";
+import { SandboxPorts } from "./network/ports.js";
 
 export interface Parts {
   config: Config;
@@ -46,6 +47,7 @@ export interface Composed {
   files: FileService;
   sandboxes: SandboxService;
   deployments: DeploymentService;
+  ports: SandboxPorts;
   capacity: PoolCapacity;
 }
 
@@ -111,6 +113,7 @@ export async function compose(parts: Parts): Promise<Composed> {
     volumeBytes: config.deployVolumeBytes,
     startTimeoutMs: 30_000,
   });
-  const app = await buildApp({ store, auth, volumes, checkpoints, files, sandboxes, deployments, region: config.region, version: parts.version, logger: parts.logger, capacity });
-  return { app, volumes, checkpoints, files, sandboxes, deployments, capacity };
+  const ports = new SandboxPorts({ store, sandboxes, router: deployments, auth, log, domain: config.deployDomain, port: parts.port });
+  const app = await buildApp({ store, auth, volumes, checkpoints, files, sandboxes, deployments, ports, region: config.region, version: parts.version, logger: parts.logger, capacity });
+  return { app, volumes, checkpoints, files, sandboxes, deployments, ports, capacity };
 }

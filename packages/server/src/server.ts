@@ -16,6 +16,7 @@ import { LoopVolumeEngine } from "./volumes/loop/engine.js";
 import { openPool } from "./volumes/loop/pool.js";
 import { DataDirLock } from "./host/data-dir-lock.js";
 import { HostNetwork } from "./network/linux/host-network.js";
+import type { SandboxPorts } from "./network/ports.js";
 import { parseUpstreams } from "./network/linux/dns-forwarder.js";
 
 export const VERSION = "0.1.0";
@@ -85,6 +86,7 @@ export async function startCairnd(config: Config, options: { logger?: boolean | 
   let sandboxesRef: SandboxService | undefined;
   let deploymentsRef: DeploymentService | undefined;
   let networkRef: HostNetwork | undefined;
+  let portsRef: SandboxPorts | undefined;
   try {
     const pool = await openPool(config.dataDir, { sizeBytes: config.poolSizeBytes });
     const defaultProject = await store.projects.ensure(newId("prj"), "default");
@@ -136,7 +138,8 @@ export async function startCairnd(config: Config, options: { logger?: boolean | 
       version: VERSION,
       port: () => listeningPort,
     });
-    const { sandboxes, volumes, deployments } = composed;
+    const { sandboxes, volumes, deployments, ports } = composed;
+    portsRef = ports;
     sandboxesRef = sandboxes;
     deploymentsRef = deployments;
     const server = composed.app;
@@ -167,6 +170,7 @@ export async function startCairnd(config: Config, options: { logger?: boolean | 
           await server.close();
           clearTimeout(grace);
           await sandboxesRef?.close();
+          portsRef?.close();
           deploymentsRef?.close();
           await networkRef?.close();
           await engine.close(); // then every lease is gone: unmount

@@ -20,6 +20,8 @@ import type { FileService } from "../files/service.js";
 import { buildOpenApi } from "./openapi.js";
 import { defineRoute, registerRoute, type RouteSpec } from "./route.js";
 import { volumeRoutes } from "./routes/volumes.js";
+import { portRoutes } from "./routes/ports.js";
+import type { SandboxPorts } from "../network/ports.js";
 import { Health } from "@cairn/protocol";
 import type { PoolCapacity } from "../volumes/capacity.js";
 
@@ -31,6 +33,8 @@ export interface AppDeps {
   files: FileService;
   sandboxes: SandboxService;
   deployments: DeploymentService;
+  /** Sandbox ports routed by host name (`<port>-<sandbox>.<domain>`). */
+  ports: SandboxPorts;
   region: string;
   version: string;
   /** Fastify's logger options, or a logger made by the caller (pino). */
@@ -38,7 +42,7 @@ export interface AppDeps {
   capacity: Pick<PoolCapacity, "status">;
 }
 
-export function allRoutes(deps: Pick<AppDeps, "store" | "auth" | "volumes" | "checkpoints" | "files" | "sandboxes" | "deployments" | "region" | "version" | "capacity">, openapi: () => unknown): RouteSpec[] {
+export function allRoutes(deps: Pick<AppDeps, "store" | "auth" | "volumes" | "checkpoints" | "files" | "sandboxes" | "deployments" | "ports" | "region" | "version" | "capacity">, openapi: () => unknown): RouteSpec[] {
   return [
     defineRoute({
       method: "GET",
@@ -83,6 +87,7 @@ export function allRoutes(deps: Pick<AppDeps, "store" | "auth" | "volumes" | "ch
     ...signedRoutes(deps.files),
     ...checkpointRoutes(deps.checkpoints, deps.volumes, (id) => deps.sandboxes.detachWriters(id)),
     ...sandboxRoutes(deps.sandboxes),
+    ...portRoutes(deps.ports),
     ...deploymentRoutes(deps.deployments),
   ];
 }
@@ -201,9 +206,12 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     return503OnClosing: true,
     forceCloseConnections: "idle",
     bodyLimit: 1024 * 1024,
-    // Requests for deployed apps (`<app>[.<env>].localhost`) go to the router before Fastify sees them.
+    // Requests for deployed apps (`<app>[.<env>].localhost`) and sandbox ports
+    // (`<port>-<sandbox>.localhost`) go to the router before Fastify sees them.
     serverFactory: (handler) => {
       const onRequest = (req: IncomingMessage, res: ServerResponse) => {
+        const port = deps.ports.match(req.headers.host);
+        if (port) return deps.ports.proxy(req, res, port);
         const m = deps.deployments.match(req.headers.host);
         if (m) deps.deployments.proxy(req, res, m.route, m.key);
         else handler(req, res);
@@ -213,7 +221,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       // write refused up front (no space, a failed precondition, no such volume) is refused before
       // the client sends a byte of it. Node would send it before any handler runs.
       server.on("checkContinue", (req, res) => {
-        if (deps.deployments.match(req.headers.host)) res.writeContinue(); // the app decides, not us
+        if (deps.deployments.match(req.headers.host) || deps.ports.match(req.headers.host)) res.writeContinue(); // the app decides, not us
         else deferContinue(req, res);
         onRequest(req, res);
       });
@@ -223,6 +231,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       server.headersTimeout = 73_000;
       server.requestTimeout = 0;
       server.on("upgrade", (req, socket, head) => {
+        const port = deps.ports.match(req.headers.host);
+        if (port) return deps.ports.upgrade(req, socket, head, port);
         const m = deps.deployments.match(req.headers.host);
         if (m) deps.deployments.upgrade(req, socket, head, m.route);
         else socket.destroy();

@@ -112,6 +112,12 @@ export class SandboxRows {
     return row && toSandbox(row);
   }
 
+  /** A sandbox of whichever project (the router finds a sandbox by the host name a request names). */
+  async byId(id: string): Promise<SandboxRecord | undefined> {
+    const row = await this.db.selectFrom("sandboxes").selectAll().where("id", "=", id).executeTakeFirst();
+    return row && toSandbox(row);
+  }
+
   async list(projectId: string | undefined, options: { limit: number; states?: SandboxState[] } = { limit: 1000 }): Promise<SandboxRecord[]> {
     let q = this.db.selectFrom("sandboxes").selectAll();
     if (projectId !== undefined) q = q.where("project_id", "=", projectId);

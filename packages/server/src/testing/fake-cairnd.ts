@@ -76,6 +76,7 @@ export async function fakeCairnd(overrides: Partial<Config> = {}): Promise<FakeC
     async close() {
       await composed.app.close();
       await composed.sandboxes.close();
+      composed.ports.close();
       composed.deployments.close();
       await engine.close();
       await store.close();
