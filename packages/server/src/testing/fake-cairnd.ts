@@ -22,6 +22,7 @@ export interface FakeCairnd extends Composed {
   adminKey: string;
   engine: DirVolumeEngine;
   driver: FakeSandboxDriver;
+  network: FakeNetwork;
   store: MetadataStore;
   config: Config;
   /** A request as the admin (or `key`), JSON in and out. */
@@ -44,6 +45,7 @@ export async function fakeCairnd(overrides: Partial<Config> = {}): Promise<FakeC
     },
   });
   const driver = new FakeSandboxDriver(join(dataDir, "sandboxes"));
+  const network = new FakeNetwork();
   const composed = await compose({
     config,
     store,
@@ -51,7 +53,7 @@ export async function fakeCairnd(overrides: Partial<Config> = {}): Promise<FakeC
     engine,
     checkpointStore: engine,
     driver,
-    network: new FakeNetwork(),
+    network,
     poolRoot: dataDir,
     signingKey: randomBytes(32),
     log: quiet,
@@ -65,6 +67,7 @@ export async function fakeCairnd(overrides: Partial<Config> = {}): Promise<FakeC
     adminKey,
     engine,
     driver,
+    network,
     store,
     config,
     request({ key, ...options }) {
