@@ -190,6 +190,15 @@ export function sandboxTable(items: Sandbox[], style: Style = plain): string {
   );
 }
 
+/** `none`, `egress`, `egress, allow 10.0.0.5/32:5432, deny …`, with the address while it runs. */
+function networkCell(n: Sandbox["network"] | undefined): string {
+  if (!n || (!n.egress && n.allow.length === 0)) return "none (loopback only)";
+  const parts = [n.egress ? "egress" : "only what is allowed"];
+  if (n.allow.length) parts.push(`allow ${n.allow.join(" ")}`);
+  if (n.deny.length) parts.push(`deny ${n.deny.join(" ")}`);
+  return parts.join(", ") + (n.address ? ` (${n.address})` : "");
+}
+
 export function sandboxDetails(sb: Sandbox, style: Style = plain): string {
   const env = Object.entries(sb.env);
   const text = renderDetails(
@@ -204,6 +213,7 @@ export function sandboxDetails(sb: Sandbox, style: Style = plain): string {
       ["CPUS:", sb.cpus ? String(sb.cpus) : "-"],
       ["DISK:", `${sb.diskGb} GiB`],
       ["TIMEOUT:", sb.timeoutMs === null ? "-" : formatDuration(sb.timeoutMs)],
+      ["NETWORK:", networkCell(sb.network)],
       ["CREATED:", when(sb.createdAt)],
     ],
     style,

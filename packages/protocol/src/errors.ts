@@ -15,6 +15,7 @@ export const ERROR_CODES = {
   VOLUME_SHRINK_NOT_ALLOWED: { status: 409, title: "Volumes cannot shrink" },
   INVALID_TEMPLATE: { status: 400, title: "Unknown template" },
   INVALID_MOUNT: { status: 400, title: "Invalid mount" },
+  INVALID_NETWORK_POLICY: { status: 400, title: "Invalid network policy" },
   UNAUTHORIZED: { status: 401, title: "Unauthorized" },
   FORBIDDEN: { status: 403, title: "Forbidden" },
   NOT_FOUND: { status: 404, title: "Not found" },
@@ -26,6 +27,7 @@ export const ERROR_CODES = {
   SANDBOX_NOT_FOUND: { status: 404, title: "Sandbox not found" },
   ATTACHMENT_NOT_FOUND: { status: 404, title: "Attachment not found" },
   PROCESS_NOT_FOUND: { status: 404, title: "Process not found" },
+  PORT_NOT_FOUND: { status: 404, title: "Port not exposed" },
   METHOD_NOT_ALLOWED: { status: 405, title: "Method not allowed" },
   PROJECT_ALREADY_EXISTS: { status: 409, title: "Project already exists" },
   VOLUME_ALREADY_EXISTS: { status: 409, title: "Volume already exists" },
@@ -66,6 +68,7 @@ export const ERROR_CODES = {
   REGISTRY_ERROR: { status: 502, title: "Registry error" },
   INTERNAL: { status: 500, title: "Internal error" },
   UNAVAILABLE: { status: 503, title: "Service unavailable" },
+  NETWORK_UNAVAILABLE: { status: 503, title: "Sandbox networking unavailable on this host" },
 } as const satisfies Record<string, { status: number; title: string }>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

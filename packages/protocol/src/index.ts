@@ -8,3 +8,4 @@ export * from "./sandboxes.js";
 export * from "./files.js";
 export * from "./deployments.js";
 export * from "./images.js";
+export * from "./network.js";

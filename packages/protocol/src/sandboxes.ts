@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { SandboxNetwork, SandboxNetworkRequest } from "./network.js";
 
 export const TEMPLATES = ["base"] as const;
 export const SANDBOX_STATES = ["starting", "running", "hibernated", "stopped", "failed"] as const;
@@ -40,6 +41,7 @@ export const CreateSandboxRequest = z
       .optional()
       .meta({ description: "Size of the sandbox's own writable disk (its root, installs, /usr and /etc changes); a full disk is ENOSPC in this sandbox only. Default CAIRN_SANDBOX_DISK_SIZE (4 GiB)" }),
     timeoutMs: z.int().min(1000).optional().meta({ description: "Kill the sandbox after this long" }),
+    network: SandboxNetworkRequest.optional(),
   })
   .strict()
   .meta({ id: "CreateSandboxRequest" });
@@ -79,6 +81,7 @@ export const Sandbox = z
     cpus: z.number(),
     diskGb: z.number().meta({ description: "Size of the sandbox's writable disk" }),
     timeoutMs: z.int().nullable(),
+    network: SandboxNetwork,
     error: z.string().nullable(),
     attachments: z.array(Attachment),
     createdAt: z.string(),

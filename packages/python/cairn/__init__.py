@@ -65,6 +65,8 @@ from ._types import (
     Project,
     ReplaceResult,
     SandboxInfo,
+    SandboxNetwork,
+    ExposedPort,
     SearchResult,
     SignedUrl,
     UploadResult,
@@ -91,6 +93,6 @@ __all__ = [
     "AccessMode", "ApiKey", "ApiKeyInfo", "ArchiveFormat", "Attachment", "BatchFile", "BatchWriteResult",
     "Checkpoint", "CreateProjectResult", "Deployment", "EditResult", "ExecEvent", "ExecResult",
     "ExtractResult", "FileEntry", "FileList", "Filesystem", "Health", "MountRequest", "ProcessInfo",
-    "Project", "ReplaceResult", "SandboxInfo", "SearchResult", "SignedUrl", "UploadResult",
+    "Project", "ReplaceResult", "SandboxInfo", "SandboxNetwork", "ExposedPort", "SearchResult", "SignedUrl", "UploadResult",
     "UploadStatus", "VolumeInfo", "VolumeList", "WatchMessage", "WriteFileResult",
 ]

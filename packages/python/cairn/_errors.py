@@ -103,6 +103,7 @@ ERROR_CODES: Mapping[str, Tuple[int, str, Type[CairnError]]] = {
     "VOLUME_SHRINK_NOT_ALLOWED": (409, "Volumes cannot shrink", ConflictError),
     "INVALID_TEMPLATE": (400, "Unknown template", InvalidArgumentError),
     "INVALID_MOUNT": (400, "Invalid mount", InvalidArgumentError),
+    "INVALID_NETWORK_POLICY": (400, "Invalid network policy", InvalidArgumentError),
     "UNAUTHORIZED": (401, "Unauthorized", AuthError),
     "FORBIDDEN": (403, "Forbidden", AuthError),
     "NOT_FOUND": (404, "Not found", NotFoundError),
@@ -114,6 +115,7 @@ ERROR_CODES: Mapping[str, Tuple[int, str, Type[CairnError]]] = {
     "SANDBOX_NOT_FOUND": (404, "Sandbox not found", NotFoundError),
     "ATTACHMENT_NOT_FOUND": (404, "Attachment not found", NotFoundError),
     "PROCESS_NOT_FOUND": (404, "Process not found", NotFoundError),
+    "PORT_NOT_FOUND": (404, "Port not exposed", NotFoundError),
     "METHOD_NOT_ALLOWED": (405, "Method not allowed", InvalidArgumentError),
     "PROJECT_ALREADY_EXISTS": (409, "Project already exists", ConflictError),
     "VOLUME_ALREADY_EXISTS": (409, "Volume already exists", ConflictError),
@@ -152,6 +154,7 @@ ERROR_CODES: Mapping[str, Tuple[int, str, Type[CairnError]]] = {
     "REGISTRY_ERROR": (502, "Registry error", UnavailableError),
     "INTERNAL": (500, "Internal error", InternalError),
     "UNAVAILABLE": (503, "Service unavailable", UnavailableError),
+    "NETWORK_UNAVAILABLE": (503, "Sandbox networking unavailable on this host", UnavailableError),
 }
 
 

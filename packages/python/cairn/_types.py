@@ -164,6 +164,24 @@ class SandboxImage(TypedDict, total=False):
     exposedPorts: List[str]
 
 
+class SandboxNetwork(TypedDict):
+    """What a sandbox may reach; ``egress: False`` with an empty allow list is loopback only."""
+
+    egress: bool
+    allow: List[str]
+    deny: List[str]
+    address: Optional[str]
+
+
+class ExposedPort(TypedDict):
+    """A routed port: ``url`` carries the token of a private port; ``token`` is None when public."""
+
+    port: int
+    public: bool
+    url: str
+    token: Optional[str]
+
+
 class SandboxInfo(TypedDict, total=False):
     id: str
     template: str
@@ -176,6 +194,7 @@ class SandboxInfo(TypedDict, total=False):
     cpus: float
     diskGb: float
     timeoutMs: Optional[int]
+    network: SandboxNetwork
     error: Optional[str]
     attachments: List[Attachment]
     createdAt: str

@@ -118,6 +118,11 @@ CALLS: List[Tuple[str, str, Call]] = [
     ("hibernateSandbox", "Sandbox.hibernate", lambda c, v, s: s.hibernate()),
     ("resumeSandbox", "Sandbox.resume", lambda c, v, s: s.resume()),
     ("forkSandbox", "Sandbox.fork", lambda c, v, s: s.fork(keep_volumes=True)),
+    ("createSandbox", "Sandboxes.create", lambda c, v, s: c.sandboxes.create(network={"egress": True, "allow": ["10.0.0.5/32:5432"]})),
+    ("exposePort", "Sandbox.expose", lambda c, v, s: s.expose(3000, public=True)),
+    ("exposePort", "Sandbox.get_url", lambda c, v, s: s.get_url(3000)),
+    ("listPorts", "Sandbox.ports", lambda c, v, s: s.ports()),
+    ("unexposePort", "Sandbox.unexpose", lambda c, v, s: s.unexpose(3000)),
     ("writeSandboxFile", "SandboxFiles.write", lambda c, v, s: s.files.write("/tmp/a", b"x")),
     ("readSandboxFile", "SandboxFiles.read", lambda c, v, s: s.files.read("/tmp/a")),
     ("readSandboxFile", "SandboxFiles.read_text", lambda c, v, s: s.files.read_text("/tmp/a")),
@@ -141,7 +146,7 @@ def _process(sandbox: Any) -> Any:
 ANSWER = {
     "id": V, "name": "n", "state": "running", "type": "exit", "exitCode": 0, "items": [], "nextCursor": None,
     "volume": {"id": V, "name": "n", "sizeBytes": 1}, "resize": None, "deployments": 1, "pathAndQuery": "/p",
-    "offset": 0, "length": 3, "path": "/p", "size": 3, "etag": "e",
+    "offset": 0, "length": 3, "path": "/p", "size": 3, "etag": "e", "url": "http://3000-sbx-1.localhost/",
 }
 
 

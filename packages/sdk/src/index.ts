@@ -14,7 +14,7 @@ export { Sandbox, Sandboxes, SandboxProcess } from "./sandbox.js";
 export { Deployments, type Deployment } from "./deployments.js";
 export { Images, type Image, type PullEvent, type PullOptions } from "./images.js";
 export { Projects, type ApiKey, type ApiKeyInfo, type CreateProjectResult, type Project } from "./projects.js";
-export type { CreateSandboxOptions, ExecOptions, ExecResult, SandboxInfo, Attachment, MountRequest, ProcessInfo } from "./sandbox.js";
+export type { CreateSandboxOptions, ExecOptions, ExecResult, SandboxInfo, Attachment, MountRequest, ProcessInfo, ExposedPort, SandboxNetwork, SandboxNetworkRequest } from "./sandbox.js";
 export type {
   BatchFileInput,
   WritePreconditions,

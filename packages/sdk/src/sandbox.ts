@@ -2,14 +2,17 @@ import type {
   Attachment,
   CreateSandboxRequest,
   ExecEvent,
+  ExposedPort,
   MountRequest,
   ProcessInfo,
   Sandbox as SandboxInfo,
+  SandboxNetwork,
+  SandboxNetworkRequest,
 } from "@cairn/protocol";
 import { defaultHttpClient, type HttpClient, type RequestOptions } from "./transport/http.js";
 import type { FileData } from "./transport/body.js";
 
-export type { SandboxInfo, Attachment, MountRequest, ProcessInfo };
+export type { SandboxInfo, Attachment, MountRequest, ProcessInfo, ExposedPort, SandboxNetwork, SandboxNetworkRequest };
 
 export interface CreateSandboxOptions extends RequestOptions {
   /** Default `base`. */
@@ -33,6 +36,18 @@ export interface CreateSandboxOptions extends RequestOptions {
   /** Size of the sandbox's own writable disk in GiB (default: the server's, 4); full is ENOSPC inside this sandbox only. */
   diskGb?: number;
   timeoutMs?: number;
+  /**
+   * What the sandbox may reach. `"none"`: loopback only. `"egress"`: the internet through the host
+   * (NAT), with DNS. An object adds rules, IPv4 `CIDR`, `CIDR:port` or `CIDR:first-last`: `allow`
+   * opens private ranges (10/8, 172.16/12, 192.168/16, 100.64/10), or with `egress: false` is all
+   * it may reach; `deny` closes ranges and wins over `allow`. The host itself (cairnd's API
+   * included), link-local metadata (169.254.0.0/16) and other sandboxes are never reachable.
+   * Default: the server's `CAIRN_SANDBOX_NETWORK` (`none` unless the operator says otherwise).
+   *
+   * @example
+   * await cairn.sandboxes.create({ network: { egress: true, allow: ["10.0.0.5/32:5432"], deny: ["203.0.113.0/24"] } });
+   */
+  network?: SandboxNetworkRequest;
 }
 
 export interface ExecOptions extends RequestOptions {
@@ -282,6 +297,45 @@ export class Sandbox {
   /** The attachment records with their states. @example for (const a of await sandbox.attachments()) console.log(a.mountPath, a.state); */
   async attachments(options: RequestOptions = {}): Promise<Attachment[]> {
     return (await this.http.json<{ items: Attachment[] }>({ method: "GET", path: `/v1/sandboxes/${enc(this.info.id)}/attachments`, signal: options.signal })).items;
+  }
+
+  /**
+   * A URL that reaches `port` inside the sandbox (a server listening on any address there,
+   * loopback included): `http://<port>-<sandbox>.<domain>:<port>/`, routed by cairnd, for HTTP,
+   * streaming and websockets. Private unless `public`: the URL carries the port's token (a browser
+   * then keeps it in a cookie for that host); a request without it, or without an API key of the
+   * project, is refused with 401. Asking again gives the same URL.
+   *
+   * @example
+   * await sandbox.exec("python3 -m http.server 8000", { background: true });
+   * const url = await sandbox.getUrl(8000);
+   * const page = await (await fetch(url)).text();
+   */
+  async getUrl(port: number, options: RequestOptions & { public?: boolean } = {}): Promise<string> {
+    return (await this.expose(port, options)).url;
+  }
+
+  /**
+   * Route a port (see {@link Sandbox.getUrl}); the answer has its URL and token.
+   * @example const { url, token } = await sandbox.expose(3000);
+   */
+  async expose(port: number, options: RequestOptions & { public?: boolean } = {}): Promise<ExposedPort> {
+    return this.http.json<ExposedPort>({
+      method: "POST",
+      path: `/v1/sandboxes/${enc(this.info.id)}/ports`,
+      json: { port, ...(options.public !== undefined ? { public: options.public } : {}) },
+      signal: options.signal,
+    });
+  }
+
+  /** The routed ports with their URLs. @example for (const p of await sandbox.ports()) console.log(p.port, p.url); */
+  async ports(options: RequestOptions = {}): Promise<ExposedPort[]> {
+    return (await this.http.json<{ items: ExposedPort[] }>({ method: "GET", path: `/v1/sandboxes/${enc(this.info.id)}/ports`, signal: options.signal })).items;
+  }
+
+  /** Stop routing a port: its URL stops working at once (PORT_NOT_FOUND if it was not routed). @example await sandbox.unexpose(3000); */
+  async unexpose(port: number, options: RequestOptions = {}): Promise<ExposedPort> {
+    return this.http.json<ExposedPort>({ method: "DELETE", path: `/v1/sandboxes/${enc(this.info.id)}/ports/${port}`, signal: options.signal });
   }
 
   private async action(name: "hibernate" | "resume", options: RequestOptions): Promise<this> {

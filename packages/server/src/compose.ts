@@ -23,6 +23,8 @@ import { PoolCapacity } from "./volumes/capacity.js";
 import { ImageService } from "./images/service.js";
 import type { ImageSource, LayerStore } from "./images/port.js";
 import type { ImageRecords } from "./images/records.js";
+import type { SandboxNetwork } from "./network/port.js";
+import { SandboxPorts } from "./network/ports.js";
 
 export interface Parts {
   config: Config;
@@ -33,6 +35,7 @@ export interface Parts {
   driver: SandboxDriver;
   /** Where images come from and where their layers live. */
   images: { registry: ImageSource; layers: LayerStore; records: ImageRecords; scratchDir: string };
+  network: SandboxNetwork;
   /** The filesystem the pool is on (admission reads its free space). */
   poolRoot: string;
   signingKey: Buffer;
@@ -51,6 +54,7 @@ export interface Composed {
   sandboxes: SandboxService;
   deployments: DeploymentService;
   images: ImageService;
+  ports: SandboxPorts;
   capacity: PoolCapacity;
 }
 
@@ -109,6 +113,8 @@ export async function compose(parts: Parts): Promise<Composed> {
     defaultDiskBytes: config.sandboxDiskBytes,
     stoppedRetentionMs: config.stoppedSandboxRetentionMs,
     capacity,
+    network: parts.network,
+    defaultNetwork: config.sandboxNetwork,
   });
   sandboxDisks = () => sandboxes.committedDiskBytes();
   imageUsers = (digest, projectId) => sandboxes.imageUsers(digest, projectId);
@@ -124,6 +130,7 @@ export async function compose(parts: Parts): Promise<Composed> {
     volumeBytes: config.deployVolumeBytes,
     startTimeoutMs: 30_000,
   });
+  const ports = new SandboxPorts({ store, sandboxes, router: deployments, auth, log, domain: config.deployDomain, port: parts.port });
   const app = await buildApp({
     store,
     auth,
@@ -133,11 +140,12 @@ export async function compose(parts: Parts): Promise<Composed> {
     sandboxes,
     deployments,
     images,
+    ports,
     region: config.region,
     version: parts.version,
     logger: parts.logger,
     capacity,
     ...(config.checkErrorCodes ? { onUndeclaredError: (e) => log.error(e, UNDECLARED_ERROR_CODE) } : {}),
   });
-  return { app, volumes, checkpoints, files, sandboxes, deployments, images, capacity };
+  return { app, volumes, checkpoints, files, sandboxes, deployments, images, ports, capacity };
 }

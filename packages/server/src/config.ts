@@ -2,6 +2,8 @@
 import { resolve } from "node:path";
 import { GiB, parseSize } from "@cairn/protocol";
 import type { DatabaseConfig } from "./storage/metadata-store.js";
+import { parseCidr } from "./network/policy.js";
+import { parseUpstreams } from "./network/linux/dns-forwarder.js";
 
 export interface Config {
   /** `--data-dir` / `CAIRN_DATA_DIR`, default `/var/lib/cairn`. Holds the pool, mounts, database and keys. */
@@ -60,6 +62,12 @@ export interface Config {
    * turn it on and fail on such a line; no answer changes.
    */
   readonly checkErrorCodes: boolean;
+  /** `CAIRN_SANDBOX_NETWORK`, default `none`: the network of a sandbox whose create names none (`none` or `egress`). */
+  readonly sandboxNetwork: "none" | "egress";
+  /** `CAIRN_SANDBOX_SUBNET`: the sandboxes' IPv4 subnet; default a free /20 of 100.64.0.0/10, picked once per data dir. */
+  readonly sandboxSubnet: string | undefined;
+  /** `CAIRN_SANDBOX_DNS`: resolvers the sandboxes' DNS forwarder asks (`ip[:port]`, comma-separated); default the host's /etc/resolv.conf. */
+  readonly sandboxDns: string | undefined;
 }
 
 export interface ConfigOptions {
@@ -101,6 +109,29 @@ function signingKeyOf(text: string | undefined): string | undefined {
   if (text === undefined || text === "") return undefined;
   if (!/^([0-9a-fA-F]{2}){32,}$/.test(text)) throw new ConfigError("CAIRN_SIGNING_KEY must be at least 32 bytes in hex (64 hex digits)");
   return text.toLowerCase();
+}
+
+function networkModeOf(text: string | undefined): "none" | "egress" {
+  if (text === undefined || text === "") return "none";
+  if (text !== "none" && text !== "egress") throw new ConfigError(`CAIRN_SANDBOX_NETWORK must be none or egress, got "${text}"`);
+  return text;
+}
+
+function subnetOf(text: string | undefined): string | undefined {
+  if (text === undefined || text === "") return undefined;
+  const c = parseCidr(text);
+  if (!c || !text.includes("/") || c.prefix > 28) throw new ConfigError(`CAIRN_SANDBOX_SUBNET must be an IPv4 CIDR of /28 or larger (100.88.0.0/16), got "${text}"`);
+  return text;
+}
+
+function dnsOf(text: string | undefined): string | undefined {
+  if (text === undefined || text === "") return undefined;
+  try {
+    if (parseUpstreams(text).length === 0) throw new Error("empty");
+  } catch {
+    throw new ConfigError(`CAIRN_SANDBOX_DNS must be resolver addresses, ip[:port], comma-separated, got "${text}"`);
+  }
+  return text;
 }
 
 export function resolveConfig(options: ConfigOptions = {}, env: NodeJS.ProcessEnv = process.env): Config {
@@ -152,6 +183,9 @@ export function resolveConfig(options: ConfigOptions = {}, env: NodeJS.ProcessEn
     logLevel: options.logLevel ?? env.CAIRN_LOG_LEVEL ?? "info",
     signingKey: signingKeyOf(env.CAIRN_SIGNING_KEY),
     checkErrorCodes: intOf("CAIRN_CHECK_ERROR_CODES", env.CAIRN_CHECK_ERROR_CODES, 0, 0, 1) === 1,
+    sandboxNetwork: networkModeOf(env.CAIRN_SANDBOX_NETWORK),
+    sandboxSubnet: subnetOf(env.CAIRN_SANDBOX_SUBNET),
+    sandboxDns: dnsOf(env.CAIRN_SANDBOX_DNS),
   });
 }
 

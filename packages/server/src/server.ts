@@ -19,6 +19,9 @@ import { RegistryClient, parseMirrors } from "./images/registry/client.js";
 import { loadCredentials } from "./images/registry/auth.js";
 import { PoolLayerStore } from "./images/store/layer-store.js";
 import { ImageRecords } from "./images/records.js";
+import { HostNetwork } from "./network/linux/host-network.js";
+import type { SandboxPorts } from "./network/ports.js";
+import { parseUpstreams } from "./network/linux/dns-forwarder.js";
 
 export const VERSION = "0.1.0";
 /** How long a graceful stop waits for in-flight requests before it closes their connections. */
@@ -86,6 +89,8 @@ export async function startCairnd(config: Config, options: { logger?: boolean | 
   let app: FastifyInstance | undefined;
   let sandboxesRef: SandboxService | undefined;
   let deploymentsRef: DeploymentService | undefined;
+  let networkRef: HostNetwork | undefined;
+  let portsRef: SandboxPorts | undefined;
   try {
     const pool = await openPool(config.dataDir, { sizeBytes: config.poolSizeBytes });
     const defaultProject = await store.projects.ensure(newId("prj"), "default");
@@ -107,11 +112,19 @@ export async function startCairnd(config: Config, options: { logger?: boolean | 
       },
     });
     await CrunDriver.prepareHost();
+    const network = await HostNetwork.open({
+      dataDir: config.dataDir,
+      subnet: config.sandboxSubnet,
+      upstreams: config.sandboxDns ? parseUpstreams(config.sandboxDns) : undefined,
+      log,
+    });
+    networkRef = network;
     const driver = new CrunDriver(
       await CrunDriver.bundleRoot(join(pool.root, "sandboxes"), cgroupPrefix(config.dataDir)),
       join(config.dataDir, "run", "crun"),
       cgroupPrefix(config.dataDir),
       join(pool.root, "templates"),
+      network.nameserver,
     );
     const imagesRoot = join(pool.root, "images");
     const images = {
@@ -129,6 +142,7 @@ export async function startCairnd(config: Config, options: { logger?: boolean | 
       checkpointStore: engine,
       driver,
       images,
+      network,
       poolRoot: pool.root,
       signingKey: await loadSigningKey(config),
       log,
@@ -136,7 +150,8 @@ export async function startCairnd(config: Config, options: { logger?: boolean | 
       version: VERSION,
       port: () => listeningPort,
     });
-    const { sandboxes, volumes, deployments } = composed;
+    const { sandboxes, volumes, deployments, ports } = composed;
+    portsRef = ports;
     sandboxesRef = sandboxes;
     deploymentsRef = deployments;
     const server = composed.app;
@@ -169,7 +184,9 @@ export async function startCairnd(config: Config, options: { logger?: boolean | 
           await server.close();
           clearTimeout(grace);
           await sandboxesRef?.close();
+          portsRef?.close();
           deploymentsRef?.close();
+          await networkRef?.close();
           await engine.close(); // then every lease is gone: unmount
           await store.close();
           lock.release();
@@ -179,6 +196,7 @@ export async function startCairnd(config: Config, options: { logger?: boolean | 
     };
   } catch (err) {
     await app?.close().catch(() => undefined);
+    await networkRef?.close().catch(() => undefined);
     await store.close().catch(() => undefined);
     lock.release();
     throw err;

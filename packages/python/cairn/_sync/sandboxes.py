@@ -7,7 +7,7 @@ from __future__ import annotations
 import json as jsonlib
 from typing import TYPE_CHECKING, Any, Iterator, Callable, Dict, List, Mapping, Optional, Sequence, Union, overload
 
-from .._types import Attachment, ExecEvent, ExecResult, MountRequest, ProcessInfo, SandboxInfo, SandboxState
+from .._types import Attachment, ExecEvent, ExecResult, ExposedPort, MountRequest, ProcessInfo, SandboxInfo, SandboxState
 from ._http import NO_READ_TIMEOUT, Http, enc
 
 if TYPE_CHECKING:
@@ -286,6 +286,36 @@ class Sandbox:
         """The attachment records and their states."""
         return (self._http.json("GET", f"/v1/sandboxes/{enc(self.id)}/attachments"))["items"]  # type: ignore[no-any-return]
 
+    def get_url(self, port: int, *, public: Optional[bool] = None) -> str:
+        """A URL that reaches ``port`` inside the sandbox, routed by cairnd
+        (``http://<port>-<sandbox>.<domain>:<port>/``): HTTP, streaming, websockets. Private unless
+        ``public``: the URL carries the port's token; without it (or an API key of the project) the
+        router answers 401. Asking again gives the same URL.
+
+        Example::
+
+            sandbox.exec("python3 -m http.server 8000", background=True)
+            url = sandbox.get_url(8000)
+        """
+        return (self.expose(port, public=public))["url"]
+
+    def expose(self, port: int, *, public: Optional[bool] = None) -> ExposedPort:
+        """Route a port (see ``get_url``); the answer has its URL and token.
+        Example: ``p = sandbox.expose(3000, public=True)``"""
+        body: Dict[str, Any] = {"port": port}
+        if public is not None:
+            body["public"] = public
+        return self._http.json("POST", f"/v1/sandboxes/{enc(self.id)}/ports", json=body)  # type: ignore[no-any-return]
+
+    def ports(self) -> List[ExposedPort]:
+        """The routed ports with their URLs. Example: ``for p in sandbox.ports(): print(p["url"])``"""
+        return (self._http.json("GET", f"/v1/sandboxes/{enc(self.id)}/ports"))["items"]  # type: ignore[no-any-return]
+
+    def unexpose(self, port: int) -> ExposedPort:
+        """Stop routing a port: its URL stops working at once (``PORT_NOT_FOUND`` if it was not routed).
+        Example: ``sandbox.unexpose(3000)``"""
+        return self._http.json("DELETE", f"/v1/sandboxes/{enc(self.id)}/ports/{int(port)}")  # type: ignore[no-any-return]
+
     def hibernate(self) -> "Sandbox":
         """Stop its processes, keep its filesystem, release its volumes. Example: ``sandbox.hibernate()``"""
         self.info = self._http.json("POST", f"/v1/sandboxes/{enc(self.id)}/hibernate")
@@ -324,6 +354,7 @@ _CREATE_KEYS = {
     "cpus": "cpus",
     "disk_gb": "diskGb",
     "timeout_ms": "timeoutMs",
+    "network": "network",
 }
 
 
@@ -350,15 +381,19 @@ class Sandboxes:
         cpus: Optional[float] = None,
         disk_gb: Optional[int] = None,
         timeout_ms: Optional[int] = None,
+        network: Optional[Union[str, Mapping[str, Any]]] = None,
     ) -> Sandbox:
         """Create and start a sandbox. ``volumes`` is a list of mounts (``volume.mount(...)``) or a
-        ``{"/workspace": "name"}`` map (missing volumes are created).
+        ``{"/workspace": "name"}`` map (missing volumes are created). ``network``: ``"none"``
+        (loopback only), ``"egress"`` (the internet through the host, with DNS), or
+        ``{"egress": True, "allow": ["10.0.0.5/32:5432"], "deny": [...]}``; the host, link-local
+        metadata and other sandboxes are never reachable. Default: the server's CAIRN_SANDBOX_NETWORK.
 
         Example::
 
             sb = cairn.sandboxes.create(image="base", volumes={"/workspace": "my_project"})
         """
-        options = dict(template=template, image=image, region=region, env=env, cwd=cwd, memory_mb=memory_mb, pids=pids, cpus=cpus, disk_gb=disk_gb, timeout_ms=timeout_ms)
+        options = dict(template=template, image=image, region=region, env=env, cwd=cwd, memory_mb=memory_mb, pids=pids, cpus=cpus, disk_gb=disk_gb, timeout_ms=timeout_ms, network=network)
         body: Dict[str, Any] = {_CREATE_KEYS[k]: (dict(v) if isinstance(v, Mapping) else v) for k, v in options.items() if v is not None}
         if volumes is not None:
             body["volumes"] = dict(volumes) if isinstance(volumes, Mapping) else [dict(m) for m in volumes]

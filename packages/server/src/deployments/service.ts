@@ -37,7 +37,8 @@ export interface DeploymentServiceDeps {
   startTimeoutMs: number;
 }
 
-interface Route {
+/** A way into one port of a running sandbox: what `proxy` and `upgrade` send requests through. */
+export interface Route {
   deploymentId: string;
   socket: string;
   bridge: ChildProcess;
@@ -178,22 +179,33 @@ export class DeploymentService {
     throw new CairnError("DEPLOY_FAILED", "No entrypoint: add main.py or a package.json start script, or give --cmd");
   }
 
-  /** A Unix socket on the host that reaches the app's port inside the sandbox's own network namespace. */
+  /** The app's port inside its sandbox. */
   private async bridge(projectId: string, deploymentId: string, sandboxId: string): Promise<Route> {
-    const pid = await this.deps.sandboxes.initPid(projectId, sandboxId);
+    return this.routeInto(await this.deps.sandboxes.initPid(projectId, sandboxId), APP_PORT, deploymentId);
+  }
+
+  /**
+   * A route to `port` inside the network namespace of the sandbox whose init is `pid` (loopback
+   * there reaches a server on any of its addresses): a Unix socket on the host. `id` names it.
+   * The router's one way into a sandbox, for deployments and exposed sandbox ports alike.
+   */
+  async routeInto(pid: number, port: number, id: string): Promise<Route> {
     await mkdir(this.deps.runDir, { recursive: true, mode: 0o700 });
-    const socket = join(this.deps.runDir, `${deploymentId}.sock`);
+    const socket = join(this.deps.runDir, `${id}.sock`);
     await rm(socket, { force: true });
-    const bridge = spawn(
-      "nsenter",
-      ["-t", String(pid), "-n", "socat", `UNIX-LISTEN:${socket},fork,mode=600,backlog=256`, `TCP:127.0.0.1:${APP_PORT}`],
-      { stdio: "ignore" },
-    );
+    const bridge = spawn("nsenter", ["-t", String(pid), "-n", "socat", `UNIX-LISTEN:${socket},fork,mode=600,backlog=256`, `TCP:127.0.0.1:${port}`], {
+      stdio: "ignore",
+    });
     for (let i = 0; i < 100; i++) {
       if (await canConnect(socket)) break;
       await sleep(20);
     }
-    return { deploymentId, socket, bridge };
+    return { deploymentId: id, socket, bridge };
+  }
+
+  /** Stop a route made by `routeInto`; what is in flight through it is cut. */
+  closeRoute(route: Route): void {
+    route.bridge.kill("SIGKILL");
   }
 
   private async waitUntilServing(projectId: string, sandboxId: string, processId: string, socket: string): Promise<void> {

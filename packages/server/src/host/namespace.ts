@@ -6,6 +6,7 @@
 import { spawn } from "node:child_process";
 import { mkdir, readdir, readFile, rmdir, stat, writeFile } from "node:fs/promises";
 import { cgroupPrefix } from "../sandboxes/crun/driver.js";
+import { HostNetwork } from "../network/linux/host-network.js";
 import { join } from "node:path";
 import { run } from "./exec.js";
 import { findMount, readMounts } from "./mountinfo.js";
@@ -118,6 +119,9 @@ export async function releasePinnedNamespace(dataDir: string): Promise<{ sandbox
     for (const child of children) if (child.isDirectory()) await rmdir(join(parent, child.name)).catch(() => undefined);
     await rmdir(parent).catch(() => undefined);
   }
+  // Their interfaces went with their network namespaces; the table, the anchor and any interface
+  // something else still held go now.
+  await HostNetwork.release(dataDir);
   if (await findMount(pin)) await run("umount", [pin]);
   if (await findMount(runDir)) await run("umount", [runDir]);
   // The walkable path of the sandboxes' bundles (crun/driver.ts bundleRoot): empty outside the namespace.

@@ -23,6 +23,8 @@ import { declaredErrors, type UndeclaredError } from "./route-errors.js";
 import { volumeRoutes } from "./routes/volumes.js";
 import { imageRoutes } from "./routes/images.js";
 import type { ImageService } from "../images/service.js";
+import { portRoutes } from "./routes/ports.js";
+import type { SandboxPorts } from "../network/ports.js";
 import { Health } from "@cairn/protocol";
 import type { PoolCapacity } from "../volumes/capacity.js";
 
@@ -35,6 +37,8 @@ export interface AppDeps {
   sandboxes: SandboxService;
   deployments: DeploymentService;
   images: ImageService;
+  /** Sandbox ports routed by host name (`<port>-<sandbox>.<domain>`). */
+  ports: SandboxPorts;
   region: string;
   version: string;
   /** Fastify's logger options, or a logger made by the caller (pino). */
@@ -44,7 +48,10 @@ export interface AppDeps {
   onUndeclaredError?: (e: UndeclaredError) => void;
 }
 
-export function allRoutes(deps: Pick<AppDeps, "store" | "auth" | "volumes" | "checkpoints" | "files" | "sandboxes" | "deployments" | "images" | "region" | "version" | "capacity">, openapi: () => unknown): RouteSpec[] {
+export function allRoutes(
+  deps: Pick<AppDeps, "store" | "auth" | "volumes" | "checkpoints" | "files" | "sandboxes" | "deployments" | "images" | "ports" | "region" | "version" | "capacity">,
+  openapi: () => unknown,
+): RouteSpec[] {
   return [
     defineRoute({
       method: "GET",
@@ -90,6 +97,7 @@ export function allRoutes(deps: Pick<AppDeps, "store" | "auth" | "volumes" | "ch
     ...checkpointRoutes(deps.checkpoints, deps.volumes, (id) => deps.sandboxes.detachWriters(id)),
     ...sandboxRoutes(deps.sandboxes),
     ...imageRoutes(deps.images),
+    ...portRoutes(deps.ports),
     ...deploymentRoutes(deps.deployments),
   ];
 }
@@ -213,9 +221,12 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     return503OnClosing: true,
     forceCloseConnections: "idle",
     bodyLimit: 1024 * 1024,
-    // Requests for deployed apps (`<app>[.<env>].localhost`) go to the router before Fastify sees them.
+    // Requests for deployed apps (`<app>[.<env>].localhost`) and sandbox ports
+    // (`<port>-<sandbox>.localhost`) go to the router before Fastify sees them.
     serverFactory: (handler) => {
       const onRequest = (req: IncomingMessage, res: ServerResponse) => {
+        const port = deps.ports.match(req.headers.host);
+        if (port) return deps.ports.proxy(req, res, port);
         const m = deps.deployments.match(req.headers.host);
         if (m) deps.deployments.proxy(req, res, m.route, m.key);
         else handler(req, res);
@@ -225,7 +236,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       // write refused up front (no space, a failed precondition, no such volume) is refused before
       // the client sends a byte of it. Node would send it before any handler runs.
       server.on("checkContinue", (req, res) => {
-        if (deps.deployments.match(req.headers.host)) res.writeContinue(); // the app decides, not us
+        if (deps.deployments.match(req.headers.host) || deps.ports.match(req.headers.host)) res.writeContinue(); // the app decides, not us
         else deferContinue(req, res);
         onRequest(req, res);
       });
@@ -235,6 +246,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       server.headersTimeout = 73_000;
       server.requestTimeout = 0;
       server.on("upgrade", (req, socket, head) => {
+        const port = deps.ports.match(req.headers.host);
+        if (port) return deps.ports.upgrade(req, socket, head, port);
         const m = deps.deployments.match(req.headers.host);
         if (m) deps.deployments.upgrade(req, socket, head, m.route);
         else socket.destroy();

@@ -141,9 +141,18 @@ export class ImageService {
       let sizeBytes = 0;
       const queue = img.layers.map((l, i) => ({ layer: l, diffId: diffIds[i]! }));
       const worker = async () => {
-        for (let job = queue.shift(); job; job = queue.shift()) sizeBytes += await this.fetchLayer(ref, source, job.layer, job.diffId, emit);
+        try {
+          for (let job = queue.shift(); job; job = queue.shift()) sizeBytes += await this.fetchLayer(ref, source, job.layer, job.diffId, emit);
+        } catch (err) {
+          queue.length = 0; // the others finish what they hold and take nothing more
+          throw err;
+        }
       };
-      await Promise.all(Array.from({ length: Math.min(this.deps.parallel ?? 3, queue.length || 1) }, worker));
+      // Every worker settles before anything is decided: a layer still landing after another
+      // failed would escape the collection below and stay in the pool, named by nothing.
+      const settled = await Promise.allSettled(Array.from({ length: Math.min(this.deps.parallel ?? 3, queue.length || 1) }, worker));
+      const failed = settled.find((r): r is PromiseRejectedResult => r.status === "rejected");
+      if (failed) throw failed.reason;
       const flat = diffIds.length > this.deps.maxLayers;
       if (flat) await this.deps.layers.flatten(img.digest, diffIds);
       const previous = this.deps.records.get(img.digest);

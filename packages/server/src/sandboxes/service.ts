@@ -40,6 +40,8 @@ import type { VolumeService } from "../volumes/service.js";
 import type { ImageService } from "../images/service.js";
 import { formatReference, parseReference } from "../images/reference.js";
 import { imageDefaults, type ImageDefaults } from "./image-spec.js";
+import type { SandboxNetwork } from "../network/port.js";
+import { networkToWire, resolveNetwork } from "../network/policy.js";
 
 export interface SandboxServiceDeps {
   store: MetadataStore;
@@ -61,6 +63,10 @@ export interface SandboxServiceDeps {
   defaultDiskBytes: number;
   /** Admission: a sandbox's disk only while all that is promised fits in the pool. */
   capacity: Pick<PoolCapacity, "admit">;
+  /** Interfaces and policies for sandboxes that reach the network. */
+  network: SandboxNetwork;
+  /** What a create that names no network gets (CAIRN_SANDBOX_NETWORK). */
+  defaultNetwork: "none" | "egress";
 }
 
 /** The limits a sandbox gets when the request names none (what warm sandboxes start with). */
@@ -76,6 +82,7 @@ export class SandboxService {
   private readonly warm: WarmPool;
   private closed = false;
   private pruneTimer: NodeJS.Timeout | undefined;
+  private readonly stopListeners: ((sandboxId: string) => void)[] = [];
 
   constructor(private readonly deps: SandboxServiceDeps) {
     this.mounts = new Mounts(deps);
@@ -124,6 +131,7 @@ export class SandboxService {
       pids: sb.spec.pids,
       diskGb: (sb.spec.diskBytes ?? this.deps.defaultDiskBytes) / GiB,
       timeoutMs: sb.spec.timeoutMs,
+      network: networkToWire(sb.spec.network, sb.state === "running"),
       error: sb.error,
       attachments: await Promise.all(attachments.map((a) => this.attachmentToWire(a))),
       createdAt: sb.createdAt,
@@ -189,6 +197,9 @@ export class SandboxService {
     }
     const paths = mounts.map((m) => checkMountPath(m.mountPath));
     if (new Set(paths).size !== paths.length) throw new CairnError("INVALID_MOUNT", "Two volumes cannot share one mount path");
+    const network = resolveNetwork(req.network, this.deps.defaultNetwork, this.deps.network.subnet);
+    const offline = network ? await this.deps.network.unavailable() : undefined;
+    if (offline) throw new CairnError("NETWORK_UNAVAILABLE", `This host cannot give sandboxes a network: ${offline}`);
     // An image not here yet is pulled now (once, however many creates ask at the same time).
     const fromImage = imageRef !== undefined ? await this.imageDefaults(projectId, imageRef) : undefined;
     const cwd = req.cwd !== undefined ? normalizeVolumePath(req.cwd) : (fromImage?.cwd ?? "/");
@@ -222,6 +233,7 @@ export class SandboxService {
         diskBytes,
         // Its own user namespace: the warm sandbox's range, or a new one.
         uidBase: warmed ? warmed.uidBase : this.uids.take(),
+        ...(network ? { network } : {}),
       },
       error: null,
       createdAt: at,
@@ -253,6 +265,7 @@ export class SandboxService {
         // Already running: the volumes are hot-plugged (all in one pass), the limits set if not the defaults.
         await driver.attach(sb.id, claimed.map((a, i) => ({ attachmentId: a.id, mount: sources[i]! })));
         if (sb.spec.memoryBytes !== DEFAULT_MEMORY_MB * MiB || sb.spec.pids !== DEFAULT_PIDS || sb.spec.cpus !== DEFAULT_CPUS) await driver.update(sb.id, sb.spec);
+        await this.connect(sb);
         for (const a of claimed) await store.attachments.update(a.id, { state: "mounted" });
         await store.sandboxes.update(sb.id, { state: "running" });
       } else {
@@ -287,6 +300,7 @@ export class SandboxService {
   /** Start the container with its mounts; the attachments become mounted and the sandbox running. */
   private async startWith(sb: SandboxRecord, claimed: AttachmentRecord[], sources: VolumeMount[]): Promise<void> {
     await this.deps.driver.start(sb.id, await this.driverSpec(sb), sources);
+    await this.connect(sb);
     for (const a of claimed) await this.deps.store.attachments.update(a.id, { state: "mounted", error: null });
     await this.deps.store.sandboxes.update(sb.id, { state: "running" });
   }
@@ -295,6 +309,7 @@ export class SandboxService {
   private async failStart(sb: SandboxRecord, claimed: AttachmentRecord[], err: unknown): Promise<never> {
     const { store, driver } = this.deps;
     await driver.destroy(sb.id).catch(() => undefined);
+    await this.disconnect(sb);
     for (const a of claimed) {
       this.mounts.release(a.id);
       await store.attachments.update(a.id, { state: "failed", error: (err as Error).message });
@@ -302,6 +317,31 @@ export class SandboxService {
     await store.sandboxes.update(sb.id, { state: "failed", error: (err as Error).message });
     this.uids.give(sb.spec.uidBase);
     throw err;
+  }
+
+  /** Its interface and policy, once it runs (a sandbox with a network only); the address is kept with it. */
+  private async connect(sb: SandboxRecord): Promise<void> {
+    const spec = sb.spec.network;
+    if (!spec) return;
+    const address = await this.deps.network.connect(sb.id, { pid: () => this.deps.driver.pid(sb.id), spec });
+    sb.spec.network = { ...spec, address };
+    await this.deps.store.sandboxes.updateSpec(sb.id, sb.spec);
+  }
+
+  /** Its interface and policy go (it stopped, or is about to); so do routes into it. */
+  private async disconnect(sb: SandboxRecord): Promise<void> {
+    for (const listener of this.stopListeners) listener(sb.id);
+    const spec = sb.spec.network;
+    if (!spec) return;
+    await this.deps.network.disconnect(sb.id, spec).catch((err) => this.deps.log.warn({ err, sandboxId: sb.id }, "could not remove a sandbox's network"));
+    if (spec.address === undefined) return;
+    delete spec.address;
+    await this.deps.store.sandboxes.updateSpec(sb.id, sb.spec);
+  }
+
+  /** Called with a sandbox's id when it stops running (killed, hibernated, failed): what holds a way into it lets go. */
+  onStopped(listener: (sandboxId: string) => void): void {
+    this.stopListeners.push(listener);
   }
 
   private armTimeout(sb: SandboxRecord): void {
@@ -369,6 +409,7 @@ export class SandboxService {
     clearTimeout(this.timers.get(sb.id));
     this.timers.delete(sb.id);
     await driver.destroy(sb.id);
+    await this.disconnect(sb);
     this.processes.drop(sb.id, { kill: true });
     for (const a of await store.attachments.list(sb.id)) {
       this.mounts.release(a.id);
@@ -427,6 +468,7 @@ export class SandboxService {
     const { store, driver } = this.deps;
     const sb = await this.requireRunning(projectId, id);
     await driver.stop(sb.id);
+    await this.disconnect(sb);
     this.processes.drop(sb.id, { kill: false });
     for (const a of await store.attachments.list(sb.id)) {
       if (a.state !== "mounted") continue;
@@ -446,6 +488,11 @@ export class SandboxService {
       const sources = [];
       for (const a of suspended) sources.push(await this.mounts.source(a));
       await driver.start(sb.id, await this.driverSpec(sb), sources);
+      await this.connect(sb).catch(async (err: unknown) => {
+        await driver.stop(sb.id);
+        await this.disconnect(sb);
+        throw err;
+      });
     } catch (err) {
       for (const a of suspended) this.mounts.release(a.id);
       throw err;
@@ -475,6 +522,9 @@ export class SandboxService {
     const at = new Date().toISOString();
     const sb: SandboxRecord = { ...src, spec: { ...src.spec }, id: newId("sbx"), state: "starting", error: null, createdAt: at, updatedAt: at };
     delete sb.spec.owned;
+    delete sb.spec.ports; // routes name a sandbox: the fork exposes its own
+    // The same policy, and an address of its own once it runs.
+    if (sb.spec.network) sb.spec.network = { egress: sb.spec.network.egress, allow: [...sb.spec.network.allow], deny: [...sb.spec.network.deny] };
     const owned: NonNullable<SandboxRecord["spec"]["owned"]> = { volumes: [], checkpoints: [] };
     const diskBytes = src.spec.diskBytes ?? this.deps.defaultDiskBytes;
     await this.deps.capacity.admit(diskBytes, `a ${formatSize(diskBytes)} disk for the fork`, () => store.sandboxes.insert(sb));
@@ -571,6 +621,7 @@ export class SandboxService {
     const { store, driver, log } = this.deps;
     const running = new Set(await driver.list());
     const known = new Set<string>();
+    const networked: SandboxRecord[] = [];
     for (const sb of await store.sandboxes.list(undefined, { limit: 100_000, states: ["starting", "running", "hibernated"] })) {
       known.add(sb.id);
       const attachments = await store.attachments.list(sb.id);
@@ -580,6 +631,7 @@ export class SandboxService {
       }
       if (sb.state === "running" && running.has(sb.id) && (await driver.isRunning(sb.id))) {
         this.uids.hold(sb.spec.uidBase);
+        if (sb.spec.network) networked.push(sb);
         for (const a of attachments) if (a.state === "mounted") await this.mounts.source(a).catch((err) => log.warn({ err }, "re-lease failed"));
         this.armTimeout(sb);
         continue;
@@ -593,6 +645,21 @@ export class SandboxService {
     }
     for (const id of new Set([...running, ...(await driver.prepared())])) {
       if (!known.has(id)) await driver.destroy(id).catch(() => undefined);
+    }
+    // Interfaces of sandboxes that still run stay (or come back); everything else this server made on the network goes.
+    const addresses = await this.deps.network
+      .reconcile(networked.map((sb) => ({ id: sb.id, spec: sb.spec.network!, pid: () => driver.pid(sb.id) })))
+      .catch((err: unknown) => {
+        log.warn({ err }, "could not reconcile the sandboxes' network");
+        return new Map<string, string>();
+      });
+    for (const sb of networked) {
+      const address = addresses.get(sb.id);
+      if (address !== sb.spec.network!.address) {
+        sb.spec.network = { ...sb.spec.network!, ...(address ? { address } : {}) };
+        if (!address) delete sb.spec.network.address;
+        await store.sandboxes.updateSpec(sb.id, sb.spec);
+      }
     }
     this.warm.fill();
     this.schedulePrune();

@@ -2,6 +2,7 @@
 import type { Kysely } from "kysely";
 import type { Database } from "./schema.js";
 import { isUniqueViolation, now } from "./rows.js";
+import type { NetworkSpec } from "../network/policy.js";
 
 export type SandboxState = "starting" | "running" | "hibernated" | "stopped" | "failed";
 
@@ -23,6 +24,10 @@ export interface SandboxSpec {
   diskBytes?: number;
   /** The image it runs (pinned by digest); absent for the base template. */
   image?: { ref: string; digest: string; user?: { uid: number; gid: number }; argv: string[]; exposedPorts: string[] };
+  /** What it may reach, and its address while it runs with an interface; absent: loopback only. */
+  network?: NetworkSpec;
+  /** Its ports routed by cairnd (a private one has a token). */
+  ports?: { port: number; public: boolean; token: string | null }[];
 }
 
 export interface SandboxRecord {
@@ -106,6 +111,12 @@ export class SandboxRows {
 
   async get(projectId: string, id: string): Promise<SandboxRecord | undefined> {
     const row = await this.db.selectFrom("sandboxes").selectAll().where("project_id", "=", projectId).where("id", "=", id).executeTakeFirst();
+    return row && toSandbox(row);
+  }
+
+  /** A sandbox of whichever project (the router finds a sandbox by the host name a request names). */
+  async byId(id: string): Promise<SandboxRecord | undefined> {
+    const row = await this.db.selectFrom("sandboxes").selectAll().where("id", "=", id).executeTakeFirst();
     return row && toSandbox(row);
   }
 

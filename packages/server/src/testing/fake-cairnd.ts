@@ -18,6 +18,7 @@ import { AuthService, generateAdminKey } from "../auth/service.js";
 import { MetadataStore } from "../storage/metadata-store.js";
 import { DirVolumeEngine } from "../volumes/fake/dir-engine.js";
 import { FakeSandboxDriver } from "../sandboxes/fake/driver.js";
+import { FakeNetwork } from "../network/fake.js";
 import { newId } from "../ids.js";
 import { UNDECLARED_ERROR_CODE } from "../http/route-errors.js";
 import { DirLayerStore, FakeRegistry } from "../images/fake/registry.js";
@@ -29,6 +30,7 @@ export interface FakeCairnd extends Composed {
   driver: FakeSandboxDriver;
   registry: FakeRegistry;
   layers: DirLayerStore;
+  network: FakeNetwork;
   store: MetadataStore;
   config: Config;
   /** A request as the admin (or `key`), JSON in and out. */
@@ -61,6 +63,7 @@ export async function fakeCairnd(overrides: Partial<Config> = {}): Promise<FakeC
   const driver = new FakeSandboxDriver(join(dataDir, "sandboxes"));
   const registry = new FakeRegistry();
   const layers = new DirLayerStore(join(dataDir, "layers"));
+  const network = new FakeNetwork();
   const composed = await compose({
     config,
     store,
@@ -69,6 +72,7 @@ export async function fakeCairnd(overrides: Partial<Config> = {}): Promise<FakeC
     checkpointStore: engine,
     driver,
     images: { registry, layers, records: await new ImageRecords(join(dataDir, "images")).open(), scratchDir: join(dataDir, "image-tmp") },
+    network,
     poolRoot: dataDir,
     signingKey: randomBytes(32),
     log,
@@ -84,6 +88,7 @@ export async function fakeCairnd(overrides: Partial<Config> = {}): Promise<FakeC
     driver,
     registry,
     layers,
+    network,
     store,
     config,
     request({ key, ...options }) {
@@ -95,6 +100,7 @@ export async function fakeCairnd(overrides: Partial<Config> = {}): Promise<FakeC
     async close() {
       await composed.app.close();
       await composed.sandboxes.close();
+      composed.ports.close();
       composed.deployments.close();
       await engine.close();
       await store.close();

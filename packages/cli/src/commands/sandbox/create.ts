@@ -17,6 +17,9 @@ interface CreateOptions {
   disk?: string;
   cpus?: string;
   timeout?: string;
+  network?: string;
+  allow?: string[];
+  deny?: string[];
 }
 
 /** The `--volume` form, shared by `create` and `attach` help texts. */
@@ -36,6 +39,9 @@ export function createCommand(): Command {
     .option("--cpus <n>", "CPU limit in cores, e.g. 0.5 or 2 (default 1)")
     .option("--disk <GiB>", "size of the sandbox's own writable disk in GiB (default: the server's, 4); full is ENOSPC inside it only")
     .option("--timeout <duration>", "kill the sandbox after this long, e.g. 10m or 2h (default: never)")
+    .option("--network <mode>", "none (loopback only) or egress (the internet through the host, with DNS); default: the server's CAIRN_SANDBOX_NETWORK")
+    .option("--allow <rule>", "reachable although private, or with --network none the only destinations: CIDR, CIDR:port or CIDR:first-last (repeatable)", collect)
+    .option("--deny <rule>", "never reachable, wins over --allow: CIDR, CIDR:port or CIDR:first-last (repeatable)", collect)
     .addHelpText(
       "after",
       `
@@ -47,7 +53,13 @@ Examples:
   $ cairn sandbox create --template base --volume ref=team-data,mount=/workspace/shared
   $ cairn sandbox create --image node:20 --volume ref=my_project,mount=/workspace
   $ id=$(cairn sandbox create --volume ref=data,mount=/data,mode=ro --volume ref=team-data,mount=/proj,subpath=projects/p1)
-  $ cairn sandbox create --volume ref=team-data,mount=/old,checkpoint=before-migration --env MODE=audit --timeout 10m`,
+  $ cairn sandbox create --volume ref=team-data,mount=/old,checkpoint=before-migration --env MODE=audit --timeout 10m
+  $ cairn sandbox create --network egress --allow 10.0.0.5/32:5432 --deny 203.0.113.0/24
+  $ cairn sandbox create --network none --allow 10.0.0.5/32:5432     # that database and nothing else
+
+A sandbox never reaches the host itself (cairnd's API included), link-local addresses (cloud
+metadata, 169.254.0.0/16) or other sandboxes, whatever the rules say; with egress, private ranges
+(10/8, 172.16/12, 192.168/16, 100.64/10) stay closed unless --allow opens them.`,
     )
     .action(async (options: CreateOptions, command: Command) => {
       // Everything is checked before the request: a typo must not leave a half-wanted sandbox running.
@@ -66,6 +78,13 @@ Examples:
       }
       if (options.disk !== undefined) request.diskGb = parsePositiveInt(options.disk.replace(/\s*(GiB|G|GB)$/i, ""), "--disk");
       if (options.timeout !== undefined) request.timeoutMs = parseDuration(options.timeout);
+      if (options.network !== undefined && options.network !== "none" && options.network !== "egress") {
+        throw new UsageError(`Invalid --network "${options.network}": give none or egress`);
+      }
+      if (options.allow !== undefined || options.deny !== undefined) {
+        request.network = { egress: options.network === "egress", ...(options.allow ? { allow: options.allow } : {}), ...(options.deny ? { deny: options.deny } : {}) };
+        if (options.network === undefined) throw new UsageError("--allow and --deny need --network egress or --network none (what is open besides the rules)");
+      } else if (options.network !== undefined) request.network = options.network;
       const ctx = contextOf(command);
       // A person waiting on a terminal sees the pull of an image that is not here yet.
       if (options.image !== undefined && process.stderr.isTTY && !ctx.jsonRequested) {

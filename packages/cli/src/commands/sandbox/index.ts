@@ -4,6 +4,7 @@ import { attachmentsCommand } from "./attachments.js";
 import { createCommand } from "./create.js";
 import { detachCommand } from "./detach.js";
 import { execCommand } from "./exec.js";
+import { exposeCommand, unexposeCommand } from "./expose.js";
 import { forkCommand } from "./fork.js";
 import { getCommand } from "./get.js";
 import { hibernateCommand } from "./hibernate.js";
@@ -23,6 +24,8 @@ export function sandboxCommands(): Command[] {
     attachCommand(),
     detachCommand(),
     attachmentsCommand(),
+    exposeCommand(),
+    unexposeCommand(),
     hibernateCommand(),
     resumeCommand(),
     forkCommand(),

@@ -52,6 +52,8 @@ export class CrunDriver implements SandboxDriver {
     private readonly cgroupPrefix: string,
     /** Where generated /etc templates live (in the pool, beside the sandboxes' disks). */
     private readonly templatesRoot: string,
+    /** The resolver sandboxes' /etc/resolv.conf names (the network's DNS forwarder). */
+    private readonly nameserver = "127.0.0.1",
   ) {
     this.stateRoot = stateRoot;
     this.disks = new SandboxDisks(root);
@@ -67,7 +69,7 @@ export class CrunDriver implements SandboxDriver {
 
   /** The generated /etc every sandbox has below its own layer (built once per host state). */
   private etcTemplate(): Promise<string> {
-    this.etc ??= etcTemplate(this.templatesRoot);
+    this.etc ??= etcTemplate(this.templatesRoot, "/etc", this.nameserver);
     return this.etc;
   }
 
@@ -215,7 +217,8 @@ export class CrunDriver implements SandboxDriver {
       if (err instanceof CairnError) throw err;
       throw new CairnError("INTERNAL", `the sandbox did not start: ${((err as ExecError).stderr ?? (err as Error).message).trim()}`);
     }
-    // Loopback only: crun brings `lo` up in the new network namespace itself.
+    // crun brings `lo` up in the new network namespace; a sandbox with a network gets its
+    // interface from the sandbox service once this returns (network/).
   }
 
   /**

@@ -36,20 +36,27 @@ const GENERATED: Record<string, { content: string; mode: number }> = {
   shadow: { mode: 0o640, content: ["root:*:19000:0:99999:7:::", "user:*:19000:0:99999:7:::", "nobody:*:19000:0:99999:7:::", ""].join("\n") },
   gshadow: { mode: 0o640, content: ["root:*::", "users:*::user", "user:*::", "nogroup:*::", ""].join("\n") },
   "nsswitch.conf": { mode: 0o644, content: "passwd: files\ngroup: files\nshadow: files\nhosts: files dns\nnetworks: files\nprotocols: files\nservices: files\n" },
-  // The sandbox's network is its own loopback for now: name lookups of the outside fail fast.
-  "resolv.conf": { mode: 0o644, content: "# cairn: this sandbox has no outside network\nnameserver 127.0.0.1\noptions timeout:1 attempts:1\n" },
   hosts: { mode: 0o644, content: "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n" },
   hostname: { mode: 0o644, content: "sandbox\n" },
   "machine-id": { mode: 0o444, content: "" },
 };
 
 /**
+ * The resolver every sandbox names: cairnd's DNS forwarder on the sandboxes' gateway. A sandbox
+ * without a network interface has no route there, so its lookups fail at once.
+ */
+function resolvConf(nameserver: string): { content: string; mode: number } {
+  return { mode: 0o644, content: `# cairn: the sandboxes' DNS forwarder (a sandbox without network has no route to it)\nnameserver ${nameserver}\noptions timeout:2 attempts:2\n` };
+}
+
+/**
  * The template for this host's /etc as it is now, built once into `<root>/etc-<fingerprint>`. A
  * template in use is never rewritten (running sandboxes have it as their lower layer): when the
  * host's files or this list change, the fingerprint does, and a new one is built beside it.
  */
-export async function etcTemplate(root: string, hostEtc = "/etc"): Promise<string> {
-  const h = createHash("sha256").update(JSON.stringify({ FROM_HOST, GENERATED }));
+export async function etcTemplate(root: string, hostEtc = "/etc", nameserver = "127.0.0.1"): Promise<string> {
+  const generated = { ...GENERATED, "resolv.conf": resolvConf(nameserver) };
+  const h = createHash("sha256").update(JSON.stringify({ FROM_HOST, generated }));
   for (const entry of FROM_HOST) {
     const st = await lstat(join(hostEtc, entry)).catch(() => undefined);
     h.update(`${entry}:${st ? `${st.mtimeMs}:${st.size}:${st.ino}` : "-"}\n`);
@@ -65,7 +72,7 @@ export async function etcTemplate(root: string, hostEtc = "/etc"): Promise<strin
     await mkdir(join(tmp, entry, ".."), { recursive: true });
     await cp(src, join(tmp, entry), { recursive: true, verbatimSymlinks: true, preserveTimestamps: true, errorOnExist: false });
   }
-  for (const [name, f] of Object.entries(GENERATED)) await writeFile(join(tmp, name), f.content, { mode: f.mode });
+  for (const [name, f] of Object.entries(generated)) await writeFile(join(tmp, name), f.content, { mode: f.mode });
   await rename(tmp, dir);
   return dir;
 }
