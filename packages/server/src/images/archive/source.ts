@@ -27,14 +27,28 @@ export async function extractArchive(body: Readable, dir: string): Promise<void>
     tar.on("error", () => resolve(-1));
     tar.on("close", resolve);
   });
-  try {
-    await pipeline(body, tar.stdin);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== "EPIPE") {
-      tar.kill("SIGKILL");
-      await exited;
-      throw new CairnError("INVALID_REQUEST", `The upload was interrupted: ${(err as Error).message}; nothing was stored`, { cause: err });
-    }
+  // Not pipeline(): it would destroy the request body when tar is done first. tar stops at the
+  // archive's end marker and may leave padding after it unread; its stdin closing then (EPIPE) is
+  // the normal end, its exit code says how it went, and the rest of the body is read and dropped
+  // so the client gets the answer. The client's body breaking off is an interrupted upload.
+  const fed = new Promise<Error | undefined>((resolve) => {
+    body.once("end", () => resolve(undefined));
+    body.once("error", (err) => resolve(err));
+    body.once("close", () => {
+      if (!body.readableEnded) resolve(new Error("the connection closed before the body ended"));
+    });
+    tar.stdin.once("error", () => {
+      body.unpipe(tar.stdin);
+      body.resume();
+      resolve(undefined);
+    });
+  });
+  body.pipe(tar.stdin);
+  const broken = await fed;
+  if (broken) {
+    tar.kill("SIGKILL");
+    await exited;
+    throw new CairnError("INVALID_REQUEST", `The upload was interrupted: ${broken.message}; nothing was stored`, { cause: broken });
   }
   const code = await exited;
   if (code !== 0) {
