@@ -18,6 +18,7 @@ export function portRoutes(ports: SandboxPorts): RouteSpec[] {
       params: SandboxParams,
       body: ExposePortRequest,
       responses: { 201: { description: "Routed", schema: ExposedPort } },
+      errors: ["SANDBOX_NOT_RUNNING"],
       handler: async ({ params, body, principal, reply }) => {
         const p = await ports.expose(principal.projectId, params.sandbox, body);
         reply.code(201);
@@ -42,6 +43,7 @@ export function portRoutes(ports: SandboxPorts): RouteSpec[] {
       tags: ["sandboxes"],
       params: SandboxParams.extend({ port: z.coerce.number().int().min(1).max(65535) }),
       responses: { 200: { description: "No longer routed", schema: ExposedPort } },
+      errors: ["PORT_NOT_FOUND"],
       handler: async ({ params, principal }) => ports.unexpose(principal.projectId, params.sandbox, params.port),
     }),
   ];

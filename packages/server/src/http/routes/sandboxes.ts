@@ -37,7 +37,7 @@ const MOUNT_ERRORS: ErrorCode[] = [
 ];
 
 /** Starting a sandbox (a create or a fork): its disk must fit in the pool. */
-const START_ERRORS: ErrorCode[] = [...MOUNT_ERRORS, "POOL_FULL"];
+const START_ERRORS: ErrorCode[] = [...MOUNT_ERRORS, "POOL_FULL", "NETWORK_UNAVAILABLE"];
 
 export function sandboxRoutes(sandboxes: SandboxService): RouteSpec[] {
   return [
@@ -52,7 +52,7 @@ export function sandboxRoutes(sandboxes: SandboxService): RouteSpec[] {
       body: CreateSandboxRequest,
       responses: { 201: { description: "Running", schema: Sandbox } },
       // `{ "/path": "name" }` creates missing volumes (of the default size, which the server's largest may be under).
-      errors: [...START_ERRORS, "INVALID_TEMPLATE", "TOO_MANY_VOLUMES", "INVALID_VOLUME_NAME", "INVALID_SIZE", "INVALID_IMAGE", "IMAGE_NOT_FOUND", "REGISTRY_ERROR", "IMAGE_DIGEST_MISMATCH"],
+      errors: [...START_ERRORS, "INVALID_TEMPLATE", "TOO_MANY_VOLUMES", "INVALID_VOLUME_NAME", "INVALID_SIZE", "INVALID_IMAGE", "IMAGE_NOT_FOUND", "REGISTRY_ERROR", "IMAGE_DIGEST_MISMATCH", "INVALID_NETWORK_POLICY"],
       handler: async ({ body, principal, reply }) => {
         const sb = await sandboxes.create(principal.projectId, body);
         reply.code(201);
