@@ -196,7 +196,7 @@ export function sandboxRoutes(sandboxes: SandboxService): RouteSpec[] {
         params: SandboxParams,
         responses: { 200: { description: "The sandbox", schema: Sandbox } },
         // Resuming mounts the volumes again.
-        errors: action === "hibernate" ? ["SANDBOX_NOT_RUNNING"] : ["SANDBOX_NOT_RUNNING", ...MOUNT_ERRORS],
+        errors: action === "hibernate" ? ["SANDBOX_NOT_RUNNING"] : ["SANDBOX_NOT_RUNNING", ...START_ERRORS],
         handler: async ({ params, principal }) => sandboxes[action](principal.projectId, params.sandbox),
       }),
     ),
