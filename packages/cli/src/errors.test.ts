@@ -19,7 +19,7 @@ describe("exit codes", () => {
       [EXIT.CONFLICT]: (c, s) => s === 409 || s === 412,
       [EXIT.AUTH]: (c) => c === "UNAUTHORIZED" || c === "FORBIDDEN",
       [EXIT.FULL]: (c) => c === "QUOTA_EXCEEDED" || c === "POOL_FULL",
-      [EXIT.UNAVAILABLE]: (c, s) => s === 503,
+      [EXIT.UNAVAILABLE]: (c, s) => s === 503 || s === 502,
       [EXIT.INTERNAL]: (c) => c === "INTERNAL",
     };
     for (const [code, { status }] of Object.entries(ERROR_CODES) as [ErrorCode, { status: number }][]) {

@@ -90,6 +90,7 @@ export const EXIT_CODES = {
   // 1 and 7: the server's side
   INTERNAL: EXIT.INTERNAL,
   UNAVAILABLE: EXIT.UNAVAILABLE,
+  APP_UNAVAILABLE: EXIT.UNAVAILABLE,
   VOLUME_DAMAGED: EXIT.UNAVAILABLE,
 } as const satisfies Partial<Record<ErrorCode, ExitCode>>;
 
@@ -101,7 +102,7 @@ export function exitCodeFor(code: ErrorCode): ExitCode {
   if (status === 404) return EXIT.NOT_FOUND;
   if (status === 409 || status === 412) return EXIT.CONFLICT;
   if (status === 507) return EXIT.FULL;
-  if (status === 503) return EXIT.UNAVAILABLE;
+  if (status === 503 || status === 502) return EXIT.UNAVAILABLE;
   if (status >= 400 && status < 500) return EXIT.USAGE;
   return EXIT.INTERNAL;
 }
