@@ -11,7 +11,7 @@ declare -A tools=(
   [mkfs.ext4]=e2fsprogs [resize2fs]=e2fsprogs [e2fsck]=e2fsprogs
   [mkfs.xfs]=xfsprogs [xfs_growfs]=xfsprogs [crun]=crun
   [inotifywait]=inotify-tools [unzip]=unzip
-  [filefrag]=e2fsprogs [blkid]=util-linux [ip]=iproute2 [socat]=socat
+  [filefrag]=e2fsprogs [blkid]=util-linux [ip]=iproute2
   [/usr/bin/tini-static]=tini [/usr/bin/python3]=python3
   [cc]=gcc [/usr/include/stdio.h]=libc6-dev
 )

@@ -151,7 +151,7 @@ export async function startCairnd(config: Config, options: { logger?: boolean | 
           await server.close();
           clearTimeout(grace);
           await sandboxesRef?.close();
-          deploymentsRef?.close();
+          await deploymentsRef?.close();
           await engine.close(); // then every lease is gone: unmount
           await store.close();
           lock.release();

@@ -4,21 +4,20 @@
  * /data/local-fs (one ReadWriteMany volume per app and environment, kept across deploys).
  * cairnd routes `http://<app>[.<env>].<domain>:<port>/` to the running version.
  */
-import { spawn, type ChildProcess } from "node:child_process";
-import { request, type IncomingMessage, type ServerResponse } from "node:http";
+import { request } from "node:http";
+import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Duplex } from "node:stream";
-import { connect } from "node:net";
-import { mkdir, rm } from "node:fs/promises";
-import { join } from "node:path";
-import { CairnError, GiB, PROBLEM_CONTENT_TYPE, type Deployment } from "@cairn/protocol";
+import { setTimeout as sleep } from "node:timers/promises";
+import { CairnError, GiB, type Deployment } from "@cairn/protocol";
 import { newId } from "../ids.js";
 import type { Logger } from "../logger.js";
 import type { DeploymentRecord, MetadataStore } from "../storage/metadata-store.js";
 import type { SandboxService } from "../sandboxes/service.js";
 import type { VolumeService } from "../volumes/service.js";
+import { Forwarder } from "./forwarder.js";
+import { proxy, Route, upgrade } from "./router.js";
 
 const APP_PORT = 8080;
-import { setTimeout as sleep } from "node:timers/promises";
 
 export interface DeploymentServiceDeps {
   store: MetadataStore;
@@ -29,18 +28,10 @@ export interface DeploymentServiceDeps {
   domain: string;
   /** The router's port, for the URLs it reports. */
   port: () => number;
-  /** Where the per-deployment sockets live. */
-  runDir: string;
   /** Size of a new project filesystem. */
   volumeBytes: number;
   /** How long a new version has to answer its first request. */
   startTimeoutMs: number;
-}
-
-interface Route {
-  deploymentId: string;
-  socket: string;
-  bridge: ChildProcess;
 }
 
 export class DeploymentService {
@@ -108,7 +99,7 @@ export class DeploymentService {
       updatedAt: at,
     });
     let sandboxId: string | undefined;
-    let route: Route | undefined;
+    let forwarder: Forwarder | undefined;
     try {
       const sb = await sandboxes.create(projectId, {
         template: "base",
@@ -125,11 +116,11 @@ export class DeploymentService {
       await store.deployments.update(d.id, { command });
       const proc = await sandboxes.startBackground(projectId, sb.id, { command: `exec ${command}`, cwd: "/data/app" });
       this.processes.set(d.id, proc.id);
-      route = await this.bridge(projectId, d.id, sb.id);
-      await this.waitUntilServing(projectId, sb.id, proc.id, route.socket);
+      forwarder = await this.forwarderFor(projectId, sb.id);
+      await this.waitUntilServing(projectId, sb.id, proc.id, forwarder);
     } catch (err) {
       log.warn({ err, deploymentId: d.id }, "deploy failed; the previous version keeps serving");
-      route?.bridge.kill("SIGKILL");
+      await forwarder?.close();
       if (sandboxId) await sandboxes.kill(projectId, sandboxId).catch(() => undefined);
       const message = err instanceof CairnError ? err.message : `the new version did not start: ${(err as Error).message}`;
       await store.deployments.update(d.id, { state: "failed", error: message });
@@ -138,14 +129,14 @@ export class DeploymentService {
     // The new version serves: switch the route, then stop the old one (it releases the volume).
     const key = `${app}.${env}`;
     const previous = this.routes.get(key);
-    this.routes.set(key, route!);
+    this.routes.set(key, new Route(d.id, forwarder!));
     await store.deployments.update(d.id, { state: "running" });
     for (const old of await store.deployments.list({ app, env, states: ["running"] })) {
       if (old.id === d.id) continue;
       if (old.sandboxId) await sandboxes.kill(old.projectId, old.sandboxId).catch(() => undefined);
       await store.deployments.update(old.id, { state: "superseded" });
     }
-    previous?.bridge.kill("SIGKILL");
+    await previous?.forwarder.close();
     return this.toWire((await store.deployments.get(d.id))!);
   }
 
@@ -178,25 +169,11 @@ export class DeploymentService {
     throw new CairnError("DEPLOY_FAILED", "No entrypoint: add main.py or a package.json start script, or give --cmd");
   }
 
-  /** A Unix socket on the host that reaches the app's port inside the sandbox's own network namespace. */
-  private async bridge(projectId: string, deploymentId: string, sandboxId: string): Promise<Route> {
-    const pid = await this.deps.sandboxes.initPid(projectId, sandboxId);
-    await mkdir(this.deps.runDir, { recursive: true, mode: 0o700 });
-    const socket = join(this.deps.runDir, `${deploymentId}.sock`);
-    await rm(socket, { force: true });
-    const bridge = spawn(
-      "nsenter",
-      ["-t", String(pid), "-n", "socat", `UNIX-LISTEN:${socket},fork,mode=600,backlog=256`, `TCP:127.0.0.1:${APP_PORT}`],
-      { stdio: "ignore" },
-    );
-    for (let i = 0; i < 100; i++) {
-      if (await canConnect(socket)) break;
-      await sleep(20);
-    }
-    return { deploymentId, socket, bridge };
+  private async forwarderFor(projectId: string, sandboxId: string): Promise<Forwarder> {
+    return Forwarder.start(await this.deps.sandboxes.initPid(projectId, sandboxId), APP_PORT, this.deps.log);
   }
 
-  private async waitUntilServing(projectId: string, sandboxId: string, processId: string, socket: string): Promise<void> {
+  private async waitUntilServing(projectId: string, sandboxId: string, processId: string, forwarder: Forwarder): Promise<void> {
     const deadline = Date.now() + this.deps.startTimeoutMs;
     while (Date.now() < deadline) {
       const p = await this.deps.sandboxes.process(projectId, sandboxId, processId, { wait: false, logs: true });
@@ -204,7 +181,7 @@ export class DeploymentService {
         const tail = `${p.stdout ?? ""}${p.stderr ?? ""}`.trim().split("\n").slice(-5).join("\n");
         throw new CairnError("DEPLOY_FAILED", `The new version exited with ${p.exitCode} before serving:\n${tail}`);
       }
-      const status = await probe(socket);
+      const status = await probe(forwarder);
       if (status !== undefined && status < 500) return;
       await sleep(100);
     }
@@ -247,8 +224,8 @@ export class DeploymentService {
       }
       const r = this.routes.get(`${d.app}.${d.env}`);
       if (r) {
-        r.bridge.kill("SIGKILL");
         this.routes.delete(`${d.app}.${d.env}`);
+        await r.forwarder.close();
       }
     }
     if (options.deleteFilesystem) {
@@ -268,51 +245,22 @@ export class DeploymentService {
     return { key, route: this.routes.get(key) };
   }
 
-  /** Reverse-proxy one request, streaming both ways. */
+  /** Reverse-proxy one request to the route's version (router.ts). */
   proxy(req: IncomingMessage, res: ServerResponse, route: Route | undefined, key: string): void {
-    if (!route) return notFound(res, key);
-    const upstream = request(
-      { socketPath: route.socket, method: req.method, path: req.url, headers: { ...req.headers, "x-forwarded-host": req.headers.host ?? "" } },
-      (up) => {
-        res.writeHead(up.statusCode ?? 502, up.headers);
-        up.pipe(res);
-      },
-    );
-    upstream.on("error", () => {
-      if (!res.headersSent) {
-        res.writeHead(502, { "content-type": PROBLEM_CONTENT_TYPE });
-        res.end(JSON.stringify({ code: "UNAVAILABLE", status: 502, detail: `${key} did not answer` }));
-      } else res.destroy();
-    });
-    req.pipe(upstream);
+    proxy(req, res, route, key);
   }
 
-  /** Websockets and other upgrades: splice the two sockets once the app accepts. */
-  upgrade(req: IncomingMessage, socket: Duplex, head: Buffer, route: Route | undefined): void {
-    if (!route) {
-      socket.end("HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n");
-      return;
-    }
-    const up = connect(route.socket, () => {
-      const lines = [`${req.method} ${req.url} HTTP/1.1`];
-      for (let i = 0; i < req.rawHeaders.length; i += 2) lines.push(`${req.rawHeaders[i]}: ${req.rawHeaders[i + 1]}`);
-      up.write(lines.join("\r\n") + "\r\n\r\n");
-      if (head.length) up.write(head);
-      up.pipe(socket);
-      socket.pipe(up);
-    });
-    up.on("error", () => socket.destroy());
-    socket.on("error", () => up.destroy());
+  upgrade(req: IncomingMessage, socket: Duplex, head: Buffer, route: Route | undefined, key: string): void {
+    upgrade(req, socket, head, route, key);
   }
 
-  /** After a restart: running versions get their bridge and route back. */
+  /** After a restart: running versions get their connector and route back. */
   async reconcile(): Promise<void> {
     const { store, sandboxes, log } = this.deps;
     for (const d of await store.deployments.list({ states: ["running", "starting"] })) {
       try {
         if (d.state === "starting" || !d.sandboxId) throw new Error("interrupted");
-        const route = await this.bridge(d.projectId, d.id, d.sandboxId);
-        this.routes.set(`${d.app}.${d.env}`, route);
+        this.routes.set(`${d.app}.${d.env}`, new Route(d.id, await this.forwarderFor(d.projectId, d.sandboxId)));
       } catch (err) {
         log.warn({ err, deploymentId: d.id }, "deployment not running after restart");
         if (d.sandboxId) await sandboxes.kill(d.projectId, d.sandboxId).catch(() => undefined);
@@ -321,33 +269,30 @@ export class DeploymentService {
     }
   }
 
-  close(): void {
-    for (const r of this.routes.values()) r.bridge.kill("SIGKILL");
+  /** At shutdown: serving versions keep running for the next cairnd, which reconnects to them. */
+  async close(): Promise<void> {
+    const routes = [...this.routes.values()];
     this.routes.clear();
+    await Promise.all(routes.map((r) => r.forwarder.close()));
   }
 }
 
-function notFound(res: ServerResponse, key: string): void {
-  res.writeHead(404, { "content-type": PROBLEM_CONTENT_TYPE });
-  res.end(JSON.stringify({ type: "https://cairn.dev/errors/not-found", code: "DEPLOYMENT_NOT_FOUND", title: "Not found", status: 404, detail: `Nothing is deployed at ${key}` }));
-}
-
-function canConnect(socket: string): Promise<boolean> {
+/** The status of `GET /` on a new connection to the app; `undefined` when it does not answer. */
+function probe(forwarder: Forwarder): Promise<number | undefined> {
   return new Promise((resolve) => {
-    const s = connect(socket, () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.on("error", () => resolve(false));
-  });
-}
-
-function probe(socket: string): Promise<number | undefined> {
-  return new Promise((resolve) => {
-    const r = request({ socketPath: socket, path: "/", method: "GET", timeout: 2000 }, (res) => {
-      res.resume();
-      resolve(res.statusCode);
-    });
+    const r = request(
+      {
+        createConnection: forwarder.createConnection,
+        path: "/",
+        method: "GET",
+        headers: { connection: "close" },
+        timeout: 2000,
+      },
+      (res) => {
+        res.resume();
+        resolve(res.statusCode);
+      },
+    );
     r.on("error", () => resolve(undefined));
     r.on("timeout", () => {
       r.destroy();

@@ -220,7 +220,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       server.requestTimeout = 0;
       server.on("upgrade", (req, socket, head) => {
         const m = deps.deployments.match(req.headers.host);
-        if (m) deps.deployments.upgrade(req, socket, head, m.route);
+        if (m) deps.deployments.upgrade(req, socket, head, m.route, m.key);
         else socket.destroy();
       });
       return server;

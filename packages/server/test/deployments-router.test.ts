@@ -1,0 +1,183 @@
+/**
+ * The deployment router under load and across redeploys: real sandboxes, real HTTP through cairnd.
+ * Behaviour only (every answer counted), never timing.
+ */
+import { after, before, describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { createHash } from "node:crypto";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { Agent, request } from "node:http";
+import { connect } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Readable } from "node:stream";
+import type { Cairn } from "@cairn/sdk";
+import { withCairnd, type CairndProcess } from "./harness.js";
+
+/** The deployments test's Python app: HTTP/1.0, so every request is a new connection to it. */
+const MAIN_PY = `import os, http.server
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = b"py ok"
+        self.send_response(200); self.send_header("content-length", str(len(body))); self.end_headers(); self.wfile.write(body)
+    def log_message(self, *a): pass
+http.server.ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()
+`;
+
+/**
+ * HTTP/1.1 that closes a connection 1 ms after each answer without saying so (no `Connection:
+ * close`, no Keep-Alive hint): a connection the router reuses is often one the app is closing.
+ */
+const HASTY_JS = `require("net").createServer((s) => {
+  s.on("error", () => undefined);
+  s.on("data", () => {
+    s.write("HTTP/1.1 200 OK\\r\\ncontent-length: 8\\r\\n\\r\\nhasty ok");
+    setTimeout(() => s.end(), 1);
+  });
+}).listen(process.env.PORT, "127.0.0.1");`;
+
+/** Echoes a request's body as it arrives; GET /exit answers, then the app exits. */
+const ECHO_JS = `require("http").createServer((q, r) => {
+  if (q.url === "/exit") return r.end("bye", () => process.exit(0));
+  r.writeHead(200, { "content-type": "application/octet-stream" });
+  q.pipe(r);
+}).listen(process.env.PORT, "127.0.0.1");`;
+
+interface Answer {
+  status: number;
+  body: string;
+  headers: Record<string, string | string[] | undefined>;
+}
+
+function get(url: string, host: string, agent: Agent | false = false, path = "/"): Promise<Answer> {
+  const u = new URL(url);
+  return new Promise((resolve, reject) => {
+    const r = request({ host: u.hostname, port: u.port, path, agent, headers: { host } }, (res) => {
+      let body = "";
+      res.setEncoding("utf8");
+      res.on("data", (d: string) => (body += d));
+      res.on("end", () => resolve({ status: res.statusCode ?? 0, body, headers: res.headers }));
+      res.on("error", reject);
+    });
+    r.on("error", reject);
+    r.end();
+  });
+}
+
+/** `count` GETs over `connections` kept-alive connections; the statuses (and bodies) seen. */
+async function hammer(url: string, host: string, count: number, connections: number): Promise<Map<string, number>> {
+  const agent = new Agent({ keepAlive: true, maxSockets: connections });
+  const seen = new Map<string, number>();
+  let next = 0;
+  try {
+    await Promise.all(
+      Array.from({ length: connections }, async () => {
+        while (next++ < count) {
+          const a = await get(url, host, agent).catch((err: Error) => ({ status: 0, body: err.message }));
+          const k = `${a.status} ${a.body.slice(0, 120)}`;
+          seen.set(k, (seen.get(k) ?? 0) + 1);
+        }
+      }),
+    );
+  } finally {
+    agent.destroy();
+  }
+  return seen;
+}
+
+describe("deployment router", () => {
+  let c: CairndProcess;
+  let cairn: Cairn;
+  let dir: string;
+  const host = (app: string) => `${app}.localhost:${new URL(c.url).port}`;
+
+  async function tarOf(files: Record<string, string>): Promise<Buffer> {
+    const d = await mkdtemp(join(dir, "app-"));
+    for (const [name, text] of Object.entries(files)) await writeFile(join(d, name), text);
+    return execFileSync("tar", ["-czf", "-", "-C", d, "."]);
+  }
+
+  after(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+  withCairnd({}, (s) => ({ c, cairn } = s));
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), "cairn-router-"));
+  });
+
+  it("answers 2,000 requests over 16 kept-alive connections without a 502, whether the app keeps connections or not", async () => {
+    await cairn.deployments.deploy({ app: "py", data: await tarOf({ "main.py": MAIN_PY }) });
+    await cairn.deployments.deploy({ app: "hasty", data: await tarOf({ "server.js": HASTY_JS }), cmd: "node server.js" });
+    assert.deepEqual([...(await hammer(c.url, host("py"), 2000, 16))], [["200 py ok", 2000]]);
+    assert.deepEqual([...(await hammer(c.url, host("hasty"), 2000, 16))], [["200 hasty ok", 2000]]);
+    await cairn.deployments.remove({ app: "py", deleteFilesystem: true });
+    await cairn.deployments.remove({ app: "hasty", deleteFilesystem: true });
+  });
+
+  it("streams a large body both ways: the echo comes back while the upload still goes", async () => {
+    await cairn.deployments.deploy({ app: "echo", data: await tarOf({ "server.js": ECHO_JS }), cmd: "node server.js" });
+    const chunk = Buffer.alloc(1 << 20);
+    const sent = createHash("sha256");
+    const got = createHash("sha256");
+    let received = 0;
+    let echoing: () => void = () => undefined;
+    const echoStarted = new Promise<void>((r) => (echoing = r));
+    // 64 MiB, of which the last 48 only once the first echoed bytes are back: a router that
+    // buffered the request (or the answer) would wait here forever.
+    async function* body() {
+      for (let i = 0; i < 64; i++) {
+        if (i === 16) await echoStarted;
+        chunk.fill(i);
+        sent.update(chunk);
+        yield Buffer.from(chunk);
+      }
+    }
+    const u = new URL(c.url);
+    const status = await new Promise<number>((resolve, reject) => {
+      const r = request({ host: u.hostname, port: u.port, method: "POST", path: "/", headers: { host: host("echo"), "transfer-encoding": "chunked" } }, (res) => {
+        res.on("data", (d: Buffer) => {
+          got.update(d);
+          received += d.length;
+          if (received >= 1 << 20) echoing();
+        });
+        res.on("end", () => resolve(res.statusCode ?? 0));
+        res.on("error", reject);
+      });
+      r.on("error", reject);
+      Readable.from(body()).pipe(r);
+    });
+    assert.equal(status, 200);
+    assert.equal(received, 64 << 20);
+    assert.equal(got.digest("hex"), sent.digest("hex"));
+  });
+
+  it("answers 502 problem+json APP_UNAVAILABLE once the app is gone, to requests and upgrades alike", async () => {
+    assert.equal((await get(c.url, host("echo"), false, "/exit")).body, "bye");
+    let a: Answer;
+    do a = await get(c.url, host("echo"));
+    while (a.status === 200);
+    assert.equal(a.status, 502);
+    assert.equal(a.headers["content-type"], "application/problem+json");
+    const problem = JSON.parse(a.body) as Record<string, unknown>;
+    assert.equal(problem.code, "APP_UNAVAILABLE");
+    assert.equal(problem.status, 502);
+    assert.equal(problem.title, "App not answering");
+    assert.match(String(problem.detail), /^echo\.production did not answer/);
+    assert.equal(problem.requestId, a.headers["x-request-id"]);
+
+    const sock = connect(Number(new URL(c.url).port), "127.0.0.1");
+    let raw = "";
+    sock.on("data", (d) => (raw += d));
+    const closed = new Promise((r) => sock.on("close", r));
+    sock.write(`GET /ws HTTP/1.1\r\nHost: ${host("echo")}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n`);
+    await closed;
+    assert.match(raw, /^HTTP\/1.1 502 /);
+    assert.match(raw, /"code":"APP_UNAVAILABLE"/);
+
+    const missing = await get(c.url, host("nothing-here"));
+    assert.equal(missing.status, 404);
+    assert.equal((JSON.parse(missing.body) as { code: string }).code, "DEPLOYMENT_NOT_FOUND");
+    await cairn.deployments.remove({ app: "echo", deleteFilesystem: true });
+  });
+});
