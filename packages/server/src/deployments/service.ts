@@ -8,7 +8,7 @@ import { request } from "node:http";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Duplex } from "node:stream";
 import { setTimeout as sleep } from "node:timers/promises";
-import { CairnError, GiB, type Deployment } from "@cairn/protocol";
+import { CairnError, GiB, type Deployment, type ProcessInfo } from "@cairn/protocol";
 import { newId } from "../ids.js";
 import type { Logger } from "../logger.js";
 import type { DeploymentRecord, MetadataStore } from "../storage/metadata-store.js";
@@ -18,6 +18,11 @@ import { Forwarder } from "./forwarder.js";
 import { proxy, Route, upgrade } from "./router.js";
 
 const APP_PORT = 8080;
+/** Readiness polling: the first probes come quickly (an app starts in tens of ms), then back off. */
+const PROBE_FIRST_MS = 2;
+const PROBE_MAX_MS = 50;
+/** Which entrypoint /data/app has: `py`, `npm` or `none` on stdout. */
+const DETECT_ENTRYPOINT = `if [ -f main.py ]; then echo py; elif [ -f package.json ] && node -e "process.exit(require('/data/app/package.json').scripts?.start ? 0 : 1)"; then echo npm; else echo none; fi`;
 
 export interface DeploymentServiceDeps {
   store: MetadataStore;
@@ -99,6 +104,7 @@ export class DeploymentService {
       updatedAt: at,
     });
     let sandboxId: string | undefined;
+    let forwarding: Promise<Forwarder> | undefined;
     let forwarder: Forwarder | undefined;
     try {
       const sb = await sandboxes.create(projectId, {
@@ -108,19 +114,20 @@ export class DeploymentService {
         cwd: "/data/app",
       });
       sandboxId = sb.id;
+      // The way into the sandbox's network gets ready while the code unpacks and the app starts.
+      forwarding = this.forwarderFor(projectId, sb.id);
+      forwarding.catch(() => undefined); // awaited below, or closed on failure
       await store.deployments.update(d.id, { sandboxId });
-      // Unpack inside the sandbox, with its privileges: an archive's tricks stay in there.
-      await this.runIn(projectId, sb.id, `mkdir -p /data/app && tar -x ${options.format === "tar" ? "" : "-z"} -f - -C /data/app`, body);
-      const command = options.cmd ?? (await this.detectEntrypoint(projectId, sb.id));
+      const command = await this.unpack(projectId, sb.id, options, body);
       d.command = command;
       await store.deployments.update(d.id, { command });
       const proc = await sandboxes.startBackground(projectId, sb.id, { command: `exec ${command}`, cwd: "/data/app" });
       this.processes.set(d.id, proc.id);
-      forwarder = await this.forwarderFor(projectId, sb.id);
+      forwarder = await forwarding;
       await this.waitUntilServing(projectId, sb.id, proc.id, forwarder);
     } catch (err) {
       log.warn({ err, deploymentId: d.id }, "deploy failed; the previous version keeps serving");
-      await forwarder?.close();
+      await forwarding?.then((f) => f.close(), () => undefined);
       if (sandboxId) await sandboxes.kill(projectId, sandboxId).catch(() => undefined);
       const message = err instanceof CairnError ? err.message : `the new version did not start: ${(err as Error).message}`;
       await store.deployments.update(d.id, { state: "failed", error: message });
@@ -129,7 +136,7 @@ export class DeploymentService {
     // The new version serves: switch the route, then stop the old one (it releases the volume).
     const key = `${app}.${env}`;
     const previous = this.routes.get(key);
-    this.routes.set(key, new Route(d.id, forwarder!));
+    this.routes.set(key, new Route(d.id, forwarder));
     await store.deployments.update(d.id, { state: "running" });
     for (const old of await store.deployments.list({ app, env, states: ["running"] })) {
       if (old.id === d.id) continue;
@@ -138,6 +145,24 @@ export class DeploymentService {
     }
     await previous?.forwarder.close();
     return this.toWire((await store.deployments.get(d.id))!);
+  }
+
+  private async forwarderFor(projectId: string, sandboxId: string): Promise<Forwarder> {
+    return Forwarder.start(await this.deps.sandboxes.initPid(projectId, sandboxId), APP_PORT, this.deps.log);
+  }
+
+  /** Unpack the code in the sandbox, with its privileges (an archive's tricks stay in there); say what to run. */
+  private async unpack(projectId: string, sandboxId: string, options: { cmd?: string | undefined; format: "tar" | "tar.gz" }, body: NodeJS.ReadableStream): Promise<string> {
+    const tar = `mkdir -p /data/app && tar -x ${options.format === "tar" ? "" : "-z"} -f - -C /data/app`;
+    if (options.cmd) {
+      await this.runIn(projectId, sandboxId, tar, body);
+      return options.cmd;
+    }
+    // One command for both: each exec into a sandbox costs a crun start.
+    const found = (await this.runIn(projectId, sandboxId, `${tar} && cd /data/app && ${DETECT_ENTRYPOINT}`, body)).trim();
+    if (found === "py") return "python3 main.py";
+    if (found === "npm") return "npm start";
+    throw new CairnError("DEPLOY_FAILED", "No entrypoint: add main.py or a package.json start script, or give --cmd");
   }
 
   private async runIn(projectId: string, sandboxId: string, command: string, input?: NodeJS.ReadableStream): Promise<string> {
@@ -151,39 +176,30 @@ export class DeploymentService {
     else child.stdin?.end();
     const code = await new Promise<number | null>((r) => child.on("close", r));
     if (code !== 0) {
-      throw new CairnError("DEPLOY_FAILED", `${command.split(" ")[0]} failed in the sandbox: ${stderr.trim().split("\n").slice(-3).join(" ") || `exit ${code}`}`);
+      throw new CairnError("DEPLOY_FAILED", `Unpacking the app failed in the sandbox: ${stderr.trim().split("\n").slice(-3).join(" ") || `exit ${code}`}`);
     }
     return stdout;
   }
 
-  private async detectEntrypoint(projectId: string, sandboxId: string): Promise<string> {
-    const found = (
-      await this.runIn(
-        projectId,
-        sandboxId,
-        `cd /data/app && if [ -f main.py ]; then echo py; elif [ -f package.json ] && node -e "process.exit(require('/data/app/package.json').scripts?.start ? 0 : 1)"; then echo npm; else echo none; fi`,
-      )
-    ).trim();
-    if (found === "py") return "python3 main.py";
-    if (found === "npm") return "npm start";
-    throw new CairnError("DEPLOY_FAILED", "No entrypoint: add main.py or a package.json start script, or give --cmd");
-  }
-
-  private async forwarderFor(projectId: string, sandboxId: string): Promise<Forwarder> {
-    return Forwarder.start(await this.deps.sandboxes.initPid(projectId, sandboxId), APP_PORT, this.deps.log);
-  }
-
+  /** Until the app answers HTTP on its port (any status below 500); its exit fails the deploy at once. */
   private async waitUntilServing(projectId: string, sandboxId: string, processId: string, forwarder: Forwarder): Promise<void> {
     const deadline = Date.now() + this.deps.startTimeoutMs;
-    while (Date.now() < deadline) {
-      const p = await this.deps.sandboxes.process(projectId, sandboxId, processId, { wait: false, logs: true });
-      if (p.state === "exited") {
-        const tail = `${p.stdout ?? ""}${p.stderr ?? ""}`.trim().split("\n").slice(-5).join("\n");
-        throw new CairnError("DEPLOY_FAILED", `The new version exited with ${p.exitCode} before serving:\n${tail}`);
-      }
+    let exited: ProcessInfo | undefined;
+    const exit = this.deps.sandboxes.process(projectId, sandboxId, processId, { wait: true, logs: true }).then(
+      (p) => void (exited = p),
+      () => undefined,
+    );
+    const failIfExited = () => {
+      if (!exited) return;
+      const tail = `${exited.stdout ?? ""}${exited.stderr ?? ""}`.trim().split("\n").slice(-5).join("\n");
+      throw new CairnError("DEPLOY_FAILED", `The new version exited with ${exited.exitCode} before serving:\n${tail}`);
+    };
+    for (let delay = PROBE_FIRST_MS; Date.now() < deadline; delay = Math.min(delay * 1.5, PROBE_MAX_MS)) {
+      failIfExited();
       const status = await probe(forwarder);
       if (status !== undefined && status < 500) return;
-      await sleep(100);
+      failIfExited();
+      await Promise.race([sleep(delay), exit]);
     }
     throw new CairnError("DEPLOY_FAILED", `The new version did not answer on $PORT within ${this.deps.startTimeoutMs / 1000} s`);
   }
