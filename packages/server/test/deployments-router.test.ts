@@ -37,6 +37,19 @@ const HASTY_JS = `require("net").createServer((s) => {
   });
 }).listen(process.env.PORT, "127.0.0.1");`;
 
+/** Answers its version after a short wait, so that requests are in flight when a redeploy switches. */
+const VERSIONED_JS = `const v = require("fs").readFileSync(__dirname + "/version.txt", "utf8");
+require("http").createServer((q, r) => setTimeout(() => r.end(v), 20)).listen(process.env.PORT, "127.0.0.1");`;
+
+/** Answers its version; an upgraded connection gets its version, then an echo of what it sends. */
+const UPGRADE_JS = `const v = require("fs").readFileSync(__dirname + "/version.txt", "utf8");
+const s = require("http").createServer((q, r) => r.end(v));
+s.on("upgrade", (q, sock) => {
+  sock.write("HTTP/1.1 101 Switching Protocols\\r\\nUpgrade: echo\\r\\nConnection: Upgrade\\r\\n\\r\\n" + v);
+  sock.on("data", (d) => sock.write(d));
+});
+s.listen(process.env.PORT, "127.0.0.1");`;
+
 /** Echoes a request's body as it arrives; GET /exit answers, then the app exits. */
 const ECHO_JS = `require("http").createServer((q, r) => {
   if (q.url === "/exit") return r.end("bye", () => process.exit(0));
@@ -101,7 +114,7 @@ describe("deployment router", () => {
   after(async () => {
     await rm(dir, { recursive: true, force: true });
   });
-  withCairnd({}, (s) => ({ c, cairn } = s));
+  const fixture = withCairnd({}, (s) => ({ c, cairn } = s));
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), "cairn-router-"));
   });
@@ -113,6 +126,38 @@ describe("deployment router", () => {
     assert.deepEqual([...(await hammer(c.url, host("hasty"), 2000, 16))], [["200 hasty ok", 2000]]);
     await cairn.deployments.remove({ app: "py", deleteFilesystem: true });
     await cairn.deployments.remove({ app: "hasty", deleteFilesystem: true });
+  });
+
+  it("switches to a new version without a failed request for clients looping meanwhile", async () => {
+    const version = async (v: string) => tarOf({ "server.js": VERSIONED_JS, "version.txt": v });
+    await cairn.deployments.deploy({ app: "loop", data: await version("v1"), cmd: "node server.js" });
+    const agent = new Agent({ keepAlive: true, maxSockets: 4 });
+    const seen = new Map<string, number>();
+    let stop = false;
+    const clients = Array.from({ length: 4 }, async () => {
+      while (!stop) {
+        const a = await get(c.url, host("loop"), agent).catch((err: Error) => ({ status: 0, body: err.message }));
+        const k = `${a.status} ${a.body.slice(0, 120)}`;
+        seen.set(k, (seen.get(k) ?? 0) + 1);
+      }
+    });
+    try {
+      while (!seen.has("200 v1")) await new Promise((r) => setTimeout(r, 10));
+      await cairn.deployments.deploy({ app: "loop", data: await version("v2"), cmd: "node server.js" });
+      await cairn.deployments.deploy({ app: "loop", data: await version("v3"), cmd: "node server.js" });
+      assert.equal((await get(c.url, host("loop"))).body, "v3", "the route switched when the deploy returned");
+      const before = seen.get("200 v3") ?? 0;
+      while ((seen.get("200 v3") ?? 0) < before + 8) await new Promise((r) => setTimeout(r, 10));
+    } finally {
+      stop = true;
+      await Promise.all(clients);
+      agent.destroy();
+    }
+    assert.deepEqual([...seen.keys()].filter((k) => !k.startsWith("200 ")), [], `every answer a 200: ${JSON.stringify([...seen])}`);
+    assert.ok(seen.has("200 v1") && seen.has("200 v3"));
+    const states = (await cairn.deployments.list({ app: "loop" })).map((d) => [d.version, d.state]);
+    assert.deepEqual(states, [[3, "running"], [2, "superseded"], [1, "superseded"]]);
+    await cairn.deployments.remove({ app: "loop", deleteFilesystem: true });
   });
 
   it("streams a large body both ways: the echo comes back while the upload still goes", async () => {
@@ -179,5 +224,30 @@ describe("deployment router", () => {
     assert.equal(missing.status, 404);
     assert.equal((JSON.parse(missing.body) as { code: string }).code, "DEPLOYMENT_NOT_FOUND");
     await cairn.deployments.remove({ app: "echo", deleteFilesystem: true });
+  });
+
+  it("lets a superseded version finish an upgraded connection, and stops it at once when cairnd stops", async () => {
+    const version = async (v: string) => tarOf({ "server.js": UPGRADE_JS, "version.txt": v });
+    const v1 = await cairn.deployments.deploy({ app: "hold", data: await version("v1"), cmd: "node server.js" });
+    const sock = connect(Number(new URL(c.url).port), "127.0.0.1");
+    let got = "";
+    const waitFor = async (text: string) => {
+      while (!got.includes(text)) await new Promise((r) => setTimeout(r, 10));
+    };
+    sock.on("data", (d) => (got += d));
+    sock.on("error", () => undefined);
+    const closed = new Promise((r) => sock.on("close", r));
+    sock.write(`GET /ws HTTP/1.1\r\nHost: ${host("hold")}\r\nUpgrade: echo\r\nConnection: Upgrade\r\n\r\n`);
+    await waitFor("v1");
+    const v2 = await cairn.deployments.deploy({ app: "hold", data: await version("v2"), cmd: "node server.js" });
+    assert.equal((await get(c.url, host("hold"))).body, "v2");
+    sock.write("still there?");
+    await waitFor("still there?"); // v1 answers on the connection it had when the route switched
+    await fixture.restart("stop");
+    await closed;
+    assert.equal((await cairn.sandboxes.get(v1.sandbox!)).state, "stopped", "the draining version stopped with cairnd");
+    assert.equal((await cairn.sandboxes.get(v2.sandbox!)).state, "running");
+    assert.equal((await get(c.url, host("hold"))).body, "v2", "the serving version is routed again after the restart");
+    await cairn.deployments.remove({ app: "hold", deleteFilesystem: true });
   });
 });

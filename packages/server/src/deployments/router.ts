@@ -18,6 +18,8 @@ const HOP_BY_HOP = ["connection", "keep-alive", "proxy-connection"];
 export class Route {
   private active = 0;
   private onIdle: (() => void) | undefined;
+  /** Upgraded connections: they end only when a side closes them, or cairnd stops. */
+  private readonly upgraded = new Set<Duplex>();
 
   constructor(
     readonly deploymentId: string,
@@ -33,6 +35,17 @@ export class Route {
       ended = true;
       if (--this.active === 0) this.onIdle?.();
     };
+  }
+
+  /** Keep an upgraded connection, to end it when cairnd stops. */
+  hold(socket: Duplex): void {
+    this.upgraded.add(socket);
+    socket.once("close", () => this.upgraded.delete(socket));
+  }
+
+  /** End every upgraded connection (a new cairnd could not take them over). */
+  hangUp(): void {
+    for (const s of this.upgraded) s.destroy();
   }
 
   /** Resolves once nothing is in flight any more, after `limitMs` at the latest, or on abort. */
@@ -117,6 +130,7 @@ export function upgrade(req: IncomingMessage, socket: Duplex, head: Buffer, rout
   const done = route.begin();
   socket.once("close", done);
   socket.on("error", () => socket.destroy());
+  route.hold(socket);
   route.forwarder.connect((err, up) => {
     if (err || !up) return rawProblem(socket, notAnswering(key, err ?? new Error("no connection")));
     if (socket.destroyed) return void up.destroy();

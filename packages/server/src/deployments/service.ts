@@ -18,6 +18,8 @@ import { Forwarder } from "./forwarder.js";
 import { proxy, Route, upgrade } from "./router.js";
 
 const APP_PORT = 8080;
+/** How long a superseded version may finish what it was answering before it stops. */
+const DRAIN_LIMIT_MS = 10_000;
 /** Readiness polling: the first probes come quickly (an app starts in tens of ms), then back off. */
 const PROBE_FIRST_MS = 2;
 const PROBE_MAX_MS = 50;
@@ -43,6 +45,11 @@ export class DeploymentService {
   /** `app.env` → the serving version. */
   private readonly routes = new Map<string, Route>();
   private readonly processes = new Map<string, string>();
+  /** Superseded versions finishing their requests before they stop. */
+  private readonly retiring = new Set<Promise<void>>();
+  private readonly draining = new Set<Route>();
+  /** Aborted at shutdown: draining versions stop waiting. */
+  private readonly closing = new AbortController();
 
   constructor(private readonly deps: DeploymentServiceDeps) {}
 
@@ -133,18 +140,31 @@ export class DeploymentService {
       await store.deployments.update(d.id, { state: "failed", error: message });
       throw err instanceof CairnError && err.code === "DEPLOY_FAILED" ? err : new CairnError("DEPLOY_FAILED", message, { cause: err });
     }
-    // The new version serves: switch the route, then stop the old one (it releases the volume).
+    // The new version serves: switch the route in one step. The old version finishes what it
+    // was answering (within a bound) and stops in the background: the caller does not wait.
     const key = `${app}.${env}`;
     const previous = this.routes.get(key);
     this.routes.set(key, new Route(d.id, forwarder));
     await store.deployments.update(d.id, { state: "running" });
-    for (const old of await store.deployments.list({ app, env, states: ["running"] })) {
-      if (old.id === d.id) continue;
-      if (old.sandboxId) await sandboxes.kill(old.projectId, old.sandboxId).catch(() => undefined);
-      await store.deployments.update(old.id, { state: "superseded" });
-    }
-    await previous?.forwarder.close();
+    const older = (await store.deployments.list({ app, env, states: ["running"] })).filter((old) => old.id !== d.id);
+    for (const old of older) await store.deployments.update(old.id, { state: "superseded" });
+    this.retire(previous, older);
     return this.toWire((await store.deployments.get(d.id))!);
+  }
+
+  /** Stop superseded versions once their route has drained (or at once, when cairnd stops). */
+  private retire(route: Route | undefined, versions: DeploymentRecord[]): void {
+    if (route) this.draining.add(route);
+    const work = (async () => {
+      await route?.drained(DRAIN_LIMIT_MS, this.closing.signal);
+      if (route) this.draining.delete(route);
+      await route?.forwarder.close();
+      for (const old of versions) {
+        if (old.sandboxId) await this.deps.sandboxes.kill(old.projectId, old.sandboxId).catch(() => undefined);
+      }
+    })().catch((err: unknown) => this.deps.log.warn({ err }, "stopping a superseded version failed"));
+    this.retiring.add(work);
+    void work.finally(() => this.retiring.delete(work));
   }
 
   private async forwarderFor(projectId: string, sandboxId: string): Promise<Forwarder> {
@@ -285,8 +305,18 @@ export class DeploymentService {
     }
   }
 
-  /** At shutdown: serving versions keep running for the next cairnd, which reconnects to them. */
+  /**
+   * First step of a shutdown, before the server waits for its connections: upgraded connections
+   * end (the server would wait for them; the next cairnd cannot take them over).
+   */
+  hangUp(): void {
+    for (const r of [...this.routes.values(), ...this.draining]) r.hangUp();
+  }
+
+  /** At shutdown: superseded versions stop now; serving ones keep running for the next cairnd. */
   async close(): Promise<void> {
+    this.closing.abort();
+    await Promise.all(this.retiring);
     const routes = [...this.routes.values()];
     this.routes.clear();
     await Promise.all(routes.map((r) => r.forwarder.close()));

@@ -230,9 +230,12 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const routes: RouteSpec[] = allRoutes(deps, () => doc);
   doc = buildOpenApi(routes, deps.version);
 
-  // Watches never end by themselves and resumable uploads can resume later: end both before
-  // close() waits for in-flight requests.
-  app.addHook("preClose", async () => deps.files.close());
+  // Watches and upgraded connections to deployed apps never end by themselves, and resumable
+  // uploads can resume later: end them before close() waits for in-flight requests.
+  app.addHook("preClose", async () => {
+    deps.deployments.hangUp();
+    await deps.files.close();
+  });
 
   app.addHook("onSend", async (req, reply, payload) => {
     reply.header("x-request-id", req.id);
