@@ -49,12 +49,15 @@ fi
 # build (incremental: a no-op when nothing changed)
 npx --no-install tsc -b
 node scripts/prune-dist.mjs
-# cairnd's one native helper (hot-plugs mounts into a running sandbox with open_tree/move_mount).
-helper=packages/server/dist/native/cairn-mount
-if [[ ! -x $helper || packages/server/native/cairn-mount.c -nt $helper ]]; then
-  mkdir -p "$(dirname "$helper")"
-  cc -O2 -Wall -Wextra -Werror -o "$helper" packages/server/native/cairn-mount.c
-fi
+# cairnd's native helpers: cairn-mount hot-plugs mounts into a running sandbox (open_tree/
+# move_mount), cairn-forward relays the router's connections into a sandbox's network namespace.
+for name in cairn-mount cairn-forward; do
+  helper=packages/server/dist/native/$name
+  if [[ ! -x $helper || packages/server/native/$name.c -nt $helper ]]; then
+    mkdir -p "$(dirname "$helper")"
+    cc -O2 -Wall -Wextra -Werror -o "$helper" "packages/server/native/$name.c"
+  fi
+done
 # tsc does not keep the executable bit, and npm links bins only to files that existed at install:
 # make `cairn` and `cairnd` runnable from node_modules/.bin (npx cairn, or PATH=$PWD/node_modules/.bin).
 chmod +x packages/cli/dist/src/main.js packages/server/dist/src/main.js

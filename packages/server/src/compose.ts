@@ -3,6 +3,7 @@
  * checkpoint store, a sandbox driver. `server.ts` gives it the real parts; `testing/fake-cairnd.ts`
  * gives it fakes, for tests without root.
  */
+import { join } from "node:path";
 import type { FastifyInstance, FastifyServerOptions } from "fastify";
 import type { Config } from "./config.js";
 import { buildApp } from "./http/app.js";
@@ -102,6 +103,7 @@ export async function compose(parts: Parts): Promise<Composed> {
     log,
     domain: config.deployDomain,
     port: parts.port,
+    runDir: join(config.dataDir, "run", "deployments"),
     volumeBytes: config.deployVolumeBytes,
     startTimeoutMs: 30_000,
   });

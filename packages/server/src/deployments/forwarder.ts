@@ -1,68 +1,53 @@
 /**
  * Connections into a sandbox's own network namespace, where its app listens on loopback only.
  * Node cannot enter a namespace, so one small long-lived process per serving version does
- * (forwarder-child.ts): it makes the connections there and passes them to cairnd over an IPC
- * channel. cairnd then reads and writes the app's socket directly: no process per connection and
- * no process relaying the bytes. The namespace is held by an open descriptor from the start, so a
- * restarted connector can never land in another sandbox's network if the pid is reused.
+ * (native/cairn-forward.c): it listens on a Unix socket in cairnd's run directory and relays each
+ * connection to the app's port inside the namespace, from one event loop (no process per
+ * connection). The namespace is held by an open descriptor from the start, so a restarted relay
+ * can never land in another sandbox's network if the sandbox's pid is reused.
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { open, type FileHandle } from "node:fs/promises";
+import { open, rm, type FileHandle } from "node:fs/promises";
 import { Agent, type ClientRequestArgs } from "node:http";
-import type { Socket } from "node:net";
+import { connect, type Socket } from "node:net";
 import type { Duplex } from "node:stream";
 import { fileURLToPath } from "node:url";
 import type { Logger } from "../logger.js";
 
-const CHILD = fileURLToPath(new URL("./forwarder-child.js", import.meta.url));
-/** The descriptor number the namespace has in the connector (after stdin, stdout, stderr, IPC). */
-const NS_FD = 4;
+/** Built by scripts/setup.sh from packages/server/native/cairn-forward.c. */
+export const RELAY = fileURLToPath(new URL("../../native/cairn-forward", import.meta.url));
 /**
  * How long an idle kept-alive connection to an app stays open. Shorter than the keep-alive
  * timeouts servers commonly use (Node 5 s, gunicorn 2 s), so that cairnd, not the app, usually
  * closes it: a request sent on a connection the app is closing at that moment is lost.
  */
 const IDLE_KEEPALIVE_MS = 1_000;
-
-type Callback = (err: Error | null, socket?: Socket) => void;
-
-/** A connection the connector could not make: the app refused it, or the connector is gone. */
-export class ForwardError extends Error {
-  constructor(readonly code: string) {
-    super(`could not connect to the app: ${code}`);
-  }
-}
+/** After a relay failed to start, requests fail at once for this long instead of each starting one. */
+const RESTART_PAUSE_MS = 1_000;
 
 export class Forwarder {
   private child: ChildProcess | undefined;
-  private starting: Promise<ChildProcess> | undefined;
-  private readonly waiting = new Map<number, Callback>();
-  private nextId = 0;
-  private closed = false;
-  /** When starting a connector last failed: requests meanwhile fail at once instead of each starting one. */
+  private starting: Promise<void> | undefined;
   private failedAt = 0;
+  private closed = false;
   /** Keeps connections to the app open between requests (an app speaking HTTP/1.0 closes them). */
   readonly agent: Agent;
 
   private constructor(
     private readonly ns: FileHandle,
     private readonly port: number,
+    /** The relay's Unix socket. */
+    readonly socketPath: string,
     private readonly log: Logger,
   ) {
     this.agent = new Agent({ keepAlive: true, scheduling: "lifo", timeout: IDLE_KEEPALIVE_MS });
     this.agent.createConnection = this.createConnection;
   }
 
-  /** node:http's `createConnection`: a request gets a new connection to the app. */
-  readonly createConnection = (_options: ClientRequestArgs, oncreate?: (err: Error | null, stream: Duplex) => void): undefined => {
-    this.connect((err, socket) => oncreate?.(err, socket as Duplex));
-    return undefined;
-  };
-
-  /** A connector for the network namespace of `pid` (a sandbox's init), ready for connections. */
-  static async start(pid: number, port: number, log: Logger): Promise<Forwarder> {
-    const ns = await open(`/proc/${pid}/ns/net`, "r");
-    const f = new Forwarder(ns, port, log);
+  /** A relay into the network namespace of `pid` (a sandbox's init), listening at `socketPath`. */
+  static async start(options: { pid: number; port: number; socketPath: string; log: Logger }): Promise<Forwarder> {
+    const ns = await open(`/proc/${options.pid}/ns/net`, "r");
+    const f = new Forwarder(ns, options.port, options.socketPath, options.log);
     try {
       await f.spawn();
       return f;
@@ -72,73 +57,77 @@ export class Forwarder {
     }
   }
 
-  /** A new connection to the app, in the sandbox's namespace. */
-  connect(callback: Callback): void {
-    if (this.closed) return callback(new ForwardError("ECONNREFUSED"));
-    const id = this.nextId++;
-    this.waiting.set(id, callback);
-    const child = this.child;
-    if (child?.connected) return void child.send({ id });
-    // The connector died (killed, out of memory): start another on the same namespace.
-    if (!this.starting && Date.now() - this.failedAt < 1_000) return this.settle(id, new ForwardError("ECONNREFUSED"));
-    this.spawn().then(
-      (c) => c.send({ id }),
-      (err: Error) => this.settle(id, err),
+  /** node:http's `createConnection`: a new connection to the app (the relay restarted if it died). */
+  readonly createConnection = (_options: ClientRequestArgs, oncreate?: (err: Error | null, stream: Duplex) => void): Duplex | undefined => {
+    if (this.child && !this.starting) return connect(this.socketPath);
+    this.connect((err, socket) => oncreate?.(err, socket as Duplex));
+    return undefined;
+  };
+
+  /** A new connection to the app, once it is established. */
+  connect(callback: (err: Error | null, socket?: Socket) => void): void {
+    const ready = this.closed
+      ? Promise.reject(Object.assign(new Error("the app's route is closed"), { code: "ECONNREFUSED" }))
+      : this.child && !this.starting
+        ? Promise.resolve()
+        : this.spawn();
+    ready.then(
+      () => {
+        const s = connect(this.socketPath);
+        s.once("connect", () => {
+          s.removeAllListeners("error");
+          callback(null, s);
+        });
+        s.once("error", (err) => callback(err));
+      },
+      (err: Error) => callback(err),
     );
   }
 
-  private spawn(): Promise<ChildProcess> {
-    this.starting ??= new Promise<ChildProcess>((resolve, reject) => {
-      const child = spawn("nsenter", [`--net=/proc/self/fd/${NS_FD}`, "--", process.execPath, CHILD, String(this.port)], {
-        stdio: ["ignore", "ignore", "pipe", "ipc", this.ns.fd],
-        serialization: "json",
-      });
+  private spawn(): Promise<void> {
+    if (this.starting) return this.starting;
+    if (Date.now() - this.failedAt < RESTART_PAUSE_MS) {
+      return Promise.reject(Object.assign(new Error("the relay into the sandbox failed to start"), { code: "ECONNREFUSED" }));
+    }
+    const starting = new Promise<void>((resolve, reject) => {
+      // stdin stays open and unused: the relay exits when it ends (cairnd gone or done with it).
+      const child = spawn(RELAY, [this.socketPath, String(this.port)], { stdio: ["pipe", "pipe", "pipe", this.ns.fd] });
       let stderr = "";
       child.stderr!.on("data", (d) => (stderr = (stderr + d).slice(-2000)));
+      child.stdout!.once("data", () => {
+        this.child = child;
+        resolve();
+      });
       child.on("error", (err) => {
         this.failedAt = Date.now();
         reject(err);
       });
-      child.on("message", (m: { ready?: boolean; id?: number; error?: string }, socket?: Socket) => {
-        if (m.ready) {
-          this.child = child;
-          return resolve(child);
-        }
-        if (typeof m.id !== "number") return;
-        if (m.error !== undefined || !socket) this.settle(m.id, new ForwardError(m.error ?? "ECONNRESET"));
-        else this.settle(m.id, null, socket);
-      });
       child.on("exit", (code, signal) => {
-        if (this.child !== child) this.failedAt = Date.now(); // it never got ready
-        reject(new Error(`the connector exited (${signal ?? code}) before it was ready: ${stderr.trim()}`));
         if (this.child === child) this.child = undefined;
-        this.starting = undefined;
-        // What it had not answered yet will never be.
-        for (const id of [...this.waiting.keys()]) this.settle(id, new ForwardError("ECONNRESET"));
-        if (!this.closed) this.log.warn({ code, signal, stderr: stderr.trim() }, "a deployment's connector exited; the next request starts another");
+        else this.failedAt = Date.now();
+        reject(new Error(`the relay into the sandbox exited (${signal ?? code}) before it was ready: ${stderr.trim()}`));
+        if (!this.closed) this.log.warn({ code, signal, stderr: stderr.trim() }, "a deployment's relay exited; the next request starts another");
       });
     });
-    return this.starting;
+    this.starting = starting;
+    return starting.finally(() => {
+      if (this.starting === starting) this.starting = undefined;
+    });
   }
 
-  private settle(id: number, err: Error | null, socket?: Socket): void {
-    const callback = this.waiting.get(id);
-    this.waiting.delete(id);
-    if (callback) callback(err, socket);
-    else socket?.destroy(); // nobody waits for it any more
-  }
-
-  /** Drop kept-alive connections and stop the connector; what is in flight keeps its socket. */
+  /** Drop kept-alive connections, stop the relay (cutting what it still relays) and remove its socket. */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
     this.agent.destroy();
-    const child = this.child ?? (await this.starting?.catch(() => undefined));
+    await this.starting?.catch(() => undefined);
+    const child = this.child;
     if (child && child.exitCode === null && child.signalCode === null) {
       const exited = new Promise((r) => child.once("exit", r));
       child.kill("SIGKILL");
       await exited;
     }
     await this.ns.close();
+    await rm(this.socketPath, { force: true });
   }
 }

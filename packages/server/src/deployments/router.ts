@@ -1,7 +1,7 @@
 /**
- * The router: a request for `<app>[.<env>].<domain>` goes to the version that serves, over a
- * connection its forwarder made inside the sandbox's network namespace, streaming both ways.
- * Every answer of the router's own is the one problem+json shape.
+ * The router: a request for `<app>[.<env>].<domain>` goes to the version that serves, through its
+ * relay into the sandbox's network namespace (forwarder.ts), streaming both ways. Every answer of
+ * the router's own is the one problem+json shape.
  */
 import { request, type ClientRequest, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from "node:http";
 import type { Duplex } from "node:stream";
@@ -138,9 +138,25 @@ export function upgrade(req: IncomingMessage, socket: Duplex, head: Buffer, rout
     for (let i = 0; i < req.rawHeaders.length; i += 2) lines.push(`${req.rawHeaders[i]}: ${req.rawHeaders[i + 1]}`);
     up.write(lines.join("\r\n") + "\r\n\r\n");
     if (head.length) up.write(head);
-    up.pipe(socket);
+    // The relay accepts before the app does: an app that is gone shows as an end (or a reset)
+    // with no answer, which the client gets as a 502.
+    let answered = false;
+    let over = false;
+    const end = (err?: Error) => {
+      if (over) return;
+      over = true;
+      if (!answered) rawProblem(socket, notAnswering(key, err ?? Object.assign(new Error("closed"), { code: "ECONNRESET" })));
+      else if (err) socket.destroy();
+      else socket.end();
+    };
+    up.once("data", () => (answered = true));
+    up.once("end", () => end());
+    up.on("error", (err) => {
+      end(err);
+      up.destroy();
+    });
+    up.pipe(socket, { end: false });
     socket.pipe(up);
-    up.on("error", () => socket.destroy());
     // The client is gone: so is the app's side (its end arrives through the pipe).
     socket.on("close", () => up.destroy());
   });

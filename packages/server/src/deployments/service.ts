@@ -7,6 +7,8 @@
 import { request } from "node:http";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Duplex } from "node:stream";
+import { mkdir } from "node:fs/promises";
+import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { CairnError, GiB, type Deployment, type ProcessInfo } from "@cairn/protocol";
 import { newId } from "../ids.js";
@@ -22,7 +24,7 @@ const APP_PORT = 8080;
 const DRAIN_LIMIT_MS = 10_000;
 /** Readiness polling: the first probes come quickly (an app starts in tens of ms), then back off. */
 const PROBE_FIRST_MS = 2;
-const PROBE_MAX_MS = 50;
+const PROBE_MAX_MS = 10;
 /** Which entrypoint /data/app has: `py`, `npm` or `none` on stdout. */
 const DETECT_ENTRYPOINT = `if [ -f main.py ]; then echo py; elif [ -f package.json ] && node -e "process.exit(require('/data/app/package.json').scripts?.start ? 0 : 1)"; then echo npm; else echo none; fi`;
 
@@ -35,6 +37,8 @@ export interface DeploymentServiceDeps {
   domain: string;
   /** The router's port, for the URLs it reports. */
   port: () => number;
+  /** Where the relays' Unix sockets live (a directory only cairnd may enter). */
+  runDir: string;
   /** Size of a new project filesystem. */
   volumeBytes: number;
   /** How long a new version has to answer its first request. */
@@ -122,7 +126,7 @@ export class DeploymentService {
       });
       sandboxId = sb.id;
       // The way into the sandbox's network gets ready while the code unpacks and the app starts.
-      forwarding = this.forwarderFor(projectId, sb.id);
+      forwarding = this.forwarderFor(projectId, sb.id, d.id);
       forwarding.catch(() => undefined); // awaited below, or closed on failure
       await store.deployments.update(d.id, { sandboxId });
       const command = await this.unpack(projectId, sb.id, options, body);
@@ -167,8 +171,10 @@ export class DeploymentService {
     void work.finally(() => this.retiring.delete(work));
   }
 
-  private async forwarderFor(projectId: string, sandboxId: string): Promise<Forwarder> {
-    return Forwarder.start(await this.deps.sandboxes.initPid(projectId, sandboxId), APP_PORT, this.deps.log);
+  private async forwarderFor(projectId: string, sandboxId: string, deploymentId: string): Promise<Forwarder> {
+    const pid = await this.deps.sandboxes.initPid(projectId, sandboxId);
+    await mkdir(this.deps.runDir, { recursive: true, mode: 0o700 });
+    return Forwarder.start({ pid, port: APP_PORT, socketPath: join(this.deps.runDir, `${deploymentId}.sock`), log: this.deps.log });
   }
 
   /** Unpack the code in the sandbox, with its privileges (an archive's tricks stay in there); say what to run. */
@@ -296,7 +302,7 @@ export class DeploymentService {
     for (const d of await store.deployments.list({ states: ["running", "starting"] })) {
       try {
         if (d.state === "starting" || !d.sandboxId) throw new Error("interrupted");
-        this.routes.set(`${d.app}.${d.env}`, new Route(d.id, await this.forwarderFor(d.projectId, d.sandboxId)));
+        this.routes.set(`${d.app}.${d.env}`, new Route(d.id, await this.forwarderFor(d.projectId, d.sandboxId, d.id)));
       } catch (err) {
         log.warn({ err, deploymentId: d.id }, "deployment not running after restart");
         if (d.sandboxId) await sandboxes.kill(d.projectId, d.sandboxId).catch(() => undefined);
