@@ -50,9 +50,13 @@ s.on("upgrade", (q, sock) => {
 });
 s.listen(process.env.PORT, "127.0.0.1");`;
 
-/** Echoes a request's body as it arrives; GET /exit answers, then the app exits. */
+/** Echoes a request's body as it arrives; GET /headers answers the headers it got; GET /exit answers, then the app exits. */
 const ECHO_JS = `require("http").createServer((q, r) => {
   if (q.url === "/exit") return r.end("bye", () => process.exit(0));
+  if (q.url === "/headers") {
+    r.writeHead(200, ["X-Up", "1", "X-Up", "2", "Content-Type", "application/json"]);
+    return r.end(JSON.stringify(q.rawHeaders));
+  }
   r.writeHead(200, { "content-type": "application/octet-stream" });
   q.pipe(r);
 }).listen(process.env.PORT, "127.0.0.1");`;
@@ -195,6 +199,24 @@ describe("deployment router", () => {
     assert.equal(status, 200);
     assert.equal(received, 64 << 20);
     assert.equal(got.digest("hex"), sent.digest("hex"));
+  });
+
+  it("passes headers as written, repeated ones included, and says itself which host was asked for", async () => {
+    const u = new URL(c.url);
+    const { raw, seen } = await new Promise<{ raw: string[]; seen: string[] }>((resolve, reject) => {
+      const headers = ["Host", host("echo"), "X-Forwarded-Host", "evil.example", "X-Dup", "a", "X-Dup", "b"];
+      const r = request({ host: u.hostname, port: u.port, path: "/headers", headers }, (res) => {
+        let body = "";
+        res.on("data", (d) => (body += d));
+        res.on("end", () => resolve({ raw: res.rawHeaders, seen: JSON.parse(body) as string[] }));
+      });
+      r.on("error", reject);
+      r.end();
+    });
+    const values = (list: string[], name: string) => list.filter((_, i) => i % 2 === 1 && list[i - 1] === name);
+    assert.deepEqual(values(seen, "X-Dup"), ["a", "b"]);
+    assert.deepEqual(values(seen, "X-Forwarded-Host"), [host("echo")], "a client's own X-Forwarded-Host is not passed on");
+    assert.deepEqual(values(raw, "X-Up"), ["1", "2"]);
   });
 
   it("answers 502 problem+json APP_UNAVAILABLE once the app is gone, to requests and upgrades alike", async () => {

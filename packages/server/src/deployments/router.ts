@@ -3,7 +3,7 @@
  * relay into the sandbox's network namespace (forwarder.ts), streaming both ways. Every answer of
  * the router's own is the one problem+json shape.
  */
-import { request, type ClientRequest, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from "node:http";
+import { request, type ClientRequest, type IncomingMessage, type ServerResponse } from "node:http";
 import type { Duplex } from "node:stream";
 import { CairnError, PROBLEM_CONTENT_TYPE } from "@cairn/protocol";
 import { newId } from "../ids.js";
@@ -12,7 +12,9 @@ import type { Forwarder } from "./forwarder.js";
 /** Methods a request may be sent again with, when it has no body (RFC 9110 9.2.2, as Go's http.Transport). */
 const REPLAYABLE = new Set(["GET", "HEAD", "OPTIONS", "TRACE"]);
 /** Headers about one connection, not the message (RFC 9110 7.6.1): never forwarded. */
-const HOP_BY_HOP = ["connection", "keep-alive", "proxy-connection"];
+const HOP_BY_HOP = new Set(["connection", "keep-alive", "proxy-connection"]);
+/** ...and on requests, what the router says itself (a client's own would be believed). */
+const NOT_FROM_CLIENTS = new Set([...HOP_BY_HOP, "x-forwarded-host"]);
 
 /** One serving version: where its connections come from, and what is in flight to it. */
 export class Route {
@@ -65,9 +67,17 @@ export class Route {
   }
 }
 
-function withoutHopByHop(headers: IncomingHttpHeaders): IncomingHttpHeaders {
-  const out = { ...headers };
-  for (const h of HOP_BY_HOP) delete out[h];
+/**
+ * Raw headers (name, value, name, value…, as node:http keeps them) without the names in `drop`:
+ * the app and the client see names as they were written, repeated ones included.
+ */
+function rawHeadersWithout(raw: string[], drop: Set<string>): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!;
+    if (name.length <= 16 && drop.has(name.toLowerCase())) continue;
+    out.push(name, raw[i + 1]!);
+  }
   return out;
 }
 
@@ -90,7 +100,8 @@ const notAnswering = (key: string, err: Error) =>
 export function proxy(req: IncomingMessage, res: ServerResponse, route: Route | undefined, key: string): void {
   if (!route) return sendProblem(res, notDeployed(key));
   const done = route.begin();
-  const headers = { ...withoutHopByHop(req.headers), "x-forwarded-host": req.headers.host ?? "" };
+  const headers = rawHeadersWithout(req.rawHeaders, NOT_FROM_CLIENTS);
+  headers.push("X-Forwarded-Host", req.headers.host ?? "");
   const bodyless = req.headers["content-length"] === undefined || req.headers["content-length"] === "0";
   // A request without a body can be sent again as it was: only such a request is retried.
   const replayable = REPLAYABLE.has(req.method ?? "") && bodyless && req.headers["transfer-encoding"] === undefined;
@@ -106,7 +117,7 @@ export function proxy(req: IncomingMessage, res: ServerResponse, route: Route | 
     const via = retry ? { createConnection: route.forwarder.createConnection } : { agent: route.forwarder.agent };
     const up = request({ ...via, method: req.method, path: req.url, headers, timeout: 0 }, (answer) => {
       answered = true;
-      res.writeHead(answer.statusCode ?? 502, answer.statusMessage, withoutHopByHop(answer.headers));
+      res.writeHead(answer.statusCode ?? 502, answer.statusMessage, rawHeadersWithout(answer.rawHeaders, HOP_BY_HOP));
       answer.pipe(res);
       answer.on("error", () => res.destroy()); // cut off mid-answer: the client must see it cut too
     });
