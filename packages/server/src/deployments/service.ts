@@ -24,9 +24,34 @@ const APP_PORT = 8080;
 const DRAIN_LIMIT_MS = 10_000;
 /** Readiness polling: the first probes come quickly (an app starts in tens of ms), then back off. */
 const PROBE_FIRST_MS = 2;
-const PROBE_MAX_MS = 10;
-/** Which entrypoint /data/app has: `py`, `npm` or `none` on stdout. */
-const DETECT_ENTRYPOINT = `if [ -f main.py ]; then echo py; elif [ -f package.json ] && node -e "process.exit(require('/data/app/package.json').scripts?.start ? 0 : 1)"; then echo npm; else echo none; fi`;
+const PROBE_MAX_MS = 5;
+/** Lines the launch script writes to a version's stderr, before the app's own output. */
+const UNPACK_FAILED = "cairn: unpacking the app failed";
+const NO_ENTRYPOINT = "cairn: no entrypoint";
+const STARTING = "cairn: starting ";
+/** The launch script's own exit statuses (with its line above as the last one on stderr). */
+const EXIT_UNPACK = 70;
+const EXIT_NO_ENTRYPOINT = 71;
+
+/**
+ * One exec into the sandbox unpacks the code (its stdin) and becomes the app: each exec costs a
+ * crun start. It runs with the sandbox's privileges, so an archive's tricks stay in there.
+ * Without an explicit command it picks main.py or a package.json start script, and says which.
+ */
+function launchScript(format: "tar" | "tar.gz", cmd: string | undefined): string {
+  const unpack = `mkdir -p /data/app && tar -x ${format === "tar" ? "" : "-z"} -f - -C /data/app || { echo "${UNPACK_FAILED}" >&2; exit ${EXIT_UNPACK}; }`;
+  // The app's stdin is empty, as for any background process (the archive was tar's).
+  if (cmd) return `${unpack}\ncd /data/app && exec ${cmd} </dev/null`;
+  return [
+    unpack,
+    "cd /data/app",
+    "if [ -f main.py ]; then set -- python3 main.py",
+    `elif [ -f package.json ] && node -e "process.exit(require('/data/app/package.json').scripts?.start ? 0 : 1)"; then set -- npm start`,
+    `else echo "${NO_ENTRYPOINT}" >&2; exit ${EXIT_NO_ENTRYPOINT}; fi`,
+    `echo "${STARTING}$*" >&2`,
+    `exec "$@" </dev/null`,
+  ].join("\n");
+}
 
 export interface DeploymentServiceDeps {
   store: MetadataStore;
@@ -129,13 +154,16 @@ export class DeploymentService {
       forwarding = this.forwarderFor(projectId, sb.id, d.id);
       forwarding.catch(() => undefined); // awaited below, or closed on failure
       await store.deployments.update(d.id, { sandboxId });
-      const command = await this.unpack(projectId, sb.id, options, body);
-      d.command = command;
-      await store.deployments.update(d.id, { command });
-      const proc = await sandboxes.startBackground(projectId, sb.id, { command: `exec ${command}`, cwd: "/data/app" });
+      const proc = await sandboxes.startBackground(projectId, sb.id, { command: launchScript(options.format, options.cmd), cwd: "/" }, body);
       this.processes.set(d.id, proc.id);
       forwarder = await forwarding;
       await this.waitUntilServing(projectId, sb.id, proc.id, forwarder);
+      if (!options.cmd) {
+        // What the launch script picked: its first line on stderr, before anything of the app's.
+        const { stderr } = await sandboxes.process(projectId, sb.id, proc.id, { wait: false, logs: true });
+        const first = (stderr ?? "").split("\n", 1)[0]!;
+        if (first.startsWith(STARTING)) await store.deployments.update(d.id, { command: first.slice(STARTING.length) });
+      }
     } catch (err) {
       log.warn({ err, deploymentId: d.id }, "deploy failed; the previous version keeps serving");
       await forwarding?.then((f) => f.close(), () => undefined);
@@ -177,36 +205,6 @@ export class DeploymentService {
     return Forwarder.start({ pid, port: APP_PORT, socketPath: join(this.deps.runDir, `${deploymentId}.sock`), log: this.deps.log });
   }
 
-  /** Unpack the code in the sandbox, with its privileges (an archive's tricks stay in there); say what to run. */
-  private async unpack(projectId: string, sandboxId: string, options: { cmd?: string | undefined; format: "tar" | "tar.gz" }, body: NodeJS.ReadableStream): Promise<string> {
-    const tar = `mkdir -p /data/app && tar -x ${options.format === "tar" ? "" : "-z"} -f - -C /data/app`;
-    if (options.cmd) {
-      await this.runIn(projectId, sandboxId, tar, body);
-      return options.cmd;
-    }
-    // One command for both: each exec into a sandbox costs a crun start.
-    const found = (await this.runIn(projectId, sandboxId, `${tar} && cd /data/app && ${DETECT_ENTRYPOINT}`, body)).trim();
-    if (found === "py") return "python3 main.py";
-    if (found === "npm") return "npm start";
-    throw new CairnError("DEPLOY_FAILED", "No entrypoint: add main.py or a package.json start script, or give --cmd");
-  }
-
-  private async runIn(projectId: string, sandboxId: string, command: string, input?: NodeJS.ReadableStream): Promise<string> {
-    const child = await this.deps.sandboxes.exec(projectId, sandboxId, { command, cwd: "/" });
-    let stdout = "";
-    let stderr = "";
-    child.stdout?.on("data", (x) => (stdout += x));
-    child.stderr?.on("data", (x) => (stderr += x));
-    child.stdin?.on("error", () => undefined);
-    if (input && child.stdin) input.pipe(child.stdin);
-    else child.stdin?.end();
-    const code = await new Promise<number | null>((r) => child.on("close", r));
-    if (code !== 0) {
-      throw new CairnError("DEPLOY_FAILED", `Unpacking the app failed in the sandbox: ${stderr.trim().split("\n").slice(-3).join(" ") || `exit ${code}`}`);
-    }
-    return stdout;
-  }
-
   /** Until the app answers HTTP on its port (any status below 500); its exit fails the deploy at once. */
   private async waitUntilServing(projectId: string, sandboxId: string, processId: string, forwarder: Forwarder): Promise<void> {
     const deadline = Date.now() + this.deps.startTimeoutMs;
@@ -217,6 +215,14 @@ export class DeploymentService {
     );
     const failIfExited = () => {
       if (!exited) return;
+      const stderr = (exited.stderr ?? "").trim().split("\n");
+      const last = stderr.at(-1);
+      if (exited.exitCode === EXIT_NO_ENTRYPOINT && last === NO_ENTRYPOINT) {
+        throw new CairnError("DEPLOY_FAILED", "No entrypoint: add main.py or a package.json start script, or give --cmd");
+      }
+      if (exited.exitCode === EXIT_UNPACK && last === UNPACK_FAILED) {
+        throw new CairnError("DEPLOY_FAILED", `Unpacking the app failed in the sandbox: ${stderr.slice(-4, -1).join(" ") || `exit ${exited.exitCode}`}`);
+      }
       const tail = `${exited.stdout ?? ""}${exited.stderr ?? ""}`.trim().split("\n").slice(-5).join("\n");
       throw new CairnError("DEPLOY_FAILED", `The new version exited with ${exited.exitCode} before serving:\n${tail}`);
     };
