@@ -184,8 +184,9 @@ function report({ firstDeploy, m, wrk, check, probe, hostStarts }) {
       ` and ${JSON.stringify(probe.direct.counts)} straight to the host app (status 0 = connection error)` +
       (probe.direct.sample ? ` (first: "${probe.direct.sample.replace(/\s+/g, " ")}")` : "") +
       `.`,
-    `Why 502s (checked by hand outside this bench, not measured by it): the router connects to a per-app \`socat UNIX-LISTEN:<socket>,fork\` bridge (packages/server/src/deployments/service.ts), and socat's default listen backlog is 5; ` +
-      `a unix-socket connect to a full backlog fails at once with EAGAIN (TCP would retry the SYN). 64 concurrent Node requests through such a socat to a Python http.server got 30–58 EAGAIN per burst with the default, none with \`backlog=128\`.`,
+    `Why there were 502s (checked by hand outside this bench, not measured by it): the router used to connect to a per-app \`socat UNIX-LISTEN:<socket>,fork\` bridge, whose default listen backlog is 5; ` +
+      `a unix-socket connect to a full backlog fails at once with EAGAIN (TCP would retry the SYN). 64 concurrent Node requests through such a socat to a Python http.server got 30–58 EAGAIN per burst with the default, none with \`backlog=128\`. ` +
+      `The router now goes through one relay per version (native/cairn-forward.c); the routing bench compares it with wrk straight at the app.`,
     `Redeploy time is measured from the start of the deploy call (the tarball is already in memory) until a GET with the app's Host header returns the new counter.`,
   ];
   return {

@@ -22,7 +22,7 @@ const RESULTS = fileURLToPath(new URL("./RESULTS.md", import.meta.url));
 const NAMESPACE_MARK = "CAIRN_BENCH_PRIVATE_NS";
 
 /** In the order they appear in RESULTS.md. */
-const BENCHES = ["lifecycle", "throughput", "files", "sandboxes", "checkpoints", "deploys", "hotpaths", "images"];
+const BENCHES = ["lifecycle", "throughput", "files", "sandboxes", "checkpoints", "deploys", "routing", "hotpaths", "images"];
 
 async function reexecInPrivateNamespace() {
   const child = spawn("unshare", ["--mount", "--propagation", "private", "--", process.execPath, ...process.execArgv, SELF, ...process.argv.slice(2)], {

@@ -11,7 +11,7 @@ declare -A tools=(
   [mkfs.ext4]=e2fsprogs [resize2fs]=e2fsprogs [e2fsck]=e2fsprogs
   [mkfs.xfs]=xfsprogs [xfs_growfs]=xfsprogs [crun]=crun
   [inotifywait]=inotify-tools [unzip]=unzip
-  [filefrag]=e2fsprogs [blkid]=util-linux [ip]=iproute2 [socat]=socat [nft]=nftables
+  [filefrag]=e2fsprogs [blkid]=util-linux [ip]=iproute2 [nft]=nftables
   [/usr/bin/tini-static]=tini [/usr/bin/python3]=python3
   [cc]=gcc [/usr/include/stdio.h]=libc6-dev
   # images: zstd layers (Node 20's zlib has none)
@@ -56,12 +56,15 @@ fi
 # build (incremental: a no-op when nothing changed)
 npx --no-install tsc -b
 node scripts/prune-dist.mjs
-# cairnd's one native helper (hot-plugs mounts into a running sandbox with open_tree/move_mount).
-helper=packages/server/dist/native/cairn-mount
-if [[ ! -x $helper || packages/server/native/cairn-mount.c -nt $helper ]]; then
-  mkdir -p "$(dirname "$helper")"
-  cc -O2 -Wall -Wextra -Werror -o "$helper" packages/server/native/cairn-mount.c
-fi
+# cairnd's native helpers: cairn-mount hot-plugs mounts into a running sandbox (open_tree/
+# move_mount), cairn-forward relays the router's connections into a sandbox's network namespace.
+for name in cairn-mount cairn-forward; do
+  helper=packages/server/dist/native/$name
+  if [[ ! -x $helper || packages/server/native/$name.c -nt $helper ]]; then
+    mkdir -p "$(dirname "$helper")"
+    cc -O2 -Wall -Wextra -Werror -o "$helper" "packages/server/native/$name.c"
+  fi
+done
 # The idle process and the exec timeout of a sandbox that runs an image: static, since the image
 # brings its own libc (or none).
 for tool in cairn-pause cairn-timeout; do

@@ -95,6 +95,7 @@ export const EXIT_CODES = {
   // 1 and 7: the server's side
   INTERNAL: EXIT.INTERNAL,
   UNAVAILABLE: EXIT.UNAVAILABLE,
+  APP_UNAVAILABLE: EXIT.UNAVAILABLE,
   VOLUME_DAMAGED: EXIT.UNAVAILABLE,
   // 502: the registry refused or broke off; cairnd itself is fine, nothing was stored.
   REGISTRY_ERROR: EXIT.UNAVAILABLE,

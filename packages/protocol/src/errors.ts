@@ -37,6 +37,8 @@ export const ERROR_CODES = {
   APP_NAME_TAKEN: { status: 409, title: "App name taken" },
   DEPLOY_FAILED: { status: 422, title: "Deploy failed" },
   DEPLOYMENT_NOT_FOUND: { status: 404, title: "Deployment not found" },
+  // The router's answer when a deployed app does not (a refused connection, a reset before its answer).
+  APP_UNAVAILABLE: { status: 502, title: "App not answering" },
   SANDBOX_NOT_RUNNING: { status: 409, title: "Sandbox not running" },
   TOO_MANY_VOLUMES: { status: 409, title: "Too many volumes" },
   VOLUME_BUSY: { status: 409, title: "Volume busy" },

@@ -125,6 +125,7 @@ ERROR_CODES: Mapping[str, Tuple[int, str, Type[CairnError]]] = {
     "APP_NAME_TAKEN": (409, "App name taken", ConflictError),
     "DEPLOY_FAILED": (422, "Deploy failed", DeployFailedError),
     "DEPLOYMENT_NOT_FOUND": (404, "Deployment not found", NotFoundError),
+    "APP_UNAVAILABLE": (502, "App not answering", UnavailableError),
     "SANDBOX_NOT_RUNNING": (409, "Sandbox not running", ConflictError),
     "TOO_MANY_VOLUMES": (409, "Too many volumes", ConflictError),
     "VOLUME_BUSY": (409, "Volume busy", ConflictError),

@@ -183,9 +183,9 @@ export async function startCairnd(config: Config, options: { logger?: boolean | 
           const grace = setTimeout(() => server.server.closeAllConnections(), SHUTDOWN_GRACE_MS);
           await server.close();
           clearTimeout(grace);
+          await deploymentsRef?.close(); // superseded versions stop before the sandboxes' service does
           await sandboxesRef?.close();
           portsRef?.close();
-          deploymentsRef?.close();
           await networkRef?.close();
           await engine.close(); // then every lease is gone: unmount
           await store.close();

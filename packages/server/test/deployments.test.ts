@@ -100,6 +100,7 @@ describe("deployments", () => {
     assert.equal((await get(c.url, `shop.localhost:${port()}`)).body, "deploy #2 main.py,v2-only.txt");
     const noEntry = await tarOf({ "README.md": "nothing to run" });
     await assert.rejects(cairn.deployments.deploy({ app: "shop", data: noEntry }), /No entrypoint/);
+    await assert.rejects(cairn.deployments.deploy({ app: "shop", data: Buffer.from("not a tarball") }), /Unpacking the app failed in the sandbox: .*gzip/);
     const vol = await cairn.volumes.get("local-fs-shop-production");
     assert.equal(await vol.files.readText("/count"), "2", "the volume is untouched");
     const logs = await cairn.deployments.logs({ app: "shop" });

@@ -4,21 +4,54 @@
  * /data/local-fs (one ReadWriteMany volume per app and environment, kept across deploys).
  * cairnd routes `http://<app>[.<env>].<domain>:<port>/` to the running version.
  */
-import { spawn, type ChildProcess } from "node:child_process";
-import { request, type IncomingMessage, type ServerResponse } from "node:http";
+import { request } from "node:http";
+import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Duplex } from "node:stream";
-import { connect } from "node:net";
-import { mkdir, rm } from "node:fs/promises";
+import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
-import { CairnError, GiB, PROBLEM_CONTENT_TYPE, type Deployment } from "@cairn/protocol";
+import { setTimeout as sleep } from "node:timers/promises";
+import { CairnError, GiB, type Deployment, type ProcessInfo } from "@cairn/protocol";
 import { newId } from "../ids.js";
 import type { Logger } from "../logger.js";
 import type { DeploymentRecord, MetadataStore } from "../storage/metadata-store.js";
 import type { SandboxService } from "../sandboxes/service.js";
 import type { VolumeService } from "../volumes/service.js";
+import { Forwarder } from "./forwarder.js";
+import { proxy, Route, upgrade } from "./router.js";
 
 const APP_PORT = 8080;
-import { setTimeout as sleep } from "node:timers/promises";
+/** How long a superseded version may finish what it was answering before it stops. */
+const DRAIN_LIMIT_MS = 10_000;
+/** Readiness polling: the first probes come quickly (an app starts in tens of ms), then back off. */
+const PROBE_FIRST_MS = 2;
+const PROBE_MAX_MS = 5;
+/** Lines the launch script writes to a version's stderr, before the app's own output. */
+const UNPACK_FAILED = "cairn: unpacking the app failed";
+const NO_ENTRYPOINT = "cairn: no entrypoint";
+const STARTING = "cairn: starting ";
+/** The launch script's own exit statuses (with its line above as the last one on stderr). */
+const EXIT_UNPACK = 70;
+const EXIT_NO_ENTRYPOINT = 71;
+
+/**
+ * One exec into the sandbox unpacks the code (its stdin) and becomes the app: each exec costs a
+ * crun start. It runs with the sandbox's privileges, so an archive's tricks stay in there.
+ * Without an explicit command it picks main.py or a package.json start script, and says which.
+ */
+function launchScript(format: "tar" | "tar.gz", cmd: string | undefined): string {
+  const unpack = `mkdir -p /data/app && tar -x ${format === "tar" ? "" : "-z"} -f - -C /data/app || { echo "${UNPACK_FAILED}" >&2; exit ${EXIT_UNPACK}; }`;
+  // The app's stdin is empty, as for any background process (the archive was tar's).
+  if (cmd) return `${unpack}\ncd /data/app && exec ${cmd} </dev/null`;
+  return [
+    unpack,
+    "cd /data/app",
+    "if [ -f main.py ]; then set -- python3 main.py",
+    `elif [ -f package.json ] && node -e "process.exit(require('/data/app/package.json').scripts?.start ? 0 : 1)"; then set -- npm start`,
+    `else echo "${NO_ENTRYPOINT}" >&2; exit ${EXIT_NO_ENTRYPOINT}; fi`,
+    `echo "${STARTING}$*" >&2`,
+    `exec "$@" </dev/null`,
+  ].join("\n");
+}
 
 export interface DeploymentServiceDeps {
   store: MetadataStore;
@@ -29,7 +62,7 @@ export interface DeploymentServiceDeps {
   domain: string;
   /** The router's port, for the URLs it reports. */
   port: () => number;
-  /** Where the per-deployment sockets live. */
+  /** Where the relays' Unix sockets live (a directory only cairnd may enter). */
   runDir: string;
   /** Size of a new project filesystem. */
   volumeBytes: number;
@@ -37,17 +70,15 @@ export interface DeploymentServiceDeps {
   startTimeoutMs: number;
 }
 
-/** A way into one port of a running sandbox: what `proxy` and `upgrade` send requests through. */
-export interface Route {
-  deploymentId: string;
-  socket: string;
-  bridge: ChildProcess;
-}
-
 export class DeploymentService {
   /** `app.env` → the serving version. */
   private readonly routes = new Map<string, Route>();
   private readonly processes = new Map<string, string>();
+  /** Superseded versions finishing their requests before they stop. */
+  private readonly retiring = new Set<Promise<void>>();
+  private readonly draining = new Set<Route>();
+  /** Aborted at shutdown: draining versions stop waiting. */
+  private readonly closing = new AbortController();
 
   constructor(private readonly deps: DeploymentServiceDeps) {}
 
@@ -109,7 +140,8 @@ export class DeploymentService {
       updatedAt: at,
     });
     let sandboxId: string | undefined;
-    let route: Route | undefined;
+    let forwarding: Promise<Forwarder> | undefined;
+    let forwarder: Forwarder | undefined;
     try {
       const sb = await sandboxes.create(projectId, {
         template: "base",
@@ -118,107 +150,103 @@ export class DeploymentService {
         cwd: "/data/app",
       });
       sandboxId = sb.id;
+      // The way into the sandbox's network gets ready while the code unpacks and the app starts.
+      forwarding = this.forwarderFor(projectId, sb.id, d.id);
+      forwarding.catch(() => undefined); // awaited below, or closed on failure
       await store.deployments.update(d.id, { sandboxId });
-      // Unpack inside the sandbox, with its privileges: an archive's tricks stay in there.
-      await this.runIn(projectId, sb.id, `mkdir -p /data/app && tar -x ${options.format === "tar" ? "" : "-z"} -f - -C /data/app`, body);
-      const command = options.cmd ?? (await this.detectEntrypoint(projectId, sb.id));
-      d.command = command;
-      await store.deployments.update(d.id, { command });
-      const proc = await sandboxes.startBackground(projectId, sb.id, { command: `exec ${command}`, cwd: "/data/app" });
+      const proc = await sandboxes.startBackground(projectId, sb.id, { command: launchScript(options.format, options.cmd), cwd: "/" }, body);
       this.processes.set(d.id, proc.id);
-      route = await this.bridge(projectId, d.id, sb.id);
-      await this.waitUntilServing(projectId, sb.id, proc.id, route.socket);
+      forwarder = await forwarding;
+      await this.waitUntilServing(projectId, sb.id, proc.id, forwarder);
+      if (!options.cmd) {
+        // What the launch script picked: its first line on stderr, before anything of the app's.
+        const { stderr } = await sandboxes.process(projectId, sb.id, proc.id, { wait: false, logs: true });
+        const first = (stderr ?? "").split("\n", 1)[0]!;
+        if (first.startsWith(STARTING)) await store.deployments.update(d.id, { command: first.slice(STARTING.length) });
+      }
     } catch (err) {
       log.warn({ err, deploymentId: d.id }, "deploy failed; the previous version keeps serving");
-      route?.bridge.kill("SIGKILL");
+      await forwarding?.then((f) => f.close(), () => undefined);
       if (sandboxId) await sandboxes.kill(projectId, sandboxId).catch(() => undefined);
       const message = err instanceof CairnError ? err.message : `the new version did not start: ${(err as Error).message}`;
       await store.deployments.update(d.id, { state: "failed", error: message });
       throw err instanceof CairnError && err.code === "DEPLOY_FAILED" ? err : new CairnError("DEPLOY_FAILED", message, { cause: err });
     }
-    // The new version serves: switch the route, then stop the old one (it releases the volume).
+    // The new version serves: switch the route in one step. The old version finishes what it
+    // was answering (within a bound) and stops in the background: the caller does not wait.
     const key = `${app}.${env}`;
     const previous = this.routes.get(key);
-    this.routes.set(key, route!);
+    this.routes.set(key, new Route(d.id, forwarder));
     await store.deployments.update(d.id, { state: "running" });
-    for (const old of await store.deployments.list({ app, env, states: ["running"] })) {
-      if (old.id === d.id) continue;
-      if (old.sandboxId) await sandboxes.kill(old.projectId, old.sandboxId).catch(() => undefined);
-      await store.deployments.update(old.id, { state: "superseded" });
-    }
-    previous?.bridge.kill("SIGKILL");
+    const older = (await store.deployments.list({ app, env, states: ["running"] })).filter((old) => old.id !== d.id);
+    for (const old of older) await store.deployments.update(old.id, { state: "superseded" });
+    this.retire(previous, older);
     return this.toWire((await store.deployments.get(d.id))!);
   }
 
-  private async runIn(projectId: string, sandboxId: string, command: string, input?: NodeJS.ReadableStream): Promise<string> {
-    const child = await this.deps.sandboxes.exec(projectId, sandboxId, { command, cwd: "/" });
-    let stdout = "";
-    let stderr = "";
-    child.stdout?.on("data", (x) => (stdout += x));
-    child.stderr?.on("data", (x) => (stderr += x));
-    child.stdin?.on("error", () => undefined);
-    if (input && child.stdin) input.pipe(child.stdin);
-    else child.stdin?.end();
-    const code = await new Promise<number | null>((r) => child.on("close", r));
-    if (code !== 0) {
-      throw new CairnError("DEPLOY_FAILED", `${command.split(" ")[0]} failed in the sandbox: ${stderr.trim().split("\n").slice(-3).join(" ") || `exit ${code}`}`);
-    }
-    return stdout;
-  }
-
-  private async detectEntrypoint(projectId: string, sandboxId: string): Promise<string> {
-    const found = (
-      await this.runIn(
-        projectId,
-        sandboxId,
-        `cd /data/app && if [ -f main.py ]; then echo py; elif [ -f package.json ] && node -e "process.exit(require('/data/app/package.json').scripts?.start ? 0 : 1)"; then echo npm; else echo none; fi`,
-      )
-    ).trim();
-    if (found === "py") return "python3 main.py";
-    if (found === "npm") return "npm start";
-    throw new CairnError("DEPLOY_FAILED", "No entrypoint: add main.py or a package.json start script, or give --cmd");
-  }
-
-  /** The app's port inside its sandbox. */
-  private async bridge(projectId: string, deploymentId: string, sandboxId: string): Promise<Route> {
-    return this.routeInto(await this.deps.sandboxes.initPid(projectId, sandboxId), APP_PORT, deploymentId);
+  /** Stop superseded versions once their route has drained (or at once, when cairnd stops). */
+  private retire(route: Route | undefined, versions: DeploymentRecord[]): void {
+    if (route) this.draining.add(route);
+    const work = (async () => {
+      await route?.drained(DRAIN_LIMIT_MS, this.closing.signal);
+      if (route) this.draining.delete(route);
+      await route?.forwarder.close();
+      for (const old of versions) {
+        if (old.sandboxId) await this.deps.sandboxes.kill(old.projectId, old.sandboxId).catch(() => undefined);
+      }
+    })().catch((err: unknown) => this.deps.log.warn({ err }, "stopping a superseded version failed"));
+    this.retiring.add(work);
+    void work.finally(() => this.retiring.delete(work));
   }
 
   /**
    * A route to `port` inside the network namespace of the sandbox whose init is `pid` (loopback
-   * there reaches a server on any of its addresses): a Unix socket on the host. `id` names it.
-   * The router's one way into a sandbox, for deployments and exposed sandbox ports alike.
+   * there reaches a server on any of its addresses). `id` names its socket. The router's one way
+   * into a sandbox, for deployments and exposed sandbox ports alike.
    */
   async routeInto(pid: number, port: number, id: string): Promise<Route> {
     await mkdir(this.deps.runDir, { recursive: true, mode: 0o700 });
-    const socket = join(this.deps.runDir, `${id}.sock`);
-    await rm(socket, { force: true });
-    const bridge = spawn("nsenter", ["-t", String(pid), "-n", "socat", `UNIX-LISTEN:${socket},fork,mode=600,backlog=256`, `TCP:127.0.0.1:${port}`], {
-      stdio: "ignore",
-    });
-    for (let i = 0; i < 100; i++) {
-      if (await canConnect(socket)) break;
-      await sleep(20);
-    }
-    return { deploymentId: id, socket, bridge };
+    return new Route(id, await Forwarder.start({ pid, port, socketPath: join(this.deps.runDir, `${id}.sock`), log: this.deps.log }));
   }
 
   /** Stop a route made by `routeInto`; what is in flight through it is cut. */
   closeRoute(route: Route): void {
-    route.bridge.kill("SIGKILL");
+    void route.forwarder.close();
   }
 
-  private async waitUntilServing(projectId: string, sandboxId: string, processId: string, socket: string): Promise<void> {
+  private async forwarderFor(projectId: string, sandboxId: string, deploymentId: string): Promise<Forwarder> {
+    const pid = await this.deps.sandboxes.initPid(projectId, sandboxId);
+    await mkdir(this.deps.runDir, { recursive: true, mode: 0o700 });
+    return Forwarder.start({ pid, port: APP_PORT, socketPath: join(this.deps.runDir, `${deploymentId}.sock`), log: this.deps.log });
+  }
+
+  /** Until the app answers HTTP on its port (any status below 500); its exit fails the deploy at once. */
+  private async waitUntilServing(projectId: string, sandboxId: string, processId: string, forwarder: Forwarder): Promise<void> {
     const deadline = Date.now() + this.deps.startTimeoutMs;
-    while (Date.now() < deadline) {
-      const p = await this.deps.sandboxes.process(projectId, sandboxId, processId, { wait: false, logs: true });
-      if (p.state === "exited") {
-        const tail = `${p.stdout ?? ""}${p.stderr ?? ""}`.trim().split("\n").slice(-5).join("\n");
-        throw new CairnError("DEPLOY_FAILED", `The new version exited with ${p.exitCode} before serving:\n${tail}`);
+    let exited: ProcessInfo | undefined;
+    const exit = this.deps.sandboxes.process(projectId, sandboxId, processId, { wait: true, logs: true }).then(
+      (p) => void (exited = p),
+      () => undefined,
+    );
+    const failIfExited = () => {
+      if (!exited) return;
+      const stderr = (exited.stderr ?? "").trim().split("\n");
+      const last = stderr.at(-1);
+      if (exited.exitCode === EXIT_NO_ENTRYPOINT && last === NO_ENTRYPOINT) {
+        throw new CairnError("DEPLOY_FAILED", "No entrypoint: add main.py or a package.json start script, or give --cmd");
       }
-      const status = await probe(socket);
+      if (exited.exitCode === EXIT_UNPACK && last === UNPACK_FAILED) {
+        throw new CairnError("DEPLOY_FAILED", `Unpacking the app failed in the sandbox: ${stderr.slice(-4, -1).join(" ") || `exit ${exited.exitCode}`}`);
+      }
+      const tail = `${exited.stdout ?? ""}${exited.stderr ?? ""}`.trim().split("\n").slice(-5).join("\n");
+      throw new CairnError("DEPLOY_FAILED", `The new version exited with ${exited.exitCode} before serving:\n${tail}`);
+    };
+    for (let delay = PROBE_FIRST_MS; Date.now() < deadline; delay = Math.min(delay * 1.5, PROBE_MAX_MS)) {
+      failIfExited();
+      const status = await probe(forwarder);
       if (status !== undefined && status < 500) return;
-      await sleep(100);
+      failIfExited();
+      await Promise.race([sleep(delay), exit]);
     }
     throw new CairnError("DEPLOY_FAILED", `The new version did not answer on $PORT within ${this.deps.startTimeoutMs / 1000} s`);
   }
@@ -259,8 +287,8 @@ export class DeploymentService {
       }
       const r = this.routes.get(`${d.app}.${d.env}`);
       if (r) {
-        r.bridge.kill("SIGKILL");
         this.routes.delete(`${d.app}.${d.env}`);
+        await r.forwarder.close();
       }
     }
     if (options.deleteFilesystem) {
@@ -280,51 +308,22 @@ export class DeploymentService {
     return { key, route: this.routes.get(key) };
   }
 
-  /** Reverse-proxy one request, streaming both ways. */
+  /** Reverse-proxy one request to the route's version (router.ts). */
   proxy(req: IncomingMessage, res: ServerResponse, route: Route | undefined, key: string): void {
-    if (!route) return notFound(res, key);
-    const upstream = request(
-      { socketPath: route.socket, method: req.method, path: req.url, headers: { ...req.headers, "x-forwarded-host": req.headers.host ?? "" } },
-      (up) => {
-        res.writeHead(up.statusCode ?? 502, up.headers);
-        up.pipe(res);
-      },
-    );
-    upstream.on("error", () => {
-      if (!res.headersSent) {
-        res.writeHead(502, { "content-type": PROBLEM_CONTENT_TYPE });
-        res.end(JSON.stringify({ code: "UNAVAILABLE", status: 502, detail: `${key} did not answer` }));
-      } else res.destroy();
-    });
-    req.pipe(upstream);
+    proxy(req, res, route, key);
   }
 
-  /** Websockets and other upgrades: splice the two sockets once the app accepts. */
-  upgrade(req: IncomingMessage, socket: Duplex, head: Buffer, route: Route | undefined): void {
-    if (!route) {
-      socket.end("HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n");
-      return;
-    }
-    const up = connect(route.socket, () => {
-      const lines = [`${req.method} ${req.url} HTTP/1.1`];
-      for (let i = 0; i < req.rawHeaders.length; i += 2) lines.push(`${req.rawHeaders[i]}: ${req.rawHeaders[i + 1]}`);
-      up.write(lines.join("\r\n") + "\r\n\r\n");
-      if (head.length) up.write(head);
-      up.pipe(socket);
-      socket.pipe(up);
-    });
-    up.on("error", () => socket.destroy());
-    socket.on("error", () => up.destroy());
+  upgrade(req: IncomingMessage, socket: Duplex, head: Buffer, route: Route | undefined, key: string): void {
+    upgrade(req, socket, head, route, key);
   }
 
-  /** After a restart: running versions get their bridge and route back. */
+  /** After a restart: running versions get their connector and route back. */
   async reconcile(): Promise<void> {
     const { store, sandboxes, log } = this.deps;
     for (const d of await store.deployments.list({ states: ["running", "starting"] })) {
       try {
         if (d.state === "starting" || !d.sandboxId) throw new Error("interrupted");
-        const route = await this.bridge(d.projectId, d.id, d.sandboxId);
-        this.routes.set(`${d.app}.${d.env}`, route);
+        this.routes.set(`${d.app}.${d.env}`, new Route(d.id, await this.forwarderFor(d.projectId, d.sandboxId, d.id)));
       } catch (err) {
         log.warn({ err, deploymentId: d.id }, "deployment not running after restart");
         if (d.sandboxId) await sandboxes.kill(d.projectId, d.sandboxId).catch(() => undefined);
@@ -333,33 +332,40 @@ export class DeploymentService {
     }
   }
 
-  close(): void {
-    for (const r of this.routes.values()) r.bridge.kill("SIGKILL");
+  /**
+   * First step of a shutdown, before the server waits for its connections: upgraded connections
+   * end (the server would wait for them; the next cairnd cannot take them over).
+   */
+  hangUp(): void {
+    for (const r of [...this.routes.values(), ...this.draining]) r.hangUp();
+  }
+
+  /** At shutdown: superseded versions stop now; serving ones keep running for the next cairnd. */
+  async close(): Promise<void> {
+    this.closing.abort();
+    await Promise.all(this.retiring);
+    const routes = [...this.routes.values()];
     this.routes.clear();
+    await Promise.all(routes.map((r) => r.forwarder.close()));
   }
 }
 
-function notFound(res: ServerResponse, key: string): void {
-  res.writeHead(404, { "content-type": PROBLEM_CONTENT_TYPE });
-  res.end(JSON.stringify({ type: "https://cairn.dev/errors/not-found", code: "DEPLOYMENT_NOT_FOUND", title: "Not found", status: 404, detail: `Nothing is deployed at ${key}` }));
-}
-
-function canConnect(socket: string): Promise<boolean> {
+/** The status of `GET /` on a new connection to the app; `undefined` when it does not answer. */
+function probe(forwarder: Forwarder): Promise<number | undefined> {
   return new Promise((resolve) => {
-    const s = connect(socket, () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.on("error", () => resolve(false));
-  });
-}
-
-function probe(socket: string): Promise<number | undefined> {
-  return new Promise((resolve) => {
-    const r = request({ socketPath: socket, path: "/", method: "GET", timeout: 2000 }, (res) => {
-      res.resume();
-      resolve(res.statusCode);
-    });
+    const r = request(
+      {
+        createConnection: forwarder.createConnection,
+        path: "/",
+        method: "GET",
+        headers: { connection: "close" },
+        timeout: 2000,
+      },
+      (res) => {
+        res.resume();
+        resolve(res.statusCode);
+      },
+    );
     r.on("error", () => resolve(undefined));
     r.on("timeout", () => {
       r.destroy();

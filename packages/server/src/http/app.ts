@@ -249,7 +249,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
         const port = deps.ports.match(req.headers.host);
         if (port) return deps.ports.upgrade(req, socket, head, port);
         const m = deps.deployments.match(req.headers.host);
-        if (m) deps.deployments.upgrade(req, socket, head, m.route);
+        if (m) deps.deployments.upgrade(req, socket, head, m.route, m.key);
         else socket.destroy();
       });
       return server;
@@ -259,9 +259,12 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const routes: RouteSpec[] = allRoutes(deps, () => doc);
   doc = buildOpenApi(routes, deps.version);
 
-  // Watches never end by themselves and resumable uploads can resume later: end both before
-  // close() waits for in-flight requests.
-  app.addHook("preClose", async () => deps.files.close());
+  // Watches and upgraded connections to deployed apps never end by themselves, and resumable
+  // uploads can resume later: end them before close() waits for in-flight requests.
+  app.addHook("preClose", async () => {
+    deps.deployments.hangUp();
+    await deps.files.close();
+  });
 
   app.addHook("onSend", async (req, reply, payload) => {
     reply.header("x-request-id", req.id);

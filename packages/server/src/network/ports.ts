@@ -12,7 +12,8 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Duplex } from "node:stream";
 import { CairnError, PROBLEM_CONTENT_TYPE, type ExposedPort, type ExposePortRequest } from "@cairn/protocol";
 import type { AuthService } from "../auth/service.js";
-import type { DeploymentService, Route } from "../deployments/service.js";
+import type { DeploymentService } from "../deployments/service.js";
+import type { Route } from "../deployments/router.js";
 import type { Logger } from "../logger.js";
 import type { SandboxService } from "../sandboxes/service.js";
 import type { MetadataStore, SandboxRecord } from "../storage/metadata-store.js";
@@ -198,7 +199,7 @@ export class SandboxPorts {
   /** Websockets and other upgrades to a sandbox port. */
   upgrade(req: IncomingMessage, socket: Duplex, head: Buffer, m: PortMatch): void {
     this.admit(req, m).then(
-      ({ route }) => this.deps.router.upgrade(req, socket, head, route),
+      ({ route }) => this.deps.router.upgrade(req, socket, head, route, m.key),
       (err: unknown) => {
         const e = err instanceof CairnError ? err : new CairnError("INTERNAL", "The router failed");
         const body = JSON.stringify(e.toProblem());

@@ -22,9 +22,11 @@ interface BackgroundProcess {
 export class ProcessTable {
   private readonly bySandbox = new Map<string, Map<string, BackgroundProcess>>();
 
-  /** Keep a started child as a background process of the sandbox. */
-  add(sandboxId: string, command: string, child: ChildProcess): ProcessInfo {
-    child.stdin?.end();
+  /** Keep a started child as a background process of the sandbox, `input` piped to its stdin. */
+  add(sandboxId: string, command: string, child: ChildProcess, input?: NodeJS.ReadableStream): ProcessInfo {
+    child.stdin?.on("error", () => undefined); // a command that exits before reading all of it
+    if (input && child.stdin) input.pipe(child.stdin);
+    else child.stdin?.end();
     const p: BackgroundProcess = { id: newId("proc", 12), command, child, stdout: [], stderr: [], bytes: 0, exitCode: null, done: Promise.resolve() };
     const keep = (list: Buffer[]) => (d: Buffer) => {
       list.push(d);

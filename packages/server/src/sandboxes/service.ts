@@ -392,10 +392,11 @@ export class SandboxService {
     return pid;
   }
 
-  async startBackground(projectId: string, id: string, req: ExecRequest): Promise<ProcessInfo> {
+  /** Start a command that runs on; `input`, when given, is its stdin (else stdin is empty). */
+  async startBackground(projectId: string, id: string, req: ExecRequest, input?: NodeJS.ReadableStream): Promise<ProcessInfo> {
     const child = await this.exec(projectId, id, req);
     const sb = await this.find(projectId, id);
-    return this.processes.add(id, req.command ?? (sb.spec.image?.argv ?? []).join(" "), child);
+    return this.processes.add(id, req.command ?? (sb.spec.image?.argv ?? []).join(" "), child, input);
   }
 
   async process(projectId: string, id: string, processId: string, options: { wait: boolean; logs: boolean }): Promise<ProcessInfo> {
