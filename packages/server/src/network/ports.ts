@@ -48,6 +48,25 @@ function sameSecret(a: string, b: string): boolean {
   return x.length === y.length && timingSafeEqual(x, y);
 }
 
+/** `req.rawHeaders` with the headers `names` as `req.headers` has them now (changed, or gone). */
+function rawHeadersAsNow(req: IncomingMessage, names: string[]): string[] {
+  const out: string[] = [];
+  const done = new Set<string>();
+  for (let i = 0; i < req.rawHeaders.length; i += 2) {
+    const name = req.rawHeaders[i]!;
+    const lower = name.toLowerCase();
+    if (!names.includes(lower)) {
+      out.push(name, req.rawHeaders[i + 1]!);
+      continue;
+    }
+    if (done.has(lower)) continue;
+    done.add(lower);
+    const value = req.headers[lower];
+    if (value !== undefined) out.push(name, Array.isArray(value) ? value.join(", ") : value);
+  }
+  return out;
+}
+
 function cookieValue(header: string | undefined): string | undefined {
   for (const part of (header ?? "").split(";")) {
     const [k, ...v] = part.trim().split("=");
@@ -166,6 +185,8 @@ export class SandboxPorts {
       if (rest === undefined) delete req.headers.cookie;
       else req.headers.cookie = rest;
     }
+    // The router forwards the headers as they came (rawHeaders): make those say the same.
+    req.rawHeaders = rawHeadersAsNow(req, ["authorization", "cookie", "x-cairn-project"]);
     return { route: await this.routeFor(sb, m.port), ...(setCookie ? { setCookie } : {}) };
   }
 
