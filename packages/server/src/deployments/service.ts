@@ -317,7 +317,7 @@ export class DeploymentService {
     upgrade(req, socket, head, route, key);
   }
 
-  /** After a restart: running versions get their connector and route back. */
+  /** After a restart: running versions get their relay and route back. */
   async reconcile(): Promise<void> {
     const { store, sandboxes, log } = this.deps;
     for (const d of await store.deployments.list({ states: ["running", "starting"] })) {
