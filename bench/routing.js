@@ -21,6 +21,8 @@ import { createServer, request, Agent } from "node:http";
 import { join } from "node:path";
 import { Cairn } from "@cairn/sdk";
 import { fmtMs, mdTable, median, now, scratchDir, sh, sleep, textTable, withCairnd } from "./lib.js";
+// The deployments test's app; APP_DIR lets the same file run on the host.
+import { MAIN_PY } from "./deploys.js";
 
 export const name = "routing";
 export const title = "Deployment router and redeploy";
@@ -29,18 +31,6 @@ const REDEPLOYS = Number(process.env.CAIRN_BENCH_REDEPLOYS ?? 5);
 const WRK_REPEATS = Number(process.env.CAIRN_BENCH_WRK_REPEATS ?? 5);
 const WRK_ARGS = ["-t2", "-c16", `-d${process.env.CAIRN_BENCH_WRK_SECONDS ?? 5}s`, "--latency"];
 
-// The deployments test's app; APP_DIR lets the same file run on the host.
-const MAIN_PY = `import os, http.server, pathlib
-fs = pathlib.Path(os.environ["CAIRN_LOCAL_FS"]); (fs / "uploads").mkdir(parents=True, exist_ok=True)
-count = fs / "count"; n = int(count.read_text()) + 1 if count.exists() else 1; count.write_text(str(n))
-app_files = sorted(os.listdir(os.environ.get("APP_DIR", "/data/app")))
-class H(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):
-        body = ("deploy #%d %s" % (n, ",".join(app_files))).encode()
-        self.send_response(200); self.send_header("content-length", str(len(body))); self.end_headers(); self.wfile.write(body)
-    def log_message(self, *a): pass
-http.server.ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()
-`;
 const SERVER_JS = `require("http").createServer((q, s) => s.end("node ok")).listen(process.env.PORT, "127.0.0.1");`;
 // Inside the sandbox: start main.py on another port and poll it, as the host baseline does.
 const START_IN_SANDBOX_PY = `import os, subprocess, time, urllib.request

@@ -2,6 +2,7 @@ import type { Image, PullEvent } from "@cairn/protocol";
 import type { HttpClient, RequestOptions } from "./transport/http.js";
 import { CairnError, isErrorCode } from "@cairn/protocol";
 import { toStream, type FileData } from "./transport/body.js";
+import { ndjson } from "./transport/ndjson.js";
 
 export type { Image, PullEvent };
 
@@ -33,26 +34,15 @@ export class Images {
   async pull(ref: string, options: PullOptions = {}): Promise<Image> {
     if (!options.onProgress) return this.http.json<Image>({ method: "POST", path: "/v1/images/pull", json: { ref }, signal: options.signal });
     const res = await this.http.request({ method: "POST", path: "/v1/images/pull", json: { ref, progress: true }, signal: options.signal });
-    const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader();
-    let buf = "";
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (value) buf += value;
-      let nl: number;
-      while ((nl = buf.indexOf("\n")) >= 0) {
-        const line = buf.slice(0, nl);
-        buf = buf.slice(nl + 1);
-        if (!line.trim()) continue;
-        const e = JSON.parse(line) as PullEvent;
-        if (e.type === "image") return e.image;
-        if (e.type === "error") throw new CairnError(isErrorCode(e.error.code) ? e.error.code : "INTERNAL", e.error.detail);
-        options.onProgress(e);
-      }
-      if (done) throw new CairnError("UNAVAILABLE", "The pull's progress stream ended without an answer");
+    for await (const e of ndjson<PullEvent>(res.body!)) {
+      if (e.type === "image") return e.image;
+      if (e.type === "error") throw new CairnError(isErrorCode(e.error.code) ? e.error.code : "INTERNAL", e.error.detail);
+      options.onProgress(e);
     }
+    throw new CairnError("UNAVAILABLE", "The pull's progress stream ended without an answer");
   }
 
-  /** The images on this host, newest first. @example for (const i of await cairn.images.list()) console.log(i.refs, i.digest); */
+  /** The project's images (those it pulled or imported), newest first. @example for (const i of await cairn.images.list()) console.log(i.refs, i.digest); */
   async list(options: RequestOptions = {}): Promise<Image[]> {
     return (await this.http.json<{ items: Image[] }>({ method: "GET", path: "/v1/images", signal: options.signal })).items;
   }

@@ -11,6 +11,7 @@ import type {
 } from "@cairn/protocol";
 import { defaultHttpClient, type HttpClient, type RequestOptions } from "./transport/http.js";
 import type { FileData } from "./transport/body.js";
+import { ndjson } from "./transport/ndjson.js";
 
 export type { SandboxInfo, Attachment, MountRequest, ProcessInfo, ExposedPort, SandboxNetwork, SandboxNetworkRequest };
 
@@ -223,26 +224,14 @@ export class Sandbox {
       signal: options.signal,
     });
     const result: ExecResult = { stdout: "", stderr: "", exitCode: -1 };
-    const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader();
-    let buf = "";
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (value) buf += value;
-      let nl: number;
-      while ((nl = buf.indexOf("\n")) >= 0) {
-        const line = buf.slice(0, nl);
-        buf = buf.slice(nl + 1);
-        if (!line) continue;
-        const e = JSON.parse(line) as ExecEvent;
-        if (e.type === "stdout") {
-          result.stdout += e.data;
-          options.onStdout?.(e.data);
-        } else if (e.type === "stderr") {
-          result.stderr += e.data;
-          options.onStderr?.(e.data);
-        } else result.exitCode = e.exitCode;
-      }
-      if (done) break;
+    for await (const e of ndjson<ExecEvent>(res.body!)) {
+      if (e.type === "stdout") {
+        result.stdout += e.data;
+        options.onStdout?.(e.data);
+      } else if (e.type === "stderr") {
+        result.stderr += e.data;
+        options.onStderr?.(e.data);
+      } else result.exitCode = e.exitCode;
     }
     return result;
   }
